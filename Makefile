@@ -1,0 +1,36 @@
+# meterwatch: the two commands of the README, and the tools behind them.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench azurite clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	npm install --no-audit --no-fund --silent
+	touch $(STAMP)
+
+## make demo: set up .venv and Azurite, run the main job (results and pictures in demo-output/)
+demo: $(STAMP)
+	scripts/azurite.sh start
+	$(BIN)/meterwatch demo --output demo-output
+
+## make test: lint, type-check and run every test tier (Azurite is started by the tests)
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	bench/run
+
+azurite: $(STAMP)
+	scripts/azurite.sh start
+
+clean:
+	rm -rf $(VENV) node_modules .azurite demo-output .pytest_cache .mypy_cache .ruff_cache

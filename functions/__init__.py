@@ -1,0 +1,1 @@
+"""Azure Functions triggers: one blueprint per trigger family (thin doors into ``shared``)."""

@@ -1,0 +1,102 @@
+"""The one error hierarchy of meterwatch.
+
+Errors are raised, never returned. Every error that reaches a user carries a ``code`` (the
+Anomaly Detector v1.1 error code where the service had one) and a message that says what to fix::
+
+    MeterwatchError                      base of everything meterwatch raises on purpose
+    ├── ConfigurationError               a missing or malformed app setting (names the setting)
+    ├── InputError                       bad input from a user or device (coded, never retried)
+    │   ├── TelemetryError               one bad event: not JSON, missing field, NaN, bad timestamp
+    │   ├── DetectionRequestError        a v1.1 request the engine refuses (InvalidSeries, ...)
+    │   ├── CsvFormatError               a CSV file that is not ``timestamp,value`` shaped
+    │   └── DatasetError                 a multivariate dataset or zip that cannot be used
+    ├── ModelError                       a multivariate model that cannot serve the call
+    │   ├── ModelNotFoundError           no model with that id (HTTP 404)
+    │   └── ModelNotReadyError           the model exists but is not READY
+    └── ResultNotFoundError              no detection result with that id (HTTP 404)
+
+Storage failures are *not* wrapped: the Azure SDK's own exceptions propagate so that the
+Functions runtime retries the invocation.
+"""
+
+from __future__ import annotations
+
+
+class MeterwatchError(Exception):
+    """Base class: every error meterwatch raises on purpose.
+
+    Args:
+        message: What went wrong and what to do about it.
+        code: A short machine-readable code (v1.1 error code where one exists).
+    """
+
+    default_code = "InternalError"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the v1.1 error body ``{"code", "message"}``."""
+        return {"code": self.code, "message": self.message}
+
+
+class ConfigurationError(MeterwatchError):
+    """An app setting is missing or malformed; the message names the setting."""
+
+    default_code = "InvalidConfiguration"
+
+
+class InputError(MeterwatchError):
+    """Bad input: the caller must change it; retrying will not help."""
+
+    default_code = "BadArgument"
+
+
+class TelemetryError(InputError):
+    """One telemetry event cannot be used (it is dead-lettered with this reason)."""
+
+    default_code = "InvalidTelemetry"
+
+
+class DetectionRequestError(InputError):
+    """A detection request violates the v1.1 contract (series limits, parameters)."""
+
+    default_code = "InvalidSeries"
+
+
+class CsvFormatError(InputError):
+    """A CSV file is not the expected ``timestamp,value`` shape."""
+
+    default_code = "InvalidCsv"
+
+
+class DatasetError(InputError):
+    """A multivariate dataset (zip or one-table CSV) cannot be used for training or detection."""
+
+    default_code = "InvalidDataset"
+
+
+class ModelError(MeterwatchError):
+    """A multivariate model cannot serve the call."""
+
+    default_code = "ModelError"
+
+
+class ModelNotFoundError(ModelError):
+    """No model exists with the given id."""
+
+    default_code = "ModelNotExist"
+
+
+class ModelNotReadyError(ModelError):
+    """The model exists but its status is not READY."""
+
+    default_code = "ModelNotReady"
+
+
+class ResultNotFoundError(MeterwatchError):
+    """No detection result exists with the given id."""
+
+    default_code = "ResultNotExist"

@@ -1,0 +1,192 @@
+"""App settings, read once into a frozen typed object.
+
+No other module reads ``os.environ``: they receive a :class:`Settings` (or call
+:func:`get_settings`, which reads the environment once per process). A missing or malformed
+setting raises :class:`~shared.errors.ConfigurationError` naming it.
+
+Every setting the code reads is declared here, with its app-setting name in the field's
+metadata; :func:`setting_names` lists them, and tests check that ``local.settings.sample.json``
+and the Bicep templates set exactly those.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from typing import Any
+
+from shared.errors import ConfigurationError
+
+#: Impute modes of the v1.1 contract.
+IMPUTE_MODES = ("auto", "previous", "linear", "fixed", "zero", "notFill")
+
+#: Where the raw-container blob trigger gets its events from (Event Grid in the cloud).
+BLOB_TRIGGER_SOURCES = ("LogsAndContainerScan", "EventGrid")
+
+
+def _setting(env: str, default: Any = None, *, required: bool = False, doc: str = "") -> Any:
+    return field(default=default, metadata={"env": env, "required": required, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything meterwatch reads from app settings (see the README's configuration table)."""
+
+    # Storage: a connection string locally (Azurite), identity-based in the cloud.
+    storage_connection_string: str | None = _setting(
+        "AzureWebJobsStorage", doc="Storage connection string (UseDevelopmentStorage=true locally)"
+    )
+    storage_blob_service_uri: str | None = _setting(
+        "AzureWebJobsStorage__blobServiceUri",
+        doc="Blob endpoint for identity-based storage (cloud); used when no connection string",
+    )
+    storage_client_id: str | None = _setting(
+        "AzureWebJobsStorage__clientId", doc="Client id of the user-assigned managed identity"
+    )
+    # Event Hubs (the trigger reads the EventHubConnection* settings through the host).
+    eventhub_name: str = _setting("EVENTHUB_NAME", "telemetry", doc="Event Hub the ingest reads")
+    eventhub_consumer_group: str = _setting(
+        "EVENTHUB_CONSUMER_GROUP", "$Default", doc="Consumer group of the ingest trigger"
+    )
+    # Containers.
+    raw_container: str = _setting("RAW_CONTAINER", "raw-telemetry", doc="Raw telemetry batches")
+    results_container: str = _setting(
+        "RESULTS_CONTAINER", "detection-results", doc="Detection requests, results, summaries"
+    )
+    deadletter_container: str = _setting(
+        "DEADLETTER_CONTAINER", "deadletter", doc="Rejected input with its reason"
+    )
+    training_container: str = _setting(
+        "TRAINING_CONTAINER", "mv-training", doc="Multivariate datasets uploaded by operators"
+    )
+    models_container: str = _setting(
+        "MODELS_CONTAINER", "mv-models", doc="Multivariate model registry and artifacts"
+    )
+    blob_trigger_source: str = _setting(
+        "BLOB_TRIGGER_SOURCE",
+        "LogsAndContainerScan",
+        doc="Blob trigger source: LogsAndContainerScan (local) or EventGrid (cloud)",
+    )
+    # Univariate detection parameters (v1.1 names in the request).
+    detect_granularity: str = _setting(
+        "DETECT_GRANULARITY", "auto", doc="v1.1 granularity, or auto to infer it from timestamps"
+    )
+    detect_custom_interval: int | None = _setting(
+        "DETECT_CUSTOM_INTERVAL", doc="v1.1 customInterval (inferred with granularity=auto)"
+    )
+    detect_period: int | None = _setting("DETECT_PERIOD", doc="Period in points; empty = detect")
+    detect_sensitivity: int = _setting("DETECT_SENSITIVITY", 95, doc="0-99, higher flags more")
+    detect_max_anomaly_ratio: float = _setting(
+        "DETECT_MAX_ANOMALY_RATIO", 0.25, doc="Upper bound of the flagged share (0, 0.5]"
+    )
+    detect_impute_mode: str = _setting(
+        "DETECT_IMPUTE_MODE", "auto", doc="auto, previous, linear, fixed, zero or notFill"
+    )
+    detect_impute_fixed_value: float | None = _setting(
+        "DETECT_IMPUTE_FIXED_VALUE", doc="Fill value when DETECT_IMPUTE_MODE=fixed"
+    )
+    detect_window_points: int = _setting(
+        "DETECT_WINDOW_POINTS", 1440, doc="Points of history assembled per detection (12-8640)"
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from a mapping of app settings.
+
+        Args:
+            env: App settings (``os.environ`` in the host, a dict in tests).
+
+        Returns:
+            The validated settings.
+
+        Raises:
+            ConfigurationError: A required setting is missing or a value is malformed; the
+                message names the setting and what it expects.
+        """
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            name = spec.metadata["env"]
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            values[spec.name] = _convert(name, raw.strip(), _CONVERTERS.get(spec.name, str))
+        settings = cls(**values)
+        settings._validate()
+        return settings
+
+    def _validate(self) -> None:
+        if not self.storage_connection_string and not self.storage_blob_service_uri:
+            raise ConfigurationError(
+                "Missing app setting AzureWebJobsStorage: set it to a storage connection string "
+                "(UseDevelopmentStorage=true for Azurite) or set "
+                "AzureWebJobsStorage__blobServiceUri for identity-based access."
+            )
+        if self.detect_impute_mode not in IMPUTE_MODES:
+            raise ConfigurationError(
+                f"DETECT_IMPUTE_MODE={self.detect_impute_mode!r}: expected one of {IMPUTE_MODES}."
+            )
+        if self.detect_impute_mode == "fixed" and self.detect_impute_fixed_value is None:
+            raise ConfigurationError(
+                "DETECT_IMPUTE_MODE=fixed needs DETECT_IMPUTE_FIXED_VALUE (a number)."
+            )
+        if self.blob_trigger_source not in BLOB_TRIGGER_SOURCES:
+            raise ConfigurationError(
+                f"BLOB_TRIGGER_SOURCE={self.blob_trigger_source!r}: expected one of "
+                f"{BLOB_TRIGGER_SOURCES}."
+            )
+        if not 0 <= self.detect_sensitivity <= 99:
+            raise ConfigurationError("DETECT_SENSITIVITY must be an integer from 0 to 99.")
+        if not 0 < self.detect_max_anomaly_ratio <= 0.5:
+            raise ConfigurationError("DETECT_MAX_ANOMALY_RATIO must be in (0, 0.5].")
+        if not 12 <= self.detect_window_points <= 8640:
+            raise ConfigurationError("DETECT_WINDOW_POINTS must be from 12 to 8640.")
+
+
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "detect_custom_interval": int,
+    "detect_period": int,
+    "detect_sensitivity": int,
+    "detect_max_anomaly_ratio": float,
+    "detect_impute_fixed_value": float,
+    "detect_window_points": int,
+}
+
+
+def _convert(name: str, raw: str, converter: Callable[[str], Any]) -> Any:
+    try:
+        return converter(raw)
+    except ValueError as exc:
+        kind = getattr(converter, "__name__", "value")
+        raise ConfigurationError(f"App setting {name}={raw!r} is not a valid {kind}.") from exc
+
+
+def setting_names() -> list[str]:
+    """Return the app-setting names the code reads, in declaration order."""
+    return [spec.metadata["env"] for spec in fields(Settings)]
+
+
+def setting_docs() -> dict[str, tuple[Any, str]]:
+    """Return ``{name: (default, description)}`` for the README's configuration table."""
+    return {spec.metadata["env"]: (spec.default, spec.metadata["doc"]) for spec in fields(Settings)}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read the process environment once and return the settings (cached)."""
+    return Settings.from_env(os.environ)
+
+
+def trigger_source_from_env() -> str:
+    """Return the blob trigger source for binding metadata, read at function-app import.
+
+    Binding metadata is fixed when the app is indexed, before any invocation, so this one value
+    is read without requiring the rest of the settings (which are validated on first use).
+    """
+    value = os.environ.get("BLOB_TRIGGER_SOURCE", "").strip() or "LogsAndContainerScan"
+    if value not in BLOB_TRIGGER_SOURCES:
+        raise ConfigurationError(
+            f"BLOB_TRIGGER_SOURCE={value!r}: expected one of {BLOB_TRIGGER_SOURCES}."
+        )
+    return value

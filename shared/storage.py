@@ -1,0 +1,171 @@
+"""Blob storage: one small facade over ``azure-storage-blob`` and the naming rules.
+
+Writes are idempotent: every blob name is derived from its content's identity (partition and
+sequence numbers, device, metric, timestamps), and writes overwrite, so a redelivered batch
+rewrites the same blobs with the same bytes instead of adding duplicates. Storage errors are
+not caught here: they propagate so that the Functions runtime retries the invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+JSON_CONTENT = ContentSettings(content_type="application/json")
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """A blob's container and name."""
+
+    container: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.container}/{self.name}"
+
+
+class BlobStore:
+    """Reads and writes blobs of one storage account.
+
+    Args:
+        service: A ready ``BlobServiceClient`` (Azurite in tests, identity-based in the cloud).
+    """
+
+    def __init__(self, service: BlobServiceClient) -> None:
+        self._service = service
+        self._ready: set[str] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BlobStore:
+        """Connect with a connection string, or with managed identity when only a URI is set."""
+        if settings.storage_connection_string:
+            return cls(BlobServiceClient.from_connection_string(settings.storage_connection_string))
+        from azure.identity import DefaultAzureCredential  # only the cloud path needs it
+
+        credential = DefaultAzureCredential(
+            managed_identity_client_id=settings.storage_client_id or None
+        )
+        assert settings.storage_blob_service_uri  # checked by Settings
+        return cls(BlobServiceClient(settings.storage_blob_service_uri, credential=credential))
+
+    @property
+    def service(self) -> BlobServiceClient:
+        """The underlying service client."""
+        return self._service
+
+    def container(self, name: str) -> ContainerClient:
+        """Return a client for ``name``, creating the container once per process."""
+        client = self._service.get_container_client(name)
+        if name not in self._ready:
+            try:
+                client.create_container()
+            except ResourceExistsError:
+                pass
+            self._ready.add(name)
+        return client
+
+    def put_bytes(
+        self,
+        ref: BlobRef,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Write (overwrite) a blob."""
+        self.container(ref.container).upload_blob(
+            ref.name,
+            data,
+            overwrite=True,
+            content_settings=ContentSettings(content_type=content_type),
+            metadata=metadata,
+        )
+
+    def put_json(self, ref: BlobRef, document: Any) -> None:
+        """Write a JSON document (compact, keys in insertion order)."""
+        data = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+        self.put_bytes(ref, data, content_type="application/json")
+
+    def get_bytes(self, ref: BlobRef) -> bytes:
+        """Read a blob.
+
+        Raises:
+            azure.core.exceptions.ResourceNotFoundError: No such blob.
+        """
+        return bytes(self.container(ref.container).download_blob(ref.name).readall())
+
+    def get_json(self, ref: BlobRef) -> Any:
+        """Read a JSON blob."""
+        return json.loads(self.get_bytes(ref))
+
+    def get_json_or_none(self, ref: BlobRef) -> Any | None:
+        """Read a JSON blob, or return ``None`` when it does not exist."""
+        try:
+            return self.get_json(ref)
+        except ResourceNotFoundError:
+            return None
+
+    def get_json_with_etag(self, ref: BlobRef) -> tuple[Any | None, str | None]:
+        """Read a JSON blob and its ETag; ``(None, None)`` when it does not exist."""
+        try:
+            downloader = self.container(ref.container).download_blob(ref.name)
+        except ResourceNotFoundError:
+            return None, None
+        return json.loads(downloader.readall()), str(downloader.properties.etag)
+
+    def put_json_if_unchanged(self, ref: BlobRef, document: Any, etag: str | None) -> bool:
+        """Write a JSON blob only if it still has ``etag`` (or still does not exist).
+
+        Returns:
+            ``False`` when another writer got there first (re-read and retry).
+        """
+        data = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+        blob = self.container(ref.container).get_blob_client(ref.name)
+        try:
+            if etag is None:
+                blob.upload_blob(data, overwrite=False, content_settings=JSON_CONTENT)
+            else:
+                blob.upload_blob(
+                    data,
+                    overwrite=True,
+                    content_settings=JSON_CONTENT,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError):
+            return False
+        return True
+
+    def get_metadata(self, ref: BlobRef) -> dict[str, str]:
+        """Return a blob's user metadata."""
+        props = self.container(ref.container).get_blob_client(ref.name).get_blob_properties()
+        return dict(props.metadata or {})
+
+    def exists(self, ref: BlobRef) -> bool:
+        """Whether the blob exists."""
+        return bool(self.container(ref.container).get_blob_client(ref.name).exists())
+
+    def list_names(self, container: str, prefix: str = "") -> Iterator[str]:
+        """Yield blob names under ``prefix`` in lexical order."""
+        for item in self.container(container).list_blobs(name_starts_with=prefix or None):
+            yield str(item.name)
+
+    def delete(self, ref: BlobRef) -> bool:
+        """Delete a blob; return whether it existed."""
+        try:
+            self.container(ref.container).delete_blob(ref.name, delete_snapshots="include")
+        except ResourceNotFoundError:
+            return False
+        return True

@@ -1,0 +1,297 @@
+"""Telemetry events: decode and validate what meters send into typed readings.
+
+Accepted message shapes (UTF-8 JSON):
+
+* the tutorial's single reading ``{"timestamp": "2006-12-16T17:24:00Z", "value": "0.418"}``
+  (value may be a numeric string); the metric name comes from a ``metric`` field or
+  application property, else it is ``value``;
+* multi-metric readings ``{"deviceId": "m1", "timestamp": ..., "power": 1.2, "voltage": 236}``:
+  every numeric field (or numeric string) other than the reserved keys is a metric; text fields
+  such as ``firmware`` are metadata and ignored;
+* a JSON array of either shape (devices that batch several readings into one message).
+
+The device id is the body's ``deviceId``, else the IoT Hub system property
+``iothub-connection-device-id``, else an application property ``deviceId``. Anything else raises
+:class:`~shared.errors.TelemetryError` with a code and a reason, and the event is dead-lettered
+whole (its original payload is kept, so nothing is lost).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from dateutil import parser as date_parser
+
+from shared.errors import TelemetryError
+
+#: Body keys that are never metrics.
+RESERVED_KEYS = frozenset(
+    {"deviceId", "device_id", "timestamp", "metric", "unit", "messageId", "message_id", "value"}
+)
+IOTHUB_DEVICE_PROPERTY = "iothub-connection-device-id"
+_DEVICE_PROPERTY_NAMES = (IOTHUB_DEVICE_PROPERTY, b"iothub-connection-device-id")
+# Device ids and metric names become blob path segments: keep them to a safe alphabet.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+#: Readings more than this far from the Unix epoch range are rejected (year 1970..2200).
+_MIN_EPOCH, _MAX_EPOCH = 0.0, 7_258_118_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One validated measurement of one metric of one device."""
+
+    device_id: str
+    metric: str
+    timestamp: float  # seconds since the Unix epoch, UTC
+    value: float
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """An event as delivered by Event Hubs, independent of the Functions binding types."""
+
+    body: bytes
+    partition_id: str
+    sequence_number: int
+    offset: str | None = None
+    enqueued_time: datetime | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    system_properties: Mapping[str, Any] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        """Return JSON-safe event metadata for dead letters and logs."""
+        return {
+            "partitionId": self.partition_id,
+            "sequenceNumber": self.sequence_number,
+            "offset": self.offset,
+            "enqueuedTime": self.enqueued_time.isoformat() if self.enqueued_time else None,
+            "properties": _json_safe(self.properties),
+            "systemProperties": _json_safe(self.system_properties),
+        }
+
+
+def parse_event(event: RawEvent) -> list[Reading]:
+    """Decode one event into readings.
+
+    Args:
+        event: The delivered event.
+
+    Returns:
+        The readings it carries (one per metric and timestamp).
+
+    Raises:
+        TelemetryError: The event is not JSON, lacks a device id, timestamp or value, or holds a
+            non-numeric, NaN or infinite value, or an unparseable timestamp.
+    """
+    return [Reading(*row) for row in parse_event_rows(event, {})]
+
+
+ReadingRow = tuple[str, str, float, float]
+
+
+def parse_event_rows(event: RawEvent, stamp_cache: dict[str, float]) -> list[ReadingRow]:
+    """Decode one event into ``(device_id, metric, timestamp, value)`` rows (the fast path).
+
+    Args:
+        event: The delivered event.
+        stamp_cache: Timestamp text already parsed in this batch (shared across its events,
+            since a batch repeats the same few minutes many times).
+
+    Raises:
+        TelemetryError: As :func:`parse_event`.
+    """
+    try:
+        payload = json.loads(event.body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise TelemetryError(f"Body is not UTF-8 JSON: {exc}", code="InvalidJson") from exc
+    rows: list[ReadingRow] = []
+    if isinstance(payload, dict):
+        _rows_of(payload, event, stamp_cache, rows)
+    elif isinstance(payload, list) and payload and all(isinstance(i, dict) for i in payload):
+        for item in payload:
+            _rows_of(item, event, stamp_cache, rows)
+    else:
+        raise TelemetryError(
+            "Body must be a JSON object (or a non-empty array of objects) with timestamp and "
+            f"values, got {type(payload).__name__}.",
+            code="InvalidJson",
+        )
+    return rows
+
+
+def _rows_of(
+    body: Mapping[str, Any], event: RawEvent, stamp_cache: dict[str, float], out: list[ReadingRow]
+) -> None:
+    device_id = _device_id(body, event)
+    raw_stamp = body.get("timestamp")
+    if raw_stamp is None or raw_stamp == "":
+        raise TelemetryError("Missing field 'timestamp'.", code="MissingField")
+    if isinstance(raw_stamp, str):
+        timestamp = stamp_cache.get(raw_stamp)
+        if timestamp is None:
+            timestamp = stamp_cache[raw_stamp] = parse_timestamp(raw_stamp)
+    else:
+        timestamp = parse_timestamp(raw_stamp)
+    if "value" in body:
+        metric = body.get("metric") or event.properties.get("metric") or "value"
+        out.append((device_id, _checked_name(metric, "metric"), timestamp, _number("value", body)))
+        return
+    found = False
+    for key, raw in body.items():
+        if key in RESERVED_KEYS or raw is None or raw is True or raw is False:
+            continue
+        kind = type(raw)
+        if kind is float or kind is int:
+            value = float(raw)
+            if value - value != 0.0:  # NaN or infinite (json accepts NaN/Infinity literals)
+                _finite(key, value)
+        elif kind is str and _looks_numeric(raw):
+            value = _number(key, body)
+        else:
+            continue  # text or nested metadata, not a metric
+        found = True
+        out.append((device_id, _checked_name(key, "metric"), timestamp, value))
+    if not found:
+        raise TelemetryError(
+            "No metric found: expected 'value' or at least one numeric field such as 'power'.",
+            code="MissingField",
+        )
+
+
+def _device_id(body: Mapping[str, Any], event: RawEvent) -> str:
+    candidate = body.get("deviceId") or body.get("device_id")
+    if not candidate:
+        for name in _DEVICE_PROPERTY_NAMES:
+            if name in event.system_properties:
+                candidate = event.system_properties[name]
+                break
+    if not candidate:
+        candidate = event.properties.get("deviceId")
+    if isinstance(candidate, bytes):
+        candidate = candidate.decode("utf-8", errors="replace")
+    if not candidate:
+        raise TelemetryError(
+            "Missing device id: set 'deviceId' in the body, or send through IoT Hub "
+            f"(system property {IOTHUB_DEVICE_PROPERTY}).",
+            code="MissingField",
+        )
+    return _checked_name(candidate, "deviceId")
+
+
+_VALID_NAMES: set[str] = set()
+
+
+def _checked_name(name: Any, what: str) -> str:
+    if name in _VALID_NAMES:
+        return str(name)
+    text = str(name)
+    if not _NAME_RE.match(text):
+        raise TelemetryError(
+            f"Invalid {what} {text[:80]!r}: use 1-128 letters, digits and _.:@- "
+            "(it becomes part of a blob name).",
+            code="InvalidName",
+        )
+    if len(_VALID_NAMES) < 100_000:  # bounded: device ids are many but finite
+        _VALID_NAMES.add(text)
+    return text
+
+
+def _number(key: str, body: Mapping[str, Any]) -> float:
+    raw = body[key]
+    if raw is None or isinstance(raw, bool):
+        raise TelemetryError(f"Field {key!r} must be a number, got {raw!r}.", code="InvalidValue")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise TelemetryError(
+            f"Field {key!r} must be a number, got {str(raw)[:80]!r}.", code="InvalidValue"
+        ) from exc
+    return _finite(key, value)
+
+
+def _finite(key: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise TelemetryError(
+            f"Field {key!r} is {value}: NaN and infinite readings are not accepted.",
+            code="InvalidValue",
+        )
+    return value
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_timestamp(raw: Any) -> float:
+    """Parse a telemetry timestamp into epoch seconds (UTC).
+
+    Accepts ISO 8601 (``2006-12-16T17:24:00Z``, offsets, fractions), the tutorial's
+    ``12/16/2006 17:24`` (read as UTC), and epoch numbers (seconds, or milliseconds when larger
+    than 10^11).
+
+    Raises:
+        TelemetryError: The value is not a timestamp, or lies outside 1970-2200.
+    """
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        seconds = float(raw) / 1000.0 if abs(raw) > 1e11 else float(raw)
+    elif isinstance(raw, str):
+        seconds = _parse_text_timestamp(raw)
+    else:
+        raise TelemetryError(
+            f"Field 'timestamp' must be ISO 8601 text or epoch seconds, got {raw!r}.",
+            code="InvalidTimestamp",
+        )
+    if not (_MIN_EPOCH <= seconds <= _MAX_EPOCH) or not math.isfinite(seconds):
+        raise TelemetryError(
+            f"Timestamp {raw!r} is outside 1970-2200.", code="InvalidTimestamp"
+        )
+    return seconds
+
+
+def _parse_text_timestamp(text: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            parsed = date_parser.parse(text)
+        except (ValueError, OverflowError) as exc:
+            raise TelemetryError(
+                f"Unparseable timestamp {text[:80]!r}: use ISO 8601 such as "
+                "2006-12-16T17:24:00Z.",
+                code="InvalidTimestamp",
+            ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def format_timestamp(seconds: float) -> str:
+    """Format epoch seconds as the v1.1 timestamp text ``YYYY-MM-DDTHH:MM:SSZ``."""
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_safe(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    safe: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif not isinstance(value, str | int | float | bool | type(None)):
+            value = str(value)
+        safe[name] = value
+    return safe

@@ -1,0 +1,108 @@
+"""Telemetry decoding: what real devices send is accepted, anything else is a coded error."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.errors import TelemetryError
+from shared.telemetry import RawEvent, Reading, format_timestamp, parse_event, parse_timestamp
+
+pytestmark = pytest.mark.unit
+
+
+def event(body: object | bytes, **system: object) -> RawEvent:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return RawEvent(data, "0", 7, system_properties=system)
+
+
+def test_tutorial_message_with_string_value_and_iothub_device() -> None:
+    readings = parse_event(
+        event(
+            {"timestamp": "2006-12-16T17:24:00Z", "value": "0.418"},
+            **{"iothub-connection-device-id": "meter-7"},
+        )
+    )
+    assert readings == [
+        Reading("meter-7", "value", datetime(2006, 12, 16, 17, 24, tzinfo=UTC).timestamp(), 0.418)
+    ]
+
+
+def test_metric_name_from_application_property() -> None:
+    raw = RawEvent(
+        b'{"deviceId":"m1","timestamp":"2006-12-16T17:24:00Z","value":1}',
+        "0",
+        1,
+        properties={"metric": "power"},
+    )
+    assert parse_event(raw)[0].metric == "power"
+
+
+def test_multi_metric_message_ignores_text_fields() -> None:
+    readings = parse_event(
+        event(
+            {
+                "deviceId": "m1",
+                "timestamp": "2026-11-01T10:00:00+01:00",
+                "power": 1.5,
+                "voltage": "236.2",
+                "firmware": "1.2.3",
+                "online": True,
+            }
+        )
+    )
+    assert {(r.metric, r.value) for r in readings} == {("power", 1.5), ("voltage", 236.2)}
+    assert readings[0].timestamp == datetime(2026, 11, 1, 9, 0, tzinfo=UTC).timestamp()
+
+
+def test_array_of_readings() -> None:
+    readings = parse_event(
+        event(
+            [
+                {"deviceId": "m1", "timestamp": "2026-11-01T10:00:00Z", "power": 1},
+                {"deviceId": "m1", "timestamp": "2026-11-01T10:01:00Z", "power": 2},
+            ]
+        )
+    )
+    assert [r.value for r in readings] == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"not json", "InvalidJson"),
+        (b"\xff\xfe\x00", "InvalidJson"),
+        ([1, 2], "InvalidJson"),
+        ({"deviceId": "m1", "value": 1}, "MissingField"),
+        ({"timestamp": "2026-11-01T10:00:00Z", "value": 1}, "MissingField"),
+        ({"deviceId": "m1", "timestamp": "2026-11-01T10:00:00Z"}, "MissingField"),
+        ({"deviceId": "m1", "timestamp": "2026-11-01T10:00:00Z", "value": "abc"}, "InvalidValue"),
+        ({"deviceId": "m1", "timestamp": "2026-11-01T10:00:00Z", "value": None}, "InvalidValue"),
+        ({"deviceId": "m1", "timestamp": "2026-11-01T10:00:00Z", "value": "NaN"}, "InvalidValue"),
+        ({"deviceId": "m1", "timestamp": "2026-11-01T10:00:00Z", "value": "inf"}, "InvalidValue"),
+        (b'{"deviceId":"m1","timestamp":"2026-11-01T10:00:00Z","power":NaN}', "InvalidValue"),
+        ({"deviceId": "m1", "timestamp": "yesterday-ish", "value": 1}, "InvalidTimestamp"),
+        ({"deviceId": "m1", "timestamp": "1800-01-01T00:00:00Z", "value": 1}, "InvalidTimestamp"),
+        ({"deviceId": "../etc", "timestamp": "2026-11-01T10:00:00Z", "value": 1}, "InvalidName"),
+    ],
+)
+def test_bad_events_raise_coded_errors(body: object, code: str) -> None:
+    raw = event(body, **{"iothub-connection-device-id": "fallback"}) if "deviceId" in str(
+        body
+    ) else event(body)
+    with pytest.raises(TelemetryError) as info:
+        parse_event(raw)
+    assert info.value.code == code
+    assert info.value.message
+
+
+def test_timestamp_formats() -> None:
+    expected = datetime(2006, 12, 16, 17, 24, tzinfo=UTC).timestamp()
+    assert parse_timestamp("12/16/2006 17:24") == expected
+    assert parse_timestamp("2006-12-16T17:24:00") == expected
+    assert parse_timestamp("2006-12-16T18:24:00+01:00") == expected
+    assert parse_timestamp(expected) == expected
+    assert parse_timestamp(expected * 1000) == expected
+    assert format_timestamp(expected) == "2006-12-16T17:24:00Z"
