@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from shared.engine.univariate import (
 from shared.errors import DetectionRequestError, TelemetryError
 from shared.series import GRANULARITY_SECONDS, MAX_POINTS, MIN_POINTS, Grid, impute, to_grid
 from shared.telemetry import parse_timestamp
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 IMPUTE_MODES = ("auto", "previous", "linear", "fixed", "zero", "notFill")
 DEFAULT_SENSITIVITY = 95
@@ -145,8 +148,10 @@ def parse_request(body: Any, *, max_points: int = MAX_POINTS) -> ParsedRequest:
             "InvalidMaxAnomalyRatio",
         )
     threshold = body.get("threshold", 0.99)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not (
-        0 < threshold < 1
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not (0 < threshold < 1)
     ):
         raise DetectionRequestError(
             f"threshold must be a number in (0, 1), got {threshold!r}.", "InvalidThreshold"
@@ -182,7 +187,9 @@ def _timestamp(point: Mapping[str, Any], i: int) -> float:
     try:
         return parse_timestamp(raw)
     except TelemetryError as exc:
-        raise DetectionRequestError(f"series[{i}].timestamp: {exc.message}", "InvalidSeries") from exc
+        raise DetectionRequestError(
+            f"series[{i}].timestamp: {exc.message}", "InvalidSeries"
+        ) from exc
 
 
 def _integer(
@@ -337,3 +344,45 @@ _ARRAY_FIELDS = (
     "is_negative_anomaly",
     "severity",
 )
+
+
+class UnivariateBackend(Protocol):
+    """Who answers v1.1 univariate requests: the embedded engine, or a remote endpoint."""
+
+    def entire(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``timeseries/entire/detect``."""
+        ...
+
+    def last(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``timeseries/last/detect``."""
+        ...
+
+    def changepoint(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``timeseries/changepoint/detect``."""
+        ...
+
+
+class EmbeddedBackend:
+    """The default backend: meterwatch's own engine, in-process."""
+
+    def entire(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``timeseries/entire/detect`` on the embedded engine."""
+        return detect_entire_v11(body)
+
+    def last(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``timeseries/last/detect`` on the embedded engine."""
+        return detect_last_v11(body)
+
+    def changepoint(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``timeseries/changepoint/detect`` on the embedded engine."""
+        return detect_changepoint_v11(body)
+
+
+def backend_for(settings: Settings) -> UnivariateBackend:
+    """The embedded engine, or the remote endpoint when ``ANOMALY_DETECTOR_ENDPOINT`` is set."""
+    if settings.remote_endpoint:
+        from shared.remote import RemoteBackend  # the SDK is only imported when used
+
+        assert settings.remote_key  # checked by Settings
+        return RemoteBackend(settings.remote_endpoint, settings.remote_key)
+    return EmbeddedBackend()

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from shared.detection import (
+    backend_for,
     detect_changepoint_v11,
     detect_entire_v11,
     detect_entire_windows,
@@ -350,9 +351,10 @@ def detect_raw_batch(blob_name: str, store: BlobStore, settings: Settings) -> De
     request = request_body(series, **options.request_parameters())
     store.put_json(BlobRef(out, prefix + "request.json"), request)
     written.append(prefix + "request.json")
-    entire = detect_entire_v11(request)
-    last = detect_last_v11(request)
-    changepoint = detect_changepoint_v11(
+    backend = backend_for(settings)
+    entire = backend.entire(request)
+    last = backend.last(request)
+    changepoint = backend.changepoint(
         {
             **request,
             "stableTrendWindow": options.stable_trend_window,
@@ -395,7 +397,11 @@ def detect_raw_batch(blob_name: str, store: BlobStore, settings: Settings) -> De
     written.append(prefix + "summary.json")
     if anomalies:
         logger.warning(
-            "%s/%s: %s anomalies in batch %s", name.device_id, name.metric, len(anomalies), name.stem
+            "%s/%s: %s anomalies in batch %s",
+            name.device_id,
+            name.metric,
+            len(anomalies),
+            name.stem,
         )
     return DetectionReport(blob_name, None, len(request["series"]), anomalies, written)
 
@@ -496,7 +502,9 @@ def _run_stream(
         detector = (
             StreamDetector.from_state(saved["detector"])
             if saved
-            else StreamDetector(StreamConfig(sensitivity=options.sensitivity, period=options.period))
+            else StreamDetector(
+                StreamConfig(sensitivity=options.sensitivity, period=options.period)
+            )
         )
         batch = detector.update_many(series.values[new])
         stamps = series.timestamps[new]
@@ -515,5 +523,7 @@ def _run_stream(
                 }
                 for i in np.flatnonzero(batch.is_anomaly)
             ]
-        logger.info("Stream state of %s/%s changed meanwhile; retrying", name.device_id, name.metric)
+        logger.info(
+            "Stream state of %s/%s changed meanwhile; retrying", name.device_id, name.metric
+        )
     raise RuntimeError(f"Could not update {ref} after 5 attempts (too much contention).")

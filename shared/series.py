@@ -235,9 +235,7 @@ def format_series(
         grid = Grid(granularity, custom_interval or 1)
     gridded = to_grid(stamps, values, grid)
     filled = impute(gridded.values, impute_mode, impute_fixed_value)
-    slot_of_input = np.rint(
-        (stamps - gridded.timestamps[0]) / grid.step_seconds
-    ).astype(np.int64)
+    slot_of_input = np.rint((stamps - gridded.timestamps[0]) / grid.step_seconds).astype(np.int64)
     keep = ~np.isnan(filled) | (impute_mode == "notFill")
     if max_points is not None:
         tail = np.zeros(keep.size, dtype=bool)

@@ -11,10 +11,12 @@ and the Bicep templates set exactly those.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigurationError
@@ -90,6 +92,37 @@ class Settings:
     detect_window_points: int = _setting(
         "DETECT_WINDOW_POINTS", 1440, doc="Points of history assembled per detection (12-8640)"
     )
+    # Multivariate training (Durable orchestration).
+    mv_poll_interval_seconds: int = _setting(
+        "MV_POLL_INTERVAL_SECONDS", 10, doc="How often the orchestrator polls training status"
+    )
+    mv_training_deadline_minutes: int = _setting(
+        "MV_TRAINING_DEADLINE_MINUTES", 60, doc="Training not READY by then is marked FAILED"
+    )
+    mv_max_upload_mb: int = _setting(
+        "MV_MAX_UPLOAD_MB", 200, doc="Largest accepted dataset upload (zip or CSV), in MB"
+    )
+    # The v1.1 REST API served by meterwatch, and the optional remote detection endpoint.
+    api_keys: str | None = _setting(
+        "METERWATCH_API_KEYS",
+        doc="Comma-separated keys accepted in Ocp-Apim-Subscription-Key (the API refuses to "
+        "start without one)",
+    )
+    api_allow_local_paths: bool = _setting(
+        "API_ALLOW_LOCAL_PATHS", False, doc="Allow dataSource to be a local path (serve only)"
+    )
+    remote_endpoint: str | None = _setting(
+        "ANOMALY_DETECTOR_ENDPOINT",
+        doc="A remote v1.1-compatible endpoint; when set, univariate detection calls it",
+    )
+    remote_key: str | None = _setting(
+        "ANOMALY_DETECTOR_KEY", doc="Key for ANOMALY_DETECTOR_ENDPOINT (a Key Vault reference)"
+    )
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        """The configured API keys, blanks removed."""
+        return tuple(k.strip() for k in (self.api_keys or "").split(",") if k.strip())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -142,6 +175,25 @@ class Settings:
             raise ConfigurationError("DETECT_MAX_ANOMALY_RATIO must be in (0, 0.5].")
         if not 12 <= self.detect_window_points <= 8640:
             raise ConfigurationError("DETECT_WINDOW_POINTS must be from 12 to 8640.")
+        if self.mv_poll_interval_seconds < 1 or self.mv_training_deadline_minutes < 1:
+            raise ConfigurationError(
+                "MV_POLL_INTERVAL_SECONDS and MV_TRAINING_DEADLINE_MINUTES must be positive."
+            )
+        if self.remote_endpoint and not self.remote_key:
+            raise ConfigurationError(
+                "ANOMALY_DETECTOR_ENDPOINT is set but ANOMALY_DETECTOR_KEY is missing."
+            )
+        if self.mv_max_upload_mb < 1:
+            raise ConfigurationError("MV_MAX_UPLOAD_MB must be positive.")
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
@@ -151,6 +203,10 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "detect_max_anomaly_ratio": float,
     "detect_impute_fixed_value": float,
     "detect_window_points": int,
+    "mv_poll_interval_seconds": int,
+    "mv_training_deadline_minutes": int,
+    "mv_max_upload_mb": int,
+    "api_allow_local_paths": _boolean,
 }
 
 
@@ -158,7 +214,7 @@ def _convert(name: str, raw: str, converter: Callable[[str], Any]) -> Any:
     try:
         return converter(raw)
     except ValueError as exc:
-        kind = getattr(converter, "__name__", "value")
+        kind = getattr(converter, "__name__", "value").strip("_<>")
         raise ConfigurationError(f"App setting {name}={raw!r} is not a valid {kind}.") from exc
 
 
@@ -176,6 +232,25 @@ def setting_docs() -> dict[str, tuple[Any, str]]:
 def get_settings() -> Settings:
     """Read the process environment once and return the settings (cached)."""
     return Settings.from_env(os.environ)
+
+
+def local_environment(directory: Path | None = None) -> dict[str, str]:
+    """App settings for command-line use: ``local.settings.json`` values under the environment.
+
+    The CLI and ``meterwatch serve`` read the same settings as the function app: the
+    ``Values`` of ``local.settings.json`` in ``directory`` (the working directory by default),
+    overridden by environment variables of the same name.
+    """
+    path = (directory or Path.cwd()) / "local.settings.json"
+    values: dict[str, str] = {}
+    if path.exists():
+        try:
+            document = json.loads(path.read_text(encoding="utf-8-sig"))
+        except ValueError as exc:
+            raise ConfigurationError(f"{path} is not valid JSON: {exc}") from exc
+        values = {str(k): str(v) for k, v in (document.get("Values") or {}).items()}
+    values.update(os.environ)
+    return values
 
 
 def trigger_source_from_env() -> str:

@@ -36,6 +36,19 @@ class BlobRef:
         return f"{self.container}/{self.name}"
 
 
+def expand_development_storage(connection: str) -> str:
+    """Expand the ``UseDevelopmentStorage=true`` shortcut (which the SDK does not know).
+
+    The Functions host understands it; ``azure-storage-blob`` does not, so it becomes the
+    Azurite connection string on the default ports.
+    """
+    if connection.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
+        from shared.azurite import connection_string
+
+        return connection_string(10000, 10001, 10002)
+    return connection
+
+
 class BlobStore:
     """Reads and writes blobs of one storage account.
 
@@ -51,7 +64,11 @@ class BlobStore:
     def from_settings(cls, settings: Settings) -> BlobStore:
         """Connect with a connection string, or with managed identity when only a URI is set."""
         if settings.storage_connection_string:
-            return cls(BlobServiceClient.from_connection_string(settings.storage_connection_string))
+            return cls(
+                BlobServiceClient.from_connection_string(
+                    expand_development_storage(settings.storage_connection_string)
+                )
+            )
         from azure.identity import DefaultAzureCredential  # only the cloud path needs it
 
         credential = DefaultAzureCredential(

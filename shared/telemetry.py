@@ -62,7 +62,7 @@ class RawEvent:
     offset: str | None = None
     enqueued_time: datetime | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
-    system_properties: Mapping[str, Any] = field(default_factory=dict)
+    system_properties: Mapping[Any, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         """Return JSON-safe event metadata for dead letters and logs."""
@@ -252,9 +252,7 @@ def parse_timestamp(raw: Any) -> float:
             code="InvalidTimestamp",
         )
     if not (_MIN_EPOCH <= seconds <= _MAX_EPOCH) or not math.isfinite(seconds):
-        raise TelemetryError(
-            f"Timestamp {raw!r} is outside 1970-2200.", code="InvalidTimestamp"
-        )
+        raise TelemetryError(f"Timestamp {raw!r} is outside 1970-2200.", code="InvalidTimestamp")
     return seconds
 
 
@@ -266,8 +264,7 @@ def _parse_text_timestamp(text: str) -> float:
             parsed = date_parser.parse(text)
         except (ValueError, OverflowError) as exc:
             raise TelemetryError(
-                f"Unparseable timestamp {text[:80]!r}: use ISO 8601 such as "
-                "2006-12-16T17:24:00Z.",
+                f"Unparseable timestamp {text[:80]!r}: use ISO 8601 such as 2006-12-16T17:24:00Z.",
                 code="InvalidTimestamp",
             ) from exc
     if parsed.tzinfo is None:

@@ -18,9 +18,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 # The well-known Azurite development account (public, documented by Microsoft; not a secret).
 DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def _free_port() -> int:
@@ -36,9 +34,7 @@ def _azurite_binary() -> str:
     found = shutil.which("azurite")
     if found:
         return found
-    subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=REPO, check=True
-    )
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=REPO, check=True)
     return str(local)
 
 
@@ -68,10 +64,10 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--blobHost", "127.0.0.1", "--blobPort", str(blob),
             "--queueHost", "127.0.0.1", "--queuePort", str(queue),
             "--tableHost", "127.0.0.1", "--tablePort", str(table),
-            "--location", str(workdir),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=workdir,
     )  # fmt: skip
     try:
         _wait_for_port(blob)

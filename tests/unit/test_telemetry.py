@@ -89,9 +89,11 @@ def test_array_of_readings() -> None:
     ],
 )
 def test_bad_events_raise_coded_errors(body: object, code: str) -> None:
-    raw = event(body, **{"iothub-connection-device-id": "fallback"}) if "deviceId" in str(
-        body
-    ) else event(body)
+    raw = (
+        event(body, **{"iothub-connection-device-id": "fallback"})
+        if "deviceId" in str(body)
+        else event(body)
+    )
     with pytest.raises(TelemetryError) as info:
         parse_event(raw)
     assert info.value.code == code

@@ -1,0 +1,111 @@
+"""Find or start Azurite, the storage emulator, for local runs and the demo.
+
+The demo must work on a fresh machine with no cloud: it uses an Azurite already answering on the
+default blob port, or starts one from the project's ``node_modules`` (installed by ``make``) with
+in-memory persistence on free loopback ports, and stops it afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from shared.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+#: The documented, public Azurite development account (not a secret).
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+REPO = Path(__file__).resolve().parents[1]
+
+
+def connection_string(blob: int, queue: int, table: int, host: str = "127.0.0.1") -> str:
+    """The Azurite connection string for the given ports."""
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+        f"BlobEndpoint=http://{host}:{blob}/{DEV_ACCOUNT};"
+        f"QueueEndpoint=http://{host}:{queue}/{DEV_ACCOUNT};"
+        f"TableEndpoint=http://{host}:{table}/{DEV_ACCOUNT};"
+    )
+
+
+def answering(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def azurite_binary() -> str:
+    """Locate the Azurite executable (the project's node_modules first).
+
+    Raises:
+        ConfigurationError: Azurite is not installed (says how to install it).
+    """
+    local = REPO / "node_modules" / ".bin" / "azurite"
+    if local.exists():
+        return str(local)
+    found = shutil.which("azurite")
+    if found:
+        return found
+    raise ConfigurationError(
+        "Azurite is not installed: run `npm install` in the repository (or `make demo`), "
+        "or `npm install -g azurite`.",
+        "AzuriteMissing",
+    )
+
+
+@contextmanager
+def running_azurite() -> Iterator[str]:
+    """Yield a connection string to a running Azurite, starting one if none answers.
+
+    An Azurite already on the default ports (10000-10002, e.g. from ``scripts/azurite.sh``) is
+    used as is; otherwise one is started on free ports and stopped on exit.
+    """
+    if answering(10000):
+        logger.info("Using the Azurite answering on 127.0.0.1:10000")
+        yield connection_string(10000, 10001, 10002)
+        return
+    blob, queue, table = _free_port(), _free_port(), _free_port()
+    args = [
+        azurite_binary(),
+        "--silent",
+        "--inMemoryPersistence",
+        "--disableTelemetry",
+        "--skipApiVersionCheck",
+        "--blobHost", "127.0.0.1", "--blobPort", str(blob),
+        "--queueHost", "127.0.0.1", "--queuePort", str(queue),
+        "--tableHost", "127.0.0.1", "--tablePort", str(table),
+    ]  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not answering(blob):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise ConfigurationError(
+                    f"Azurite did not start on 127.0.0.1:{blob}.", "AzuriteNotStarted"
+                )
+            time.sleep(0.05)
+        logger.info("Started Azurite on 127.0.0.1:%s", blob)
+        yield connection_string(blob, queue, table)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
