@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+TOOLS_STAMP := .venv-tools/.installed
+
 .PHONY: demo test lint typecheck bench azurite clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json
@@ -19,8 +21,11 @@ demo: $(STAMP)
 	scripts/azurite.sh start
 	$(BIN)/meterwatch demo --output demo-output
 
+$(TOOLS_STAMP): requirements-tools.txt
+	scripts/tools-venv.sh $(PY)
+
 ## make test: lint, type-check and run every test tier (Azurite is started by the tests)
-test: $(STAMP)
+test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -33,4 +38,4 @@ azurite: $(STAMP)
 	scripts/azurite.sh start
 
 clean:
-	rm -rf $(VENV) node_modules .azurite demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-tools node_modules .azurite demo-output .pytest_cache .mypy_cache .ruff_cache
