@@ -86,7 +86,9 @@ def parse_request(body: Any, *, max_points: int = MAX_POINTS) -> ParsedRequest:
             "secondly, or none when points have no timestamps).",
             "RequiredGranularity",
         )
-    if granularity != "none" and granularity not in GRANULARITY_SECONDS:
+    if not isinstance(granularity, str) or (
+        granularity != "none" and granularity not in GRANULARITY_SECONDS
+    ):
         raise DetectionRequestError(
             f"Unknown granularity {granularity!r}: use one of "
             f"{sorted(GRANULARITY_SECONDS) + ['none']}.",
@@ -122,16 +124,17 @@ def parse_request(body: Any, *, max_points: int = MAX_POINTS) -> ParsedRequest:
                 "InvalidSeries",
             )
     impute_mode = body.get("imputeMode", "auto")
-    if impute_mode not in IMPUTE_MODES:
+    if not isinstance(impute_mode, str) or impute_mode not in IMPUTE_MODES:
         raise DetectionRequestError(
             f"Unknown imputeMode {impute_mode!r}: use one of {IMPUTE_MODES}.", "InvalidImputeMode"
         )
     fixed = body.get("imputeFixedValue")
-    if impute_mode == "fixed" and (
+    if (impute_mode == "fixed" or fixed is not None) and (
         isinstance(fixed, bool) or not isinstance(fixed, int | float) or not math.isfinite(fixed)
     ):
         raise DetectionRequestError(
-            "imputeMode 'fixed' needs a numeric imputeFixedValue.", "InvalidImputeValue"
+            "imputeFixedValue must be a finite number (and is required with imputeMode 'fixed').",
+            "InvalidImputeValue",
         )
     period = body.get("period")
     if period is not None:

@@ -365,6 +365,12 @@ def detect_raw_batch(blob_name: str, store: BlobStore, settings: Settings) -> De
         store.put_json(BlobRef(out, f"{prefix}{mode}.json"), document)
         written.append(f"{prefix}{mode}.json")
     stream_flags = _run_stream(store, settings, name, series, options)
+    stream_ref = BlobRef(out, prefix + "stream.json")
+    if stream_flags is None:  # nothing new for the stream: this batch was judged before
+        stream_flags = (store.get_json_or_none(stream_ref) or {}).get("anomalies", [])
+    else:
+        store.put_json(stream_ref, {"anomalies": stream_flags})
+        written.append(prefix + "stream.json")
     anomalies = _anomalies_in(request, entire, batch_start, batch_end)
     summary = {
         "deviceId": name.device_id,
@@ -484,13 +490,16 @@ def _run_stream(
     name: RawBatchName,
     series: FormattedSeries,
     options: DetectionOptions,
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any]] | None:
     """Advance the device's streaming detector over points newer than its saved state.
 
     Points at or before the state's last timestamp were already judged (a redelivered batch, or
     a late reading), so they are skipped: the state moves forward once per point, whatever the
     number of deliveries. The state blob is written with an ETag condition; on a conflict with a
     concurrent invocation the step is re-run on the fresh state.
+
+    Returns:
+        The stream anomalies among the new points, or ``None`` when there were no new points.
     """
     ref = BlobRef(settings.results_container, f"{name.device_id}/{name.metric}/stream-state.json")
     for _attempt in range(5):
@@ -498,7 +507,7 @@ def _run_stream(
         last_seen = float(saved["lastTimestamp"]) if saved else -math.inf
         new = (series.timestamps > last_seen) & ~np.isnan(series.values)
         if not new.any():
-            return []
+            return None
         detector = (
             StreamDetector.from_state(saved["detector"])
             if saved

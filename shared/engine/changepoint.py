@@ -1,0 +1,196 @@
+"""Change-point detection: where the level of a series moves to a new, stable value.
+
+For every point ``t`` the median of the ``W`` points from ``t`` on is compared with the median
+of the ``W`` points before it (``W`` = ``stable_trend_window``, and again with ``4W``, since a
+modest shift that holds for long is a change too), after removing seasonality
+(given or detected period) and a steady drift (a slope moves every window by the same amount,
+so it is no change). Medians ignore spikes shorter than half a window.
+
+The difference is standardised by how much such differences vary in this series (a robust
+spread over all points, so autocorrelated or wandering series are judged by their own
+standard, not by white noise's), turned into a two-sided p-value, and corrected for the
+number of independent tests a series of ``n`` points makes (about ``2n / W``)::
+
+    confidence = (1 - p) ** (2n / W)
+
+Differences of medians have heavier tails than the Gaussian p-value assumes, so ``p`` is the
+larger of the Gaussian one and the one read off the series' own upper tail (an exponential
+fitted beyond its 90 % quantile); a stationary series then rarely reaches 0.99.
+
+A change point is reported at the best split (a CUSUM over the window around the peak) of
+every stretch where the confidence reaches ``threshold``, at most one per ``W`` points; its
+confidence score is the peak of that stretch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.engine.periodicity import detect_period
+from shared.engine.robust import block_trend, cycle_median, fill_missing, median_filter
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ChangePointConfig", "ChangePointResult", "detect_change_points"]
+
+_MAD_TO_SIGMA = 1.482602218505602
+
+
+@dataclass(frozen=True)
+class ChangePointConfig:
+    """Parameters of change-point detection (v1.1 names in snake case).
+
+    Attributes:
+        period: Points per cycle; ``None`` detects it, ``0`` means no seasonality.
+        stable_trend_window: Points the level must hold before and after a change (>= 3).
+        threshold: Confidence (0-1, exclusive) a point needs to be reported.
+    """
+
+    period: int | None = None
+    stable_trend_window: int = 10
+    threshold: float = 0.99
+
+    def __post_init__(self) -> None:
+        if self.stable_trend_window < 3:
+            raise ValueError(f"stable_trend_window must be >= 3, got {self.stable_trend_window}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.period is not None and self.period < 0:
+            raise ValueError(f"period must be >= 0 (0 = no seasonality), got {self.period}")
+
+
+@dataclass(frozen=True)
+class ChangePointResult:
+    """Per-point change-point flags and confidence scores (in ``[0, 1]``)."""
+
+    period: int
+    is_change_point: np.ndarray
+    confidence_scores: np.ndarray
+
+
+def _deseasonalise(x: np.ndarray, period: int | None) -> tuple[np.ndarray, int]:
+    n = x.size
+    p = detect_period(x) if period is None else period
+    if p <= 1 or n < 2 * p:
+        return x, 0
+    seasonal = cycle_median(x - block_trend(x, p), p, 2, leave_out=True)
+    return x - seasonal, p
+
+
+def _window_medians(y: np.ndarray, w: int) -> np.ndarray:
+    """``out[a]`` = median of ``y[a : a + w]`` for ``a`` in ``0 .. n - w``."""
+    # ndimage's window of size w around i is y[i - w//2 : i - w//2 + w] for odd and even w.
+    filtered = median_filter(y, w, "nearest")
+    return np.asarray(filtered[w // 2 : w // 2 + y.size - w + 1])
+
+
+def _scale_confidence(y: np.ndarray, w: int) -> np.ndarray:
+    """Per-point confidence that the level changes at that point, judged with windows of ``w``."""
+    n = y.size
+    out = np.zeros(n)
+    if n < 2 * w + 1:
+        return out
+    medians = _window_medians(y, w)  # medians[a] = median(y[a : a + w])
+    t = np.arange(w, n - w + 1)
+    raw = medians[t] - medians[t - w]
+    # A steady slope moves every window alike: remove it (coarse, so a step survives).
+    drift = block_trend(raw, 8 * w)
+    jump = raw - drift
+    spread = float(np.median(np.abs(jump - np.median(jump)))) * _MAD_TO_SIGMA
+    if spread <= 0:
+        # Piecewise-constant data: any real move is a change; scale by the value range.
+        spread = max(float(np.ptp(y)) * 1e-6, 1e-12)
+    z = np.abs(jump) / spread
+    from scipy import special  # imported on first use: it is slow to import
+
+    p_value = np.maximum(special.erfc(z / np.sqrt(2.0)), _tail_probability(z))
+    tests = 2.0 * n / w
+    out[t] = np.exp(tests * np.log1p(-np.minimum(p_value, 1.0 - 1e-16)))
+    return out
+
+
+def _best_split(y: np.ndarray, lo: int, hi: int) -> int:
+    """The split of ``y[lo:hi]`` that best separates two levels (maximum CUSUM)."""
+    seg = y[lo:hi]
+    m = seg.size
+    if m < 2:
+        return lo
+    # Clip outliers so that a spike cannot pull the split.
+    med = float(np.median(seg))
+    mad = float(np.median(np.abs(seg - med))) * _MAD_TO_SIGMA
+    if mad > 0:
+        seg = np.clip(seg, med - 4 * mad, med + 4 * mad)
+    centred = seg - seg.mean()
+    cusum = np.cumsum(centred)[:-1]
+    # Standardised CUSUM: splits near the edges are not favoured.
+    k = np.arange(1, m)
+    stat = np.abs(cusum) / np.sqrt(k * (m - k) / m)
+    return lo + 1 + int(np.argmax(stat))
+
+
+def _tail_probability(z: np.ndarray) -> np.ndarray:
+    """Exceedance probability of ``z`` from its own upper tail (exponential beyond 90 %).
+
+    Median differences of real (and even Gaussian) data have heavier tails than the normal
+    p-value assumes; the series' own tail says how often a value this large happens. The
+    excess scale comes from the median excess, so a few true changes do not inflate it.
+    """
+    u = float(np.quantile(z, 0.9))
+    excess = z[z > u] - u
+    if excess.size < 20:
+        return np.zeros_like(z)
+    beta = max(float(np.median(excess)) / float(np.log(2.0)), 1e-12)
+    share = excess.size / z.size
+    return np.asarray(np.where(z > u, share * np.exp(-(z - u) / beta), share))
+
+
+def detect_change_points(values: np.ndarray, config: ChangePointConfig) -> ChangePointResult:
+    """Detect level changes in a series.
+
+    Args:
+        values: 1-D float readings (NaN = missing; at least ``2 * stable_trend_window + 1``
+            points for anything to be found).
+        config: Period, stable-trend window and confidence threshold.
+
+    Returns:
+        Per-point change-point flags and confidence scores.
+
+    Raises:
+        ValueError: If ``values`` is not 1-D.
+    """
+    x, missing = fill_missing(np.asarray(values, dtype=np.float64))
+    if x.ndim != 1:
+        raise ValueError(f"need a 1-D series, got shape {x.shape}")
+    n = x.size
+    w = config.stable_trend_window
+    flags = np.zeros(n, dtype=bool)
+    scores = np.zeros(n)
+    y, period = _deseasonalise(x, config.period)
+    if n < 2 * w + 1:
+        return ChangePointResult(period, flags, scores)
+
+    # The stable window itself, and a 4x longer one: a modest shift that then holds for long
+    # is as much a change as a large one, and longer windows see it.
+    for scale in (w, 4 * w):
+        scores = np.maximum(scores, _scale_confidence(y, scale))
+    scores = np.clip(scores, 0.0, 1.0)
+    scores[missing] = 0.0
+
+    above = scores >= config.threshold
+    # Each stretch above the threshold is one change; locate it by the best split nearby.
+    starts = np.flatnonzero(above & ~np.concatenate([[False], above[:-1]]))
+    ends = np.flatnonzero(above & ~np.concatenate([above[1:], [False]]))
+    last = -w
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        best = float(scores[s : e + 1].max())
+        split = _best_split(y, max(0, s - w), min(n, e + w + 1))
+        if missing[split] or split - last < w:
+            continue
+        flags[split] = True
+        scores[split] = max(scores[split], best)
+        last = split
+    logger.debug("%s change points in %s points (period %s)", int(flags.sum()), n, period)
+    return ChangePointResult(period, flags, scores)
