@@ -304,18 +304,21 @@ def read_multitable_zip(
         raise DatasetError(f"The upload is not a readable zip file ({exc}).", "InvalidZip") from exc
     with archive:
         members = _select_members(infos, limits)
-        series: dict[str, pd.Series] = {}
-        budget = limits.max_uncompressed_bytes
+        names = [variable for _, variable in members]
         for info, variable in members:
-            if variable in series:
+            if names.count(variable) > 1:
                 raise DatasetError(
                     f"{info.filename}: the variable {variable!r} appears twice in the zip.",
                     "DuplicateVariable",
                 )
+        # Counted before anything is decompressed.
+        _check_variable_count(names, limits, "the zip")
+        series: dict[str, pd.Series] = {}
+        budget = limits.max_uncompressed_bytes
+        for info, variable in members:
             content = _read_member(archive, info, budget)
             budget -= len(content)
             series[variable] = _parse_timestamp_value_csv(content, info.filename)
-    _check_variable_count(list(series), limits, "the zip")
     return series
 
 
@@ -486,7 +489,9 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -
     ) as exc:
         # RuntimeError: encrypted member; NotImplementedError: unknown compression method.
         raise DatasetError(
-            f"{info.filename}: cannot be read from the zip ({exc}).", "InvalidZip"
+            f"{info.filename}: cannot be read from the zip ({exc}); the zip is corrupt, "
+            "encrypted or uses an unsupported compression. Zip the CSV files again.",
+            "InvalidZip",
         ) from exc
     return b"".join(chunks)
 

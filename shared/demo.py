@@ -10,8 +10,8 @@
 4. Read the stored results back, write a CSV and a picture per series, and a precision/recall
    table against the labels.
 
-The multivariate part (zip upload, Durable train → detect → export) is added by
-:func:`shared.mv_demo.run_multivariate_demo` when present.
+The multivariate part (zip upload, Durable train → detect → export, root cause) is
+:func:`shared.mv_demo.run_multivariate_demo`.
 """
 
 from __future__ import annotations
@@ -288,12 +288,11 @@ def run_demo(
             ]
         }
         if multivariate:
-            try:
-                from shared.mv_demo import run_multivariate_demo
-            except ImportError:
-                run_multivariate_demo = None  # type: ignore[assignment]
-            if run_multivariate_demo is not None:
-                summary["multivariate"] = run_multivariate_demo(settings, store, output, seed=seed)
+            from shared.mv_demo import run_multivariate_demo
+
+            summary["multivariate"] = run_multivariate_demo(
+                settings, store, output, seed=seed, days=max(days, 4)
+            )
     (output / "scores.md").write_text(table + "\n", encoding="utf-8")
     (output / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     echo("\nUnivariate detection against the labels (event-wise, ±3 points):\n")

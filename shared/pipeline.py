@@ -402,7 +402,7 @@ def detect_raw_batch(blob_name: str, store: BlobStore, settings: Settings) -> De
     store.put_json(BlobRef(out, prefix + "summary.json"), summary)
     written.append(prefix + "summary.json")
     if anomalies:
-        logger.warning(
+        logger.info(
             "%s/%s: %s anomalies in batch %s",
             name.device_id,
             name.metric,

@@ -128,13 +128,15 @@ class MultivariateConfig:
 
     Attributes:
         sliding_window: Points of context (``slidingWindow``, 28–2,880): the minimum training
-            length, the history a detection window should bring, and the correlation window.
+            length, the window of the recent residual scale and of correlation changes, and so
+            the history a detection window should bring (:attr:`MultivariateModel.history_rows`).
         top_contributor_count: Contributors listed per anomaly (``topContributorCount``).
         alarm_rate: Share of training points scored above the threshold, in (0, 0.2]. Lower is
             less sensitive.
         lags: Past points the temporal model looks at (1–10).
         ridge: Ridge penalty, relative to the number of training rows.
-        folds: Contiguous folds for out-of-sample residual scales and the threshold (2–20).
+        folds: Contiguous folds for out-of-sample residuals, their tails and the threshold
+            (2–20).
         trim_fraction: Share of the highest-scoring training rows left out of the second fit.
         correlation_change: Change of correlation that marks a changed variable, in (0, 2].
     """
@@ -375,7 +377,8 @@ class MultivariateModel:
         levels = _tail_levels(rows)
 
         keep = np.ones(rows, dtype=bool)
-        first = _cross_fit(z, sources, fold_of, keep, cfg, floor, levels)
+        all_grams = _fold_grams(z, sources, fold_of, keep, cfg.folds)
+        first = _cross_fit(z, sources, fold_of, keep, cfg, floor, levels, all_grams)
         report(0.4)
         trimmed = np.zeros(rows, dtype=bool)
         if cfg.trim_fraction > 0.0:
@@ -385,7 +388,9 @@ class MultivariateModel:
             for lag in range(cfg.lags):  # rows whose lags hold an outlier learn from it too
                 trimmed |= outliers[sources[lag]]
             keep = ~trimmed
-        second = _cross_fit(z, sources, fold_of, keep, cfg, floor, levels)
+        # The trimmed rows are few: remove their statistics rather than recompute the rest.
+        kept_grams = _minus(all_grams, _fold_grams(z, sources, fold_of, trimmed, cfg.folds))
+        second = _cross_fit(z, sources, fold_of, keep, cfg, floor, levels, kept_grams)
         report(0.8)
         temporal_coef, cross_mean, precision = _fit_all(second.grams, cfg, width)
         threshold = _threshold(second.scores, cfg.alarm_rate)
@@ -765,10 +770,13 @@ def _cross_fit(
     cfg: MultivariateConfig,
     floor: np.ndarray,
     levels: np.ndarray,
+    grams: _Grams,
 ) -> _CrossFit:
-    """Fit on all folds but one, residuals on that one; scales from kept rows; scores for all."""
+    """Fit on all folds but one, residuals on that one; scales from kept rows; scores for all.
+
+    ``grams`` are the per-fold statistics of the kept rows.
+    """
     rows, width = z.shape
-    grams = _fold_grams(z, sources, fold_of, keep, cfg.folds)
     temporal = np.empty_like(z)
     cross = np.empty_like(z)
     for fold in range(cfg.folds):
@@ -797,27 +805,38 @@ def _cross_fit(
 
 
 def _fold_grams(
-    z: np.ndarray, sources: np.ndarray, fold_of: np.ndarray, keep: np.ndarray, folds: int
+    z: np.ndarray, sources: np.ndarray, fold_of: np.ndarray, rows_used: np.ndarray, folds: int
 ) -> _Grams:
-    rows, width = z.shape
+    """Per fold, the Gram matrix of ``[1, z(t-1) .. z(t-lags), z(t)]`` over the used rows."""
+    width = z.shape[1]
     dim = 1 + width * sources.shape[0]
-    design = np.zeros((folds, dim, dim))
-    target = np.zeros((folds, dim, width))
-    sums = np.zeros((folds, width))
-    squares = np.zeros((folds, width, width))
+    full = np.zeros((folds, dim + width, dim + width))
     counts = np.zeros(folds)
     for fold in range(folds):
-        fold_rows = np.flatnonzero((fold_of == fold) & keep)
+        fold_rows = np.flatnonzero((fold_of == fold) & rows_used)
         for begin in range(0, fold_rows.size, _BLOCK_ROWS):
             block = fold_rows[begin : begin + _BLOCK_ROWS]
-            features = _features(z, sources, block)
-            current = z[block]
-            design[fold] += features.T @ features
-            target[fold] += features.T @ current
-            sums[fold] += current.sum(axis=0)
-            squares[fold] += current.T @ current
+            stacked = np.hstack([_features(z, sources, block), z[block]])
+            full[fold] += stacked.T @ stacked  # one symmetric product (BLAS syrk)
         counts[fold] = fold_rows.size
-    return _Grams(design, target, sums, squares, counts)
+    return _Grams(
+        design=full[:, :dim, :dim].copy(),
+        target=full[:, :dim, dim:].copy(),
+        sums=full[:, 0, dim:].copy(),
+        squares=full[:, dim:, dim:].copy(),
+        counts=counts,
+    )
+
+
+def _minus(grams: _Grams, removed: _Grams) -> _Grams:
+    """Statistics of the rows in ``grams`` but not in ``removed`` (sums are additive)."""
+    return _Grams(
+        design=grams.design - removed.design,
+        target=grams.target - removed.target,
+        sums=grams.sums - removed.sums,
+        squares=grams.squares - removed.squares,
+        counts=grams.counts - removed.counts,
+    )
 
 
 def _fit_all(grams: _Grams, cfg: MultivariateConfig, width: int) -> tuple[np.ndarray, ...]:

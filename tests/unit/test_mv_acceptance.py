@@ -67,3 +67,16 @@ def test_quiet_night_is_not_flagged(
     _, points = tutorial
     flagged = sum(point.is_anomaly for point in points)
     assert flagged <= 0.05 * len(points)
+
+
+def test_missing_reading_zeros_are_flagged(energy_zip: Path) -> None:
+    # 2006-12-21 11:23 and 11:24 hold 0 V and 0 kW in the files (readings missing upstream).
+    series = load_dataset(energy_zip.read_bytes(), energy_zip.name)
+    model = MultivariateModel(MultivariateConfig()).fit(align(series, AlignPolicy(), *TRAIN))
+    data = align(series, AlignPolicy(), datetime(2006, 12, 21, 6, 0), datetime(2006, 12, 21, 12))
+    points = model.detect(data, start=datetime(2006, 12, 21, 11, 0))
+    by_time = {str(point.timestamp): point for point in points}
+    for stamp in ("2006-12-21T11:23:00", "2006-12-21T11:24:00"):
+        point = by_time[stamp]
+        assert point.is_anomaly
+        assert point.interpretation[0].variable in {"voltage", "power"}
