@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["ChangePointConfig", "ChangePointResult", "detect_change_points"]
 
 _MAD_TO_SIGMA = 1.482602218505602
+#: Jumps beyond this many robust deviations (and a window around them) are left out when
+#: learning how jumps normally vary; at least _MIN_CALM jumps must remain.
+_WILD = 6.0
+_MIN_CALM = 50
 
 
 @dataclass(frozen=True)
@@ -99,14 +103,21 @@ def _scale_confidence(y: np.ndarray, w: int) -> np.ndarray:
     # A steady slope moves every window alike: remove it (coarse, so a step survives).
     drift = block_trend(raw, 8 * w)
     jump = raw - drift
-    spread = float(np.median(np.abs(jump - np.median(jump)))) * _MAD_TO_SIGMA
+    # How jumps vary where nothing happens: leave out the surroundings of wild jumps (a large
+    # change fills a window-wide stretch of jumps, which would otherwise set the standard).
+    centre = float(np.median(jump))
+    wild = np.abs(jump - centre) > _WILD * float(np.median(np.abs(jump - centre))) * _MAD_TO_SIGMA
+    near_wild = _dilate(wild, w)
+    calm = jump[~near_wild] if np.count_nonzero(~near_wild) >= _MIN_CALM else jump
+    spread = float(np.median(np.abs(calm - np.median(calm)))) * _MAD_TO_SIGMA
     if spread <= 0:
         # Piecewise-constant data: any real move is a change; scale by the value range.
         spread = max(float(np.ptp(y)) * 1e-6, 1e-12)
     z = np.abs(jump) / spread
     from scipy import special  # imported on first use: it is slow to import
 
-    p_value = np.maximum(special.erfc(z / np.sqrt(2.0)), _tail_probability(z))
+    tail = _tail_probability(z, np.abs(calm) / spread)
+    p_value = np.maximum(special.erfc(z / np.sqrt(2.0)), tail)
     tests = 2.0 * n / w
     out[t] = np.exp(tests * np.log1p(-np.minimum(p_value, 1.0 - 1e-16)))
     return out
@@ -131,19 +142,30 @@ def _best_split(y: np.ndarray, lo: int, hi: int) -> int:
     return lo + 1 + int(np.argmax(stat))
 
 
-def _tail_probability(z: np.ndarray) -> np.ndarray:
-    """Exceedance probability of ``z`` from its own upper tail (exponential beyond 90 %).
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``mask`` widened by ``radius`` points on both sides."""
+    n = mask.size
+    hits = np.flatnonzero(mask)
+    edges = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(edges, np.maximum(hits - radius, 0), 1)
+    np.add.at(edges, np.minimum(hits + radius + 1, n), -1)
+    return np.asarray(np.cumsum(edges[:n]) > 0)
+
+
+def _tail_probability(z: np.ndarray, calm: np.ndarray) -> np.ndarray:
+    """Exceedance probability of ``z`` from the upper tail of the calm jumps ``calm``.
 
     Median differences of real (and even Gaussian) data have heavier tails than the normal
-    p-value assumes; the series' own tail says how often a value this large happens. The
-    excess scale comes from the median excess, so a few true changes do not inflate it.
+    p-value assumes; the series' own tail (exponential beyond its 90 % quantile) says how
+    often a value this large happens. The excess scale comes from the median excess, so a
+    few true changes do not inflate it.
     """
-    u = float(np.quantile(z, 0.9))
-    excess = z[z > u] - u
+    u = float(np.quantile(calm, 0.9))
+    excess = calm[calm > u] - u
     if excess.size < 20:
         return np.zeros_like(z)
     beta = max(float(np.median(excess)) / float(np.log(2.0)), 1e-12)
-    share = excess.size / z.size
+    share = excess.size / calm.size
     return np.asarray(np.where(z > u, share * np.exp(-(z - u) / beta), share))
 
 
@@ -180,13 +202,22 @@ def detect_change_points(values: np.ndarray, config: ChangePointConfig) -> Chang
     scores[missing] = 0.0
 
     above = scores >= config.threshold
-    # Each stretch above the threshold is one change; locate it by the best split nearby.
-    starts = np.flatnonzero(above & ~np.concatenate([[False], above[:-1]]))
-    ends = np.flatnonzero(above & ~np.concatenate([above[1:], [False]]))
+    # Each stretch above the threshold is one change (stretches less than a window apart are
+    # one stretch); locate it by the best split over the stretch and a window either side.
+    starts = np.flatnonzero(above & ~np.concatenate([[False], above[:-1]])).tolist()
+    ends = np.flatnonzero(above & ~np.concatenate([above[1:], [False]])).tolist()
+    stretches: list[list[int]] = []
+    for s, e in zip(starts, ends, strict=True):
+        if stretches and s - stretches[-1][1] <= w:
+            stretches[-1][1] = e
+        else:
+            stretches.append([s, e])
     last = -w
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+    for s, e in stretches:
         best = float(scores[s : e + 1].max())
         split = _best_split(y, max(0, s - w), min(n, e + w + 1))
+        while split < n - 1 and missing[split]:
+            split += 1  # a change "at" a missing point is reported at the next reading
         if missing[split] or split - last < w:
             continue
         flags[split] = True

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+
 from shared.engine.robust import block_trend, fill_missing
 
 logger = logging.getLogger(__name__)
@@ -104,8 +105,9 @@ def _peaks(acf: np.ndarray, max_lag: int) -> list[int]:
     """Lags in ``[1, max_lag]`` where the ACF has a high, prominent local maximum."""
     from scipy import signal  # imported on first use: it is slow to import
 
-    peaks, _ = signal.find_peaks(acf[: max_lag + 1], prominence=_PROMINENCE, height=_MIN_ACF)
-    return [int(p) for p in peaks]
+    # Two lags beyond the last admissible one, so that a peak right at max_lag is a peak.
+    peaks, _ = signal.find_peaks(acf[: max_lag + 3], prominence=_PROMINENCE, height=_MIN_ACF)
+    return [int(p) for p in peaks if p <= max_lag + 1]
 
 
 def _score(acf: np.ndarray, lag: int) -> float:

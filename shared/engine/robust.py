@@ -110,6 +110,17 @@ def block_trend(y: np.ndarray, block: int) -> np.ndarray:
     return np.asarray(trend)
 
 
+def running_mean(y: np.ndarray, window: int) -> np.ndarray:
+    """Centred running mean with the end values repeated beyond the ends."""
+    w = odd(window)
+    if w <= 1 or y.size < 2:
+        return y.copy()
+    h = w // 2
+    padded = np.concatenate([np.full(h, y[0]), y, np.full(h, y[-1])])
+    sums = np.cumsum(np.concatenate([[0.0], padded]))
+    return np.asarray((sums[w:] - sums[:-w]) / w)
+
+
 def running_median(y: np.ndarray, window: int) -> np.ndarray:
     """Centred running median with mirrored ends (for scale profiles, which have no trend)."""
     w = odd(window)

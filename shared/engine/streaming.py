@@ -7,11 +7,14 @@ continue exactly where the last stopped (:meth:`StreamDetector.to_state`,
 
 How it works:
 
-* **Warm-up** - the first ``warmup`` points are only collected (never flagged).
+* **Warm-up** - the first ``warmup`` points are only collected, never flagged. Until two
+  cycles are in the history the model has no seasonality, so the first cycles of a seasonal
+  stream are judged less well.
 * **Refit** - at the end of the warm-up and then every eighth of a cycle (64 to
   ``refit_every`` points; 256 without seasonality) the robust batch model of
   :mod:`shared.engine.univariate` is fitted to the recent history, ending at the last point.
-  In auto mode the period is looked for every 512 points and adopted once two looks agree.
+  In auto mode the period is looked for every 256 points and adopted once two looks agree
+  (at once when the history holds six cycles of it), then re-examined every 512 points.
   The fit provides, exactly as the batch *last* judgement uses them, the seasonal value and
   the noise scales (above and below) of each phase one cycle back, the tail-calibrated margin
   factors, the drift and the flat-line rule. A refit costs a few milliseconds, spread over
@@ -57,8 +60,13 @@ __all__ = ["STATE_VERSION", "StreamBatch", "StreamConfig", "StreamDetector", "St
 
 #: Version of the saved-state layout; :meth:`StreamDetector.from_state` refuses others.
 STATE_VERSION = 1
-#: Longest window of recent readings whose median is the current level.
+#: Window of recent readings whose median is the current level, and the widening of the
+#: batch scale that the noise of that median adds (sqrt(1 + 1.4 / 5): a median of 5 has
+#: about 1.4 / 5 of the variance of one reading).
 _MAX_RECENT = 5
+_LEVEL_NOISE = 1.13
+#: Per-phase scales are kept above this share of their median and of the other side.
+_PHASE_FLOOR = 0.5
 _SEASON_RATE = 0.1
 _GAIN_RATE = 0.01
 _GAIN_CAP = 3.0
@@ -74,8 +82,10 @@ _MIN_DETECT = 300
 _MIN_REFIT = 64
 _FIT_CYCLES = 8
 _FIT_MIN = 2048
-#: Points between looks for the period (auto mode).
+#: Points between looks for the period (auto mode; half as many until one is adopted), and
+#: the cycles in the history that make a single look enough.
 _DETECT_EVERY = 512
+_SURE_CYCLES = 6
 
 
 @dataclass(frozen=True)
@@ -95,7 +105,7 @@ class StreamConfig:
     sensitivity: int = 95
     period: int | None = None
     warmup: int = 60
-    history: int = 4320
+    history: int = 5760
     refit_every: int = 512
 
     def __post_init__(self) -> None:
@@ -166,6 +176,8 @@ class StreamDetector:
         self._season: list[float] = [0.0]
         self._scale_up: list[float] = [0.0]
         self._scale_down: list[float] = [0.0]
+        self._busy_up: list[float] = [0.0]
+        self._busy_down: list[float] = [0.0]
         self._gain = 1.0
         self._k_up = margin_factor(config.sensitivity)
         self._k_down = self._k_up
@@ -194,25 +206,29 @@ class StreamDetector:
         return min(4 * _MIN_REFIT, self._config.refit_every)
 
     def _detect(self, values: np.ndarray) -> None:
-        """Look for the period (auto mode); adopt it once two looks in a row agree."""
+        """Look for the period (auto mode); adopt it once two looks in a row agree, or at
+        once when the history holds many cycles of it."""
         found = detect_period(values)
         previous = self._last_detected
         self._last_detected = found
         self._detected_at = self._count
-        if previous is not None and abs(found - previous) <= max(1, 0.02 * max(found, 1)):
+        agree = previous is not None and abs(found - previous) <= max(1, 0.02 * max(found, 1))
+        if agree or (found and values.size >= _SURE_CYCLES * found):
             self._target = found
 
     def _refit(self) -> None:
         """Fit the robust batch model to the recent history (it ends at the last point)."""
         values = np.array(self._history, dtype=np.float64)
         if self._config.period is None and values.size >= _MIN_DETECT:
-            if self._count - self._detected_at >= _DETECT_EVERY or self._last_detected is None:
+            every = _DETECT_EVERY if self._target else _DETECT_EVERY // 2
+            if self._count - self._detected_at >= every or self._last_detected is None:
                 self._detect(values)
         if self._target:
             values = values[-max(_FIT_CYCLES * self._target, _FIT_MIN) :]
         n = values.size
         fit = _fit(values, self._target)
         p = fit.period
+        k = margin_factor(self._config.sensitivity)
         if p:
             # As the batch "last" judgement: the next point's seasonal value is the one a cycle
             # back (from the neighbouring cycles), its scale that of the same phase.
@@ -223,17 +239,32 @@ class StreamDetector:
             season[last] = fit.seasonal[n - p :]
             up[last] = fit.scale_up[n - p :]
             down[last] = fit.scale_down[n - p :]
+            busy_up = np.empty(p)
+            busy_down = np.empty(p)
+            busy_up[last] = fit.busy_up[n - p :]
+            busy_down[last] = fit.busy_down[n - p :]
+            # One cycle of per-phase scales is noisy: no phase below half the typical scale,
+            # no side below half the other.
+            up = np.maximum(up, _PHASE_FLOOR * float(np.median(up)))
+            down = np.maximum(down, _PHASE_FLOOR * float(np.median(down)))
+            up, down = np.maximum(up, _PHASE_FLOOR * down), np.maximum(down, _PHASE_FLOOR * up)
             self._season = [float(v) for v in season]
-            self._scale_up = [float(v) for v in up]
-            self._scale_down = [float(v) for v in down]
+            self._scale_up = [float(v * _LEVEL_NOISE) for v in up]
+            self._scale_down = [float(v * _LEVEL_NOISE) for v in down]
+            self._busy_up = [float(k * v) for v in busy_up]
+            self._busy_down = [float(k * v) for v in busy_down]
         else:
             self._season = [0.0]
-            self._scale_up = [float(fit.scale_up[-1])]
-            self._scale_down = [float(fit.scale_down[-1])]
+            self._scale_up = [float(fit.scale_up[-1] * _LEVEL_NOISE)]
+            self._scale_down = [float(fit.scale_down[-1] * _LEVEL_NOISE)]
+            self._busy_up = [float(k * fit.busy_up[-1])]
+            self._busy_down = [float(k * fit.busy_down[-1])]
         self._period = p
         known = ~fit.missing
         deseasonalised = (fit.filled - fit.seasonal)[known]
         window = min(_trend_window(n, p), _MAX_RECENT)
+        if deseasonalised.size == 0:  # nothing but missing values so far
+            deseasonalised = np.array([float(fit.trend[-1])])
         self._recent = deque((float(v) for v in deseasonalised[-window:]), maxlen=window)
         # Drift is carried on between refits, once there is enough history to tell drift from
         # an unrecognised cycle (whose rising half looks like a trend).
@@ -242,7 +273,6 @@ class StreamDetector:
             span = min(max(p, n // 4, _SLOPE_SPAN), n - 1)
             self._slope = float(fit.trend[-1] - fit.trend[-1 - span]) / span
         self._k_up, self._k_down = _factors(fit, self._config.sensitivity)
-        self._gain = 1.0
         filled, missing = fill_missing(values)
         self._flat = flatline_rule(filled, missing, self._config.sensitivity)
         self._since_refit = 0
@@ -276,8 +306,9 @@ class StreamDetector:
         expected = level + seasonal
         up_scale = self._scale_up[phase] * self._gain
         down_scale = self._scale_down[phase] * self._gain
-        upper = self._k_up * up_scale
-        lower = self._k_down * down_scale
+        # The busy band (normal excursions of a busy stretch) where it is wider.
+        upper = max(self._k_up * up_scale, self._busy_up[phase])
+        lower = max(self._k_down * down_scale, self._busy_down[phase])
         if not known:
             self._flat_value = None
             self._flat_length = 0
@@ -381,6 +412,8 @@ class StreamDetector:
             "season": list(self._season),
             "scale_up": list(self._scale_up),
             "scale_down": list(self._scale_down),
+            "busy_up": list(self._busy_up),
+            "busy_down": list(self._busy_down),
             "gain": self._gain,
             "k_up": self._k_up,
             "k_down": self._k_down,
@@ -430,6 +463,8 @@ class StreamDetector:
             detector._season = [float(v) for v in state["season"]]
             detector._scale_up = [float(v) for v in state["scale_up"]]
             detector._scale_down = [float(v) for v in state["scale_down"]]
+            detector._busy_up = [float(v) for v in state["busy_up"]]
+            detector._busy_down = [float(v) for v in state["busy_down"]]
             detector._gain = float(state["gain"])
             detector._k_up = float(state["k_up"])
             detector._k_down = float(state["k_down"])

@@ -1,27 +1,36 @@
 """Univariate anomaly detection: a whole series at once (*entire*) or its last point (*last*).
 
-The model is a robust decomposition, built from running medians so that anomalies do not
-bend it, and cheap enough that 8,640 points take a few milliseconds:
+The model is a robust decomposition, built from medians so that anomalies do not bend it,
+and cheap enough (vectorised NumPy, SciPy's running median) that 8,640 points take a few
+milliseconds:
 
 1. **Period** - given, or found by :func:`~shared.engine.periodicity.detect_period`.
-2. **Seasonality** - a one-cycle running median gives a rough level; the detrended values are
-   compared with the same phase in the two cycles on either side (a cross-cycle median), so a
-   seasonal shape whose amplitude or phase changes slowly is followed, while an anomaly that
-   lives in one cycle is not learned.
-3. **Trend** - a running median of the deseasonalised series (edges extended point-symmetric,
-   so drift continues to the ends). A running median keeps steps sharp: after a level shift
-   the expected value adapts at once instead of smearing the step over a window.
-4. **Scale** - how far readings normally stray from the expectation, per point: the larger of a
-   local scale (running median of absolute residuals) and, for seasonal series, a per-phase
-   scale (quiet nights and busy days differ), floored by a fraction of the series-wide robust
-   spread. Series that sit on one value most of the time (sub-meters, error counts: mostly 0
-   with bursts) get their scale from the size of their normal bursts, so everyday appliance
-   cycles are not flagged.
-5. **Judgement** - ``margin = k(sensitivity) * scale``; a point outside ``expected +- margin`` is
-   anomalous. On top of that, the onset of a level shift (the new level is outside the band of
-   the level before it, and stays there) and flat-lines (a run of identical readings far longer
-   than the series ever shows) are flagged. At most ``max_anomaly_ratio`` of the points are
-   kept, the most severe first.
+2. **Seasonality** - cycle-long block medians give a rough level; each point's seasonal value
+   is the median of the same phase in the (up to four) neighbouring cycles, its own cycle left
+   out. A seasonal shape whose amplitude or phase drifts is followed; an anomaly confined to
+   one cycle is not learned, and a point's own noise does not shrink its residual.
+3. **Trend** - a running median of the deseasonalised series (at most a cycle long, edges
+   extended point-symmetric so drift continues to the ends). A running median keeps steps
+   sharp: after a level shift the expectation adapts at once instead of smearing the step.
+4. **Scale** - how far readings normally stray, per point and per side. For seasonal series a
+   per-phase noise level (cross-cycle median of absolute residuals, and how inconsistent the
+   seasonal shape is at that phase, averaged over neighbouring phases): quiet nights and busy
+   evenings differ. Then, in blocks, the spread of the residual standardised by that level,
+   separately above and below (75 %/90 % quantiles): skewed noise widens the side that needs
+   it. Blocks where the band is left again and again (a heater cycling) are *busy*; when a
+   series has several, busyness is normal and those blocks get a band from their 97 %
+   quantiles. Floors: a quarter of the series-wide spread, half the quantisation step, and
+   for series that sit on one value and burst now and then (sub-meters, error counts) the size
+   of their normal bursts.
+5. **Margins** - ``k(sensitivity) * scale``, where ``k`` is widened per side until the series'
+   own tail (peaks over threshold, exponential beyond the 97 % quantile) would be exceeded
+   with the false-alarm rate of the sensitivity: heavy-tailed noise gets wider bands, Gaussian
+   noise keeps ``k``. Higher sensitivity gives narrower margins (v1.1 semantics).
+6. **Judgement** - a point outside ``expected +- margin`` is anomalous. On top of that the
+   first point of a level shift (the median of the next points and the point itself both
+   leave the band of the level before, by a jump unusual for this series) and flat-lines (a
+   run of identical readings far longer than the series shows, its resting value excepted)
+   are flagged. At most ``max_anomaly_ratio`` of the points are kept, the most severe first.
 
 Severity is ``1 - margin / |value - expected|`` for points outside the band (0 at the edge of the
 band, approaching 1 far outside), and grows with the length of a flat-line.
@@ -46,6 +55,7 @@ from shared.engine.robust import (
     median_smooth,
     odd,
     resolution,
+    running_mean,
     running_median,
     sided_spread,
     spread,
@@ -210,6 +220,8 @@ class _Fit:
     residual: np.ndarray
     scale_up: np.ndarray
     scale_down: np.ndarray
+    busy_up: np.ndarray
+    busy_down: np.ndarray
     step_window: int
     bursty: bool
 
@@ -274,11 +286,13 @@ def _fit(values: np.ndarray, period: int | None) -> _Fit:
     burst = _burst_scale(abs_res[known]) if global_scale == 0.0 else 0.0
     floor = max(_GLOBAL_FLOOR * global_scale, burst, 0.5 * resolution(x), _tiny(x))
     if p:
-        # Noise level by phase: quiet nights and busy days differ in every cycle.
+        # Noise level by phase: quiet nights and busy days differ in every cycle. A few
+        # cycles give few values per phase, so the estimate is averaged over neighbouring
+        # phases (at least 11 points, about 40 values).
         phase = cycle_median(abs_res, p, _SEASON_HALF_WIDTH, leave_out=True) * _MAD_TO_SIGMA
         # An inconsistent seasonal shape (a peak whose timing moves) is uncertainty too.
         phase = np.maximum(phase, season_spread)
-        base = np.maximum(running_median(phase, odd(max(p // 12, 3))), floor)
+        base = np.maximum(running_mean(phase, odd(max(p // 12, 11))), floor)
     else:
         base = np.full(n, max(global_scale, floor))
     # Local spread of the phase-normalised residual, per side, in blocks: a busy evening, a
@@ -288,8 +302,8 @@ def _fit(values: np.ndarray, period: int | None) -> _Fit:
         residual / base, block, busy_factor=_BUSY_FACTOR, weight=base
     )
     up, down = np.maximum(up, _MAX_SKEW * down), np.maximum(down, _MAX_SKEW * up)
-    scale_up = np.maximum(np.maximum(base * up, busy_up), floor)
-    scale_down = np.maximum(np.maximum(base * down, busy_down), floor)
+    scale_up = np.maximum(base * up, floor)
+    scale_down = np.maximum(base * down, floor)
     step = odd(min(max(n // 100, 9), 61))
     return _Fit(
         period=p,
@@ -300,6 +314,8 @@ def _fit(values: np.ndarray, period: int | None) -> _Fit:
         residual=residual,
         scale_up=scale_up,
         scale_down=scale_down,
+        busy_up=busy_up,
+        busy_down=busy_down,
         step_window=step,
         bursty=burst > 0,
     )
@@ -312,7 +328,7 @@ def _tiny(x: np.ndarray) -> float:
 
 
 def _level_shift_onsets(
-    fit: _Fit, k_up: float, k_down: float, alpha: float
+    fit: _Fit, upper: np.ndarray, lower: np.ndarray, k: float, alpha: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Find the first points of level shifts.
 
@@ -344,11 +360,11 @@ def _level_shift_onsets(
         raw = after - before
         drift = block_trend(raw, 8 * h)
         jump = raw - drift
-        threshold = _jump_threshold(jump, min(k_up, k_down), alpha, scale)
+        threshold = _jump_threshold(jump, k, alpha, scale)
         level = before + drift * (half + 1) / h
         own = y[idx] - level
-        up = k_up * fit.scale_up[idx]
-        down = k_down * fit.scale_down[idx]
+        up = upper[idx]
+        down = lower[idx]
         unusual = np.abs(jump) > threshold
         hit = unusual & np.where(jump > 0, (jump > up) & (own > up), (-jump > down) & (-own > down))
         fresh = hit & ~big[idx]
@@ -361,6 +377,20 @@ def _level_shift_onsets(
     return starts, anchor[starts] + fit.seasonal[starts]
 
 
+def _margins(
+    fit: _Fit, sensitivity: int, k_up: float, k_down: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower margins: the tail-calibrated band, or the busy band where wider.
+
+    Busy spreads already describe the size of normal excursions (they come from the 97 %
+    quantiles), so they take the plain factor of the sensitivity, not the tail-calibrated one.
+    """
+    k = margin_factor(sensitivity)
+    upper = np.maximum(k_up * fit.scale_up, k * fit.busy_up)
+    lower = np.maximum(k_down * fit.scale_down, k * fit.busy_down)
+    return upper, lower
+
+
 def _factors(fit: _Fit, sensitivity: int) -> tuple[float, float]:
     """Margin factors above and below, calibrated to the tails of this series' residuals."""
     k = margin_factor(sensitivity)
@@ -370,8 +400,8 @@ def _factors(fit: _Fit, sensitivity: int) -> tuple[float, float]:
     alpha = false_alarm_rate(sensitivity)
     known = ~fit.missing
     r = fit.residual[known]
-    z_up = np.maximum(r, 0.0) / fit.scale_up[known]
-    z_down = np.maximum(-r, 0.0) / fit.scale_down[known]
+    z_up = np.maximum(r, 0.0) / np.maximum(fit.scale_up, fit.busy_up)[known]
+    z_down = np.maximum(-r, 0.0) / np.maximum(fit.scale_down, fit.busy_down)[known]
     return _tail_factor(z_up, k, alpha), _tail_factor(z_down, k, alpha)
 
 
@@ -491,8 +521,7 @@ def detect_entire(values: np.ndarray, config: UnivariateConfig) -> EntireResult:
     fit = _fit(x, config.period)
     k_up, k_down = _factors(fit, config.sensitivity)
     expected = fit.seasonal + fit.trend
-    upper = k_up * fit.scale_up
-    lower = k_down * fit.scale_down
+    upper, lower = _margins(fit, config.sensitivity, k_up, k_down)
     r = fit.residual
     over = np.maximum(r - upper, 0.0)
     under = np.maximum(-r - lower, 0.0)
@@ -500,7 +529,9 @@ def detect_entire(values: np.ndarray, config: UnivariateConfig) -> EntireResult:
         severity = np.where(over > 0, 1.0 - upper / np.abs(r), 0.0)
         severity = np.where(under > 0, 1.0 - lower / np.abs(r), severity)
 
-    onsets, old_level = _level_shift_onsets(fit, k_up, k_down, false_alarm_rate(config.sensitivity))
+    onsets, old_level = _level_shift_onsets(
+        fit, upper, lower, min(k_up, k_down), false_alarm_rate(config.sensitivity)
+    )
     if onsets.size:
         expected = expected.copy()
         expected[onsets] = old_level
@@ -564,8 +595,9 @@ def detect_last(values: np.ndarray, config: UnivariateConfig) -> LastResult:
     expected = float(fit.trend[-1]) + seasonal
     k_up, k_down = _factors(fit, config.sensitivity)
     same_phase = n - p if p else n - 1
-    upper = k_up * float(max(fit.scale_up[-1], fit.scale_up[same_phase]))
-    lower = k_down * float(max(fit.scale_down[-1], fit.scale_down[same_phase]))
+    uppers, lowers = _margins(fit, config.sensitivity, k_up, k_down)
+    upper = float(max(uppers[-1], uppers[same_phase]))
+    lower = float(max(lowers[-1], lowers[same_phase]))
     value = float(x[-1])
     window = suggested_window(p)
     if not np.isfinite(value):

@@ -1,0 +1,89 @@
+"""Event-wise and point-wise scores on hand-made cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shared.evaluation import Scores, combine, event_scores, point_scores
+from shared.synthetic import AnomalyEvent
+
+pytestmark = pytest.mark.unit
+
+
+def _flags(n: int, *indices: int) -> np.ndarray:
+    flags = np.zeros(n, dtype=bool)
+    flags[list(indices)] = True
+    return flags
+
+
+def test_event_scores_count_detected_missed_and_stray_runs() -> None:
+    events = [AnomalyEvent(10, 12, "spike"), AnomalyEvent(50, 50, "dip")]
+    # 11 detects the first event; 30-31 is one stray run, 70 another; the second event is missed.
+    scores = event_scores(events, _flags(100, 11, 30, 31, 70), tolerance=3)
+    assert (scores.true_positives, scores.false_positives, scores.false_negatives) == (1, 2, 1)
+    assert scores.precision == pytest.approx(1 / 3)
+    assert scores.recall == pytest.approx(1 / 2)
+    assert scores.f1 == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))
+
+
+def test_tolerance_widens_the_event_window() -> None:
+    events = [AnomalyEvent(50, 50, "dip")]
+    near = _flags(100, 53)
+    assert event_scores(events, near, tolerance=3).true_positives == 1
+    within_two = event_scores(events, near, tolerance=2)
+    assert (within_two.true_positives, within_two.false_positives) == (0, 1)
+
+
+def test_many_flags_inside_one_event_are_one_detection_and_no_false_alarm() -> None:
+    events = [AnomalyEvent(20, 40, "level_shift")]
+    scores = event_scores(events, _flags(100, 20, 22, 25, 30, 41, 43))
+    assert (scores.true_positives, scores.false_positives, scores.false_negatives) == (1, 0, 0)
+
+
+def test_a_run_crossing_the_window_edge_counts_its_outside_part_once() -> None:
+    events = [AnomalyEvent(20, 20, "spike")]
+    flags = np.zeros(60, dtype=bool)
+    flags[21:30] = True  # 21-23 inside the tolerated window, 24-29 one stray run
+    scores = event_scores(events, flags, tolerance=3)
+    assert (scores.true_positives, scores.false_positives) == (1, 1)
+
+
+def test_stray_flags_at_the_first_point_count() -> None:
+    scores = event_scores([AnomalyEvent(50, 51, "spike")], _flags(100, 0, 1, 99))
+    assert scores.false_positives == 2
+
+
+def test_conventions_when_nothing_is_flagged_or_nothing_is_labelled() -> None:
+    nothing = event_scores([], np.zeros(10, dtype=bool))
+    assert (nothing.precision, nothing.recall, nothing.f1) == (1.0, 1.0, 1.0)
+    missed = event_scores([AnomalyEvent(2, 3, "dip")], np.zeros(10, dtype=bool))
+    assert (missed.precision, missed.recall, missed.f1) == (1.0, 0.0, 0.0)
+    only_false = event_scores([], _flags(10, 4))
+    assert (only_false.precision, only_false.recall, only_false.f1) == (0.0, 1.0, 0.0)
+
+
+def test_event_scores_reject_bad_input() -> None:
+    with pytest.raises(ValueError, match="tolerance"):
+        event_scores([], np.zeros(5, dtype=bool), tolerance=-1)
+    with pytest.raises(ValueError, match="outside"):
+        event_scores([AnomalyEvent(7, 8, "spike")], np.zeros(5, dtype=bool))
+    with pytest.raises(ValueError, match="one-dimensional"):
+        event_scores([], np.zeros((2, 2), dtype=bool))
+
+
+def test_point_scores_count_points() -> None:
+    labels = _flags(10, 2, 3, 4)
+    scores = point_scores(labels, _flags(10, 3, 4, 8))
+    assert (scores.true_positives, scores.false_positives, scores.false_negatives) == (2, 1, 1)
+    assert scores.precision == pytest.approx(2 / 3)
+    assert scores.recall == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="points"):
+        point_scores(labels, np.zeros(9, dtype=bool))
+
+
+def test_combine_adds_counts_before_the_ratios() -> None:
+    total = combine([Scores.from_counts(1, 0, 1), Scores.from_counts(3, 2, 0)])
+    assert (total.true_positives, total.false_positives, total.false_negatives) == (4, 2, 1)
+    assert total.precision == pytest.approx(4 / 6)
+    assert total.recall == pytest.approx(4 / 5)
