@@ -235,6 +235,7 @@ def _tail(series: FormattedSeries, points: int) -> FormattedSeries:
         series.values[-points:],
         series.input_slots - (series.values.size - points),
         series.duplicates,
+        series.observed[-points:],
     )
 
 
@@ -349,6 +350,7 @@ def detect_raw_batch(blob_name: str, store: BlobStore, settings: Settings) -> De
             f"only {present} points of history so far; detection starts at {MIN_POINTS}",
         )
     request = request_body(series, **options.request_parameters())
+    observed_at = dict(zip(series.timestamps.tolist(), series.observed.tolist(), strict=True))
     store.put_json(BlobRef(out, prefix + "request.json"), request)
     written.append(prefix + "request.json")
     backend = backend_for(settings)
@@ -371,7 +373,13 @@ def detect_raw_batch(blob_name: str, store: BlobStore, settings: Settings) -> De
     else:
         store.put_json(stream_ref, {"anomalies": stream_flags})
         written.append(prefix + "stream.json")
-    anomalies = _anomalies_in(request, entire, batch_start, batch_end)
+    # Only measured points are reported: an imputed slot is the pipeline's guess, and a long gap
+    # filled with the previous value would otherwise look like a stuck meter.
+    anomalies = [
+        a
+        for a in _anomalies_in(request, entire, batch_start, batch_end)
+        if observed_at.get(_epoch(a["timestamp"]), False)
+    ]
     summary = {
         "deviceId": name.device_id,
         "metric": name.metric,
@@ -385,6 +393,7 @@ def detect_raw_batch(blob_name: str, store: BlobStore, settings: Settings) -> De
         },
         "batchRange": {"start": format_timestamp(batch_start), "end": format_timestamp(batch_end)},
         "period": entire["period"],
+        "imputedPoints": int(np.count_nonzero(~series.observed)),
         "anomalyCount": len(anomalies),
         "anomalies": anomalies,
         "lastPoint": {
@@ -530,7 +539,7 @@ def _run_stream(
                     "expectedValue": float(batch.expected_values[i]),
                     "severity": float(batch.severity[i]),
                 }
-                for i in np.flatnonzero(batch.is_anomaly)
+                for i in np.flatnonzero(batch.is_anomaly & series.observed[new])
             ]
         logger.info(
             "Stream state of %s/%s changed meanwhile; retrying", name.device_id, name.metric

@@ -195,6 +195,7 @@ class FormattedSeries:
     values: np.ndarray  # filled values (NaN only with notFill)
     input_slots: np.ndarray  # for each input reading, its index in ``timestamps`` (-1: dropped)
     duplicates: int
+    observed: np.ndarray  # bool per kept slot: a reading fell there (False: imputed or missing)
 
 
 def format_series(
@@ -250,6 +251,7 @@ def format_series(
         values=filled[keep],
         input_slots=input_slots,
         duplicates=gridded.duplicates,
+        observed=gridded.observed[keep],
     )
 
 

@@ -115,3 +115,20 @@ def test_too_little_history_is_skipped_with_a_reason(app_env: dict[str, str]) ->
     (raw,) = replay(bodies_for(stamps, np.ones(5)), store, settings)
     report = detect_raw_batch(raw, store, settings)
     assert report.skipped and "12" in report.skipped
+
+
+def test_imputed_points_are_never_reported(app_env: dict[str, str]) -> None:
+    settings = Settings.from_env({**app_env, "DETECT_IMPUTE_MODE": "previous"})
+    store = BlobStore.from_settings(settings)
+    rng = np.random.default_rng(8)
+    n = 600
+    stamps = 1_762_041_600.0 + 60.0 * np.arange(n)
+    values = 3 + np.sin(np.arange(n) * 2 * np.pi / 120) + 0.05 * rng.standard_normal(n)
+    keep = np.ones(n, dtype=bool)
+    keep[500:560] = False  # an hour of silence: filled with the last value (a flat line)
+    replay(bodies_for(stamps[keep], values[keep]), store, settings, batch=1000)
+    (summary_name,) = [n for n in store.list_names(settings.results_container) if "summary" in n]
+    summary = store.get_json(BlobRef(settings.results_container, summary_name))
+    assert summary["imputedPoints"] == 60
+    gap = {format_timestamp(float(t)) for t in stamps[500:560]}
+    assert not gap & {a["timestamp"] for a in summary["anomalies"]}
