@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from typing import NamedTuple
 
 from shared.errors import TelemetryError
 from shared.settings import Settings
@@ -32,8 +32,7 @@ logger = logging.getLogger(__name__)
 RAW_BATCH_VERSION = 1
 
 
-@dataclass(frozen=True)
-class BatchBlob:
+class BatchBlob(NamedTuple):
     """One serialised blob to write: a raw batch or a dead letter."""
 
     name: str
@@ -68,7 +67,7 @@ def raw_batch_name(
     ``{device}/{metric}/{YYYY-MM-DD}/p{partition}-{first:020d}-{last:020d}.json``: the day of the
     batch's first reading lets detection list only recent days.
     """
-    day = datetime.fromtimestamp(first_timestamp, tz=UTC).strftime("%Y-%m-%d")
+    day = format_timestamp(first_timestamp)[:10]
     return f"{device_id}/{metric}/{day}/p{partition_id}-{first:020d}-{last:020d}.json"
 
 
@@ -114,9 +113,11 @@ def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
         f'"partitionId":"{partition}","firstSequenceNumber":{first},'
         f'"lastSequenceNumber":{last},"readings":['
     )
+    name_tail = f"/p{partition}-{first:020d}-{last:020d}.json"
+    append = blobs.append
     for (device_id, metric), series in groups.items():
-        stamps = sorted(series)
-        count += len(stamps)
+        stamps = sorted(series) if len(series) > 1 else series.keys()
+        count += len(series)
         cells = []
         for stamp in stamps:
             text = stamp_text.get(stamp)
@@ -125,14 +126,14 @@ def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
             cells.append(f'["{text}",{series[stamp]!r}]')
         # Hand-built JSON (the hot path): ids and metric names are validated to a safe alphabet
         # and values are finite floats, whose repr is valid JSON; a test checks json.loads.
-        document = (
-            f'{{"version":{RAW_BATCH_VERSION},"deviceId":"{device_id}","metric":"{metric}",'
-            + header_tail
-            + ",".join(cells)
-            + "]}"
+        # The name is raw_batch_name()'s, from the already formatted first timestamp.
+        append(
+            BatchBlob(
+                f"{device_id}/{metric}/{cells[0][2:12]}{name_tail}",
+                f'{{"version":{RAW_BATCH_VERSION},"deviceId":"{device_id}","metric":"{metric}",'
+                f"{header_tail}{','.join(cells)}]}}".encode(),
+            )
         )
-        name = raw_batch_name(device_id, metric, stamps[0], partition, first, last)
-        blobs.append(BatchBlob(name, document.encode()))
     return PreparedBatch(blobs=blobs, dead_letters=dead, readings=count, events=len(events))
 
 

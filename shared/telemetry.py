@@ -128,7 +128,9 @@ def parse_event_rows(event: RawEvent, stamp_cache: dict[str, float]) -> list[Rea
 def _rows_of(
     body: Mapping[str, Any], event: RawEvent, stamp_cache: dict[str, float], out: list[ReadingRow]
 ) -> None:
-    device_id = _device_id(body, event)
+    device_id = body.get("deviceId")
+    if type(device_id) is not str or device_id not in _VALID_NAMES:  # fast path: known ids
+        device_id = _device_id(body, event)
     raw_stamp = body.get("timestamp")
     if raw_stamp is None or raw_stamp == "":
         raise TelemetryError("Missing field 'timestamp'.", code="MissingField")
@@ -156,7 +158,14 @@ def _rows_of(
         else:
             continue  # text or nested metadata, not a metric
         found = True
-        out.append((device_id, _checked_name(key, "metric"), timestamp, value))
+        out.append(
+            (
+                device_id,
+                key if key in _VALID_NAMES else _checked_name(key, "metric"),
+                timestamp,
+                value,
+            )
+        )
     if not found:
         raise TelemetryError(
             "No metric found: expected 'value' or at least one numeric field such as 'power'.",
@@ -188,8 +197,8 @@ _VALID_NAMES: set[str] = set()
 
 
 def _checked_name(name: Any, what: str) -> str:
-    if name in _VALID_NAMES:
-        return str(name)
+    if type(name) is str and name in _VALID_NAMES:
+        return name
     text = str(name)
     if not _NAME_RE.match(text):
         raise TelemetryError(
@@ -272,12 +281,31 @@ def _parse_text_timestamp(text: str) -> float:
     return parsed.timestamp()
 
 
+_MINUTE_PREFIX: dict[int, str] = {}
+
+
 def format_timestamp(seconds: float) -> str:
-    """Format epoch seconds as the v1.1 timestamp text ``YYYY-MM-DDTHH:MM:SSZ``."""
-    moment = datetime.fromtimestamp(seconds, tz=UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Format epoch seconds as the v1.1 timestamp text ``YYYY-MM-DDTHH:MM:SSZ``.
+
+    Fractions of a second are kept (``...SS.ffffffZ``). The ``YYYY-MM-DDTHH:MM:`` prefix is cached
+    per minute: ingest formats every reading, and meters share minutes.
+    """
+    whole = int(seconds // 60)
+    prefix = _MINUTE_PREFIX.get(whole)
+    if prefix is None:
+        if len(_MINUTE_PREFIX) > 200_000:  # bounded: a few months of minutes
+            _MINUTE_PREFIX.clear()
+        prefix = _MINUTE_PREFIX[whole] = datetime.fromtimestamp(whole * 60, tz=UTC).strftime(
+            "%Y-%m-%dT%H:%M:"
+        )
+    rest = seconds - whole * 60
+    second = int(rest)
+    micro = round((rest - second) * 1_000_000)
+    if micro == 1_000_000:  # rounding carried into the next second
+        return format_timestamp(float(whole * 60 + second + 1))
+    if micro:
+        return f"{prefix}{second:02d}.{micro:06d}Z"
+    return f"{prefix}{second:02d}Z"
 
 
 def _json_safe(mapping: Mapping[Any, Any]) -> dict[str, Any]:
