@@ -108,3 +108,17 @@ def test_timestamp_formats() -> None:
     assert parse_timestamp(expected) == expected
     assert parse_timestamp(expected * 1000) == expected
     assert format_timestamp(expected) == "2006-12-16T17:24:00Z"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.0, "1970-01-01T00:00:00Z"),
+        (59.999999, "1970-01-01T00:00:59.999999Z"),
+        (1165857840.5, "2006-12-11T17:24:00.500000Z"),
+        (1165857899.9999996, "2006-12-11T17:25:00Z"),  # rounding carries into the next minute
+    ],
+)
+def test_format_timestamp_fractions_and_carries(seconds: float, text: str) -> None:
+    assert format_timestamp(seconds) == text
+    assert format_timestamp(seconds) == format_timestamp(seconds)  # cached path agrees
