@@ -1,0 +1,146 @@
+"""HTTP trigger serving the Anomaly Detector v1.1 REST API (``anomalydetector/{*path}``).
+
+One anonymous HTTP function forwards every request under ``anomalydetector/`` to the ASGI
+application of :mod:`shared.api.app` through ``func.AsgiMiddleware``; the application checks
+its own keys (``METERWATCH_API_KEYS`` in ``Ocp-Apim-Subscription-Key``), so the function's auth
+level is ANONYMOUS. The function also takes a Durable client binding and lends it to the
+application for the request, so training requested through the API starts the same
+orchestration as an uploaded dataset, and batch detection runs as an orchestration too
+(:mod:`shared.api.batch`: its orchestrator and activities are registered here).
+
+The API application (Starlette and the rest of :mod:`shared.api`) is imported on the first
+request, not when the function app is indexed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Generator
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared.api.batch import (
+    DETECT_ACTIVITY,
+    DETECT_FAILED_ACTIVITY,
+    DETECTION_ORCHESTRATOR,
+    detection_orchestration,
+)
+from shared.mv_workflow import RETRY_FIRST_INTERVAL_MS, RETRY_MAX_ATTEMPTS
+
+logger = logging.getLogger(__name__)
+
+bp = df.Blueprint()
+
+API_FUNCTION = "anomalydetector_api"
+ROUTE = "anomalydetector/{*path}"
+METHODS = (func.HttpMethod.GET, func.HttpMethod.POST, func.HttpMethod.DELETE)
+CLIENT_BINDING = "client"
+
+#: Retry policy of the detection activity (transient failures: storage, a recycled worker).
+RETRY_OPTIONS = df.RetryOptions(
+    first_retry_interval_in_milliseconds=RETRY_FIRST_INTERVAL_MS,
+    max_number_of_attempts=RETRY_MAX_ATTEMPTS,
+)
+
+_cache: dict[str, Any] = {}
+
+
+class DurableStarter:
+    """An :class:`~shared.api.orchestration.OrchestrationStarter` over the Durable client."""
+
+    def __init__(self, client: df.DurableOrchestrationClient) -> None:
+        self.client = client
+
+    async def start(self, orchestrator: str, instance_id: str, client_input: Any) -> None:
+        """Start an orchestration instance through the Durable extension."""
+        await self.client.start_new(orchestrator, instance_id, client_input)
+
+    async def runtime_status(self, instance_id: str) -> str | None:
+        """The instance's runtime status, or ``None`` when the task hub does not know it."""
+        status = await self.client.get_status(instance_id)
+        runtime = getattr(status, "runtime_status", None)
+        if runtime is None:
+            return None
+        return str(getattr(runtime, "value", runtime))
+
+
+def asgi_middleware() -> func.AsgiMiddleware:
+    """The API behind ``func.AsgiMiddleware``, built once per settings object."""
+    from shared.api.app import RoutePrefixStripper, create_app
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    if _cache.get("settings") is not settings:
+        _cache["settings"] = settings
+        _cache["middleware"] = func.AsgiMiddleware(RoutePrefixStripper(create_app(settings)))
+    middleware: func.AsgiMiddleware = _cache["middleware"]
+    return middleware
+
+
+@bp.function_name(API_FUNCTION)
+@bp.route(route=ROUTE, methods=METHODS, auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name=CLIENT_BINDING)
+async def anomalydetector_api(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """Serve one v1.1 API request (the application answers every error itself).
+
+    Without valid settings (no ``METERWATCH_API_KEYS`` above all) the API does not run: every
+    request gets a coded 503 saying what the operator must set, and the reason is logged.
+    """
+    from shared.api.orchestration import current_starter
+    from shared.errors import ConfigurationError
+
+    try:
+        middleware = asgi_middleware()
+    except ConfigurationError as exc:
+        logger.error("The v1.1 API is not running: %s (%s)", exc.message, exc.code)
+        return func.HttpResponse(
+            json.dumps({"code": exc.code, "message": f"The API is not configured: {exc.message}"}),
+            status_code=503,
+            headers={"x-ms-error-code": exc.code},
+            mimetype="application/json",
+        )
+    token = current_starter.set(DurableStarter(client))
+    try:
+        response: func.HttpResponse = await middleware.handle_async(req)
+        return response
+    finally:
+        current_starter.reset(token)
+
+
+@bp.function_name(DETECTION_ORCHESTRATOR)
+@bp.orchestration_trigger(context_name="context")
+def mv_api_detection_orchestrator(
+    context: df.DurableOrchestrationContext,
+) -> Generator[Any, Any, dict[str, Any]]:
+    """Detect on a READY model, or record the failure (see :mod:`shared.api.batch`)."""
+    return (yield from detection_orchestration(context, RETRY_OPTIONS))
+
+
+def _batch_activities() -> Any:
+    from shared.api.multivariate import BatchDetectionActivities
+    from shared.settings import get_settings
+    from shared.storage import BlobStore
+
+    settings = get_settings()
+    return BatchDetectionActivities(BlobStore.from_settings(settings), settings)
+
+
+@bp.function_name(DETECT_ACTIVITY)
+@bp.activity_trigger(input_name="payload")
+def mv_api_detect(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one batch detection and store its v1.1 result."""
+    outcome: dict[str, Any] = _batch_activities().detect(payload)
+    return outcome
+
+
+@bp.function_name(DETECT_FAILED_ACTIVITY)
+@bp.activity_trigger(input_name="payload")
+def mv_api_detect_failed(payload: dict[str, Any]) -> dict[str, Any]:
+    """Record a batch detection as FAILED once its retries are spent."""
+    outcome: dict[str, Any] = _batch_activities().fail(payload)
+    return outcome
