@@ -5,9 +5,11 @@ Usage: .venv/bin/python scripts/readme_tables.py  (a test checks the README is u
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -24,6 +26,75 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def load_results() -> dict[str, Any]:
+    """``bench/results.json`` (empty when the benchmarks have not run)."""
+    path = REPO / "bench" / "results.json"
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else {}
+
+
+def deploy_section(results: dict[str, Any]) -> str:
+    """``docs/deploy.md`` with the measured ingest throughput filled into its capacity table."""
+    text = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8").rstrip("\n")
+    rate = results.get("ingest_events_per_s")
+    if rate:
+        lines = []
+        for line in text.splitlines():
+            if line.startswith("| One function instance"):
+                line = line.replace("INGEST_EVENTS_PER_S × 60", f"{rate * 60:,.0f}")
+                line = line.replace("INGEST_EVENTS_PER_S", f"{rate:,.0f}")
+            lines.append(line)
+        text = "\n".join(lines)
+    return text
+
+
+#: (key, label, unit/format, target text) rows of the README's benchmark table.
+BENCH_ROWS: list[tuple[str, str, str, str]] = [
+    ("entire_8640_ms", "univariate entire, 8,640 points", "{:.1f} ms", "≤ 20 ms"),
+    ("reference_entire_8640_ms", "  reference (time-series-anomaly-detector 0.4.0)", "{:,.0f} ms", ""),
+    ("entire_speedup", "  speed-up over the reference", "{:,.0f}×", "≥ 300×"),
+    ("stream_us_per_point", "stream, per point", "{:.1f} µs", "≤ 50 µs"),
+    ("ingest_events_per_s", "ingest handler, one core", "{:,.0f} events/s", "≥ 100,000"),
+    ("json_parse_events_per_s", "  bare json.loads of the same events", "{:,.0f} events/s", ""),
+    ("ingest_vs_json_ratio", "  ingest time ÷ bare parsing time", "{:.2f}×", "≤ 3×"),
+    ("import_s", "`import function_app`, fresh process", "{:.2f} s", "≤ 1.0 s"),
+    ("import_mb", "  peak memory", "{:.0f} MB", "≤ 150 MB"),
+    ("f1_entire", "F1 entire, labelled corpus", "{:.3f}", "≥ reference"),
+    ("reference_f1_entire", "  reference F1 entire", "{:.3f}", ""),
+    ("f1_stream", "F1 stream, labelled corpus", "{:.3f}", ""),
+    ("mv_train_10k_s", "multivariate training, 10,000 × 4", "{:.3f} s", "≤ 5 s"),
+    ("reference_mv_train_10k_s", "  reference training", "{:,.1f} s", ""),
+    ("mv_train_speedup", "  speed-up over the reference", "{:,.0f}×", "≥ 20×"),
+    ("mv_infer_rows_per_s", "multivariate inference", "{:,.0f} rows/s", "≥ 50,000"),
+    ("mv_top_contributor_acc", "top-contributor accuracy", "{:.2f}", "≥ reference"),
+    ("reference_mv_top_contributor_acc", "  reference accuracy", "{:.2f}", ""),
+    ("mv_f1", "multivariate F1", "{:.2f}", "≥ reference"),
+    ("reference_mv_f1", "  reference F1", "{:.2f}", ""),
+    ("mv_train_100k_50_mb", "peak memory training 100,000 × 50", "{:,.0f} MB", ""),
+    ("api_overhead_ms", "API overhead, 1,440-point entire", "{:.2f} ms", "≤ 2 ms"),
+    ("api_rps", "API requests/s, 8 clients on loopback", "{:,.0f}", ""),
+    ("api_p99_ms", "  p99 latency", "{:.0f} ms", ""),
+]
+
+
+def bench_section(results: dict[str, Any]) -> str:
+    """The README's benchmark table from ``bench/results.json``."""
+    if not results:
+        return "Run `bench/run` to measure (writes `bench/results.json`)."
+    rows = [
+        f"Measured by `bench/run` on {results.get('machine', 'this machine')} "
+        f"({results.get('date', '')}); every figure is also in `bench/results.json`.",
+        "",
+        "| figure | measured | target |",
+        "|---|---:|---|",
+    ]
+    for key, label, fmt, target in BENCH_ROWS:
+        value = results.get(key)
+        if isinstance(value, int | float):
+            shown = fmt.format(value)
+            rows.append(f"| {label.replace('  ', '&nbsp;&nbsp;')} | {shown} | {target} |")
+    return "\n".join(rows)
+
+
 def replace_section(text: str, name: str, body: str) -> str:
     """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
     pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
@@ -34,7 +105,10 @@ def replace_section(text: str, name: str, body: str) -> str:
 
 def main() -> None:
     readme = REPO / "README.md"
+    results = load_results()
     text = replace_section(readme.read_text(encoding="utf-8"), "settings-table", settings_table())
+    text = replace_section(text, "deploy", deploy_section(results))
+    text = replace_section(text, "bench", bench_section(results))
     readme.write_text(text, encoding="utf-8")
 
 

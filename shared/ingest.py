@@ -88,7 +88,9 @@ def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
     """
     if not events:
         return PreparedBatch()
-    groups: dict[tuple[str, str], dict[float, float]] = {}
+    # Most groups hold one reading (many meters, one message each per batch): they stay a
+    # (timestamp, value) tuple, and become a dict only when a second reading arrives.
+    groups: dict[tuple[str, str], tuple[float, float] | dict[float, float]] = {}
     dead: list[BatchBlob] = []
     partitions = {event.partition_id for event in events}
     parsed_stamps: dict[str, float] = {}
@@ -99,10 +101,14 @@ def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
             dead.append(_dead_letter(event, exc))
             continue
         for device_id, metric, timestamp, value in rows:
-            series = groups.get((device_id, metric))
-            if series is None:
-                series = groups[(device_id, metric)] = {}
-            series[timestamp] = value
+            key = (device_id, metric)
+            current = groups.get(key)
+            if current is None or (type(current) is tuple and current[0] == timestamp):
+                groups[key] = (timestamp, value)
+            elif type(current) is tuple:
+                groups[key] = {current[0]: current[1], timestamp: value}
+            else:
+                current[timestamp] = value
     partition = "+".join(sorted(partitions))
     first = min(event.sequence_number for event in events)
     last = max(event.sequence_number for event in events)
@@ -116,14 +122,14 @@ def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
     name_tail = f"/p{partition}-{first:020d}-{last:020d}.json"
     append = blobs.append
     for (device_id, metric), series in groups.items():
-        stamps = sorted(series) if len(series) > 1 else series.keys()
-        count += len(series)
+        pairs = (series,) if type(series) is tuple else sorted(series.items())
+        count += len(pairs)
         cells = []
-        for stamp in stamps:
+        for stamp, value in pairs:
             text = stamp_text.get(stamp)
             if text is None:
                 text = stamp_text[stamp] = format_timestamp(stamp)
-            cells.append(f'["{text}",{series[stamp]!r}]')
+            cells.append(f'["{text}",{value!r}]')
         # Hand-built JSON (the hot path): ids and metric names are validated to a safe alphabet
         # and values are finite floats, whose repr is valid JSON; a test checks json.loads.
         # The name is raw_batch_name()'s, from the already formatted first timestamp.
