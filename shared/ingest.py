@@ -103,9 +103,9 @@ def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
         for device_id, metric, timestamp, value in rows:
             key = (device_id, metric)
             current = groups.get(key)
-            if current is None or (type(current) is tuple and current[0] == timestamp):
+            if current is None or (isinstance(current, tuple) and current[0] == timestamp):
                 groups[key] = (timestamp, value)
-            elif type(current) is tuple:
+            elif isinstance(current, tuple):
                 groups[key] = {current[0]: current[1], timestamp: value}
             else:
                 current[timestamp] = value
@@ -122,7 +122,7 @@ def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
     name_tail = f"/p{partition}-{first:020d}-{last:020d}.json"
     append = blobs.append
     for (device_id, metric), series in groups.items():
-        pairs = (series,) if type(series) is tuple else sorted(series.items())
+        pairs = (series,) if isinstance(series, tuple) else sorted(series.items())
         count += len(pairs)
         cells = []
         for stamp, value in pairs:
