@@ -78,3 +78,19 @@ def test_binary_payload_is_kept_as_base64() -> None:
 
 def test_empty_batch() -> None:
     assert prepare_batch([]).blobs == []
+
+
+def test_late_readings_are_sorted_and_repeats_collapse() -> None:
+    events = [
+        ev(1, {"deviceId": "m1", "timestamp": "2026-11-01T10:02:00Z", "value": 3}),
+        ev(2, {"deviceId": "m1", "timestamp": "2026-11-01T10:00:00Z", "value": 1}),
+        ev(3, {"deviceId": "m1", "timestamp": "2026-11-01T10:02:00Z", "value": 4}),
+        ev(4, {"deviceId": "m1", "timestamp": "2026-11-01T10:01:00Z", "value": 2}),
+    ]
+    (blob,) = prepare_batch(events).blobs
+    assert json.loads(blob.data)["readings"] == [
+        ["2026-11-01T10:00:00Z", 1.0],
+        ["2026-11-01T10:01:00Z", 2.0],
+        ["2026-11-01T10:02:00Z", 4.0],
+    ]
+    assert blob.name.startswith("m1/value/2026-11-01/")
