@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from shared.errors import TelemetryError
 from shared.settings import Settings
@@ -21,6 +21,7 @@ from shared.storage import BlobRef, BlobStore
 from shared.telemetry import (
     RawEvent,
     Reading,
+    chronological,
     format_timestamp,
     parse_event_rows,
     parse_timestamp,
@@ -90,18 +91,17 @@ def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
         return PreparedBatch()
     # Most groups hold one reading (many meters, one message each per batch): they stay a
     # (timestamp, value) tuple, and become a dict only when a second reading arrives.
-    groups: dict[tuple[str, str], tuple[float, float] | dict[float, float]] = {}
+    groups: dict[tuple[str, str], tuple[str, float] | dict[str, float]] = {}
     dead: list[BatchBlob] = []
     partitions = {event.partition_id for event in events}
-    parsed_stamps: dict[str, float] = {}
+    parsed_stamps: dict[Any, str] = {}
     for event in events:
         try:
             rows = parse_event_rows(event, parsed_stamps)
         except TelemetryError as exc:
             dead.append(_dead_letter(event, exc))
             continue
-        for device_id, metric, timestamp, value in rows:
-            key = (device_id, metric)
+        for key, timestamp, value in rows:
             current = groups.get(key)
             if current is None or (isinstance(current, tuple) and current[0] == timestamp):
                 groups[key] = (timestamp, value)
@@ -114,30 +114,30 @@ def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
     last = max(event.sequence_number for event in events)
     blobs: list[BatchBlob] = []
     count = 0
-    stamp_text: dict[float, str] = {}
     header_tail = (
         f'"partitionId":"{partition}","firstSequenceNumber":{first},'
         f'"lastSequenceNumber":{last},"readings":['
     )
     name_tail = f"/p{partition}-{first:020d}-{last:020d}.json"
     append = blobs.append
+    # Hand-built JSON (the hot path): ids and metric names are validated to a safe alphabet,
+    # timestamps are canonical text and values finite floats, whose repr is valid JSON (tests
+    # check json.loads). The name is raw_batch_name()'s, from the first timestamp's day.
+    head = f'{{"version":{RAW_BATCH_VERSION},"deviceId":"'
     for (device_id, metric), series in groups.items():
-        pairs = (series,) if isinstance(series, tuple) else sorted(series.items())
-        count += len(pairs)
-        cells = []
-        for stamp, value in pairs:
-            text = stamp_text.get(stamp)
-            if text is None:
-                text = stamp_text[stamp] = format_timestamp(stamp)
-            cells.append(f'["{text}",{value!r}]')
-        # Hand-built JSON (the hot path): ids and metric names are validated to a safe alphabet
-        # and values are finite floats, whose repr is valid JSON; a test checks json.loads.
-        # The name is raw_batch_name()'s, from the already formatted first timestamp.
+        if isinstance(series, tuple):
+            first_stamp = series[0]
+            readings = f'["{first_stamp}",{series[1]!r}]'
+            count += 1
+        else:
+            stamps = sorted(series, key=chronological)
+            first_stamp = stamps[0]
+            readings = ",".join([f'["{stamp}",{series[stamp]!r}]' for stamp in stamps])
+            count += len(stamps)
         append(
             BatchBlob(
-                f"{device_id}/{metric}/{cells[0][2:12]}{name_tail}",
-                f'{{"version":{RAW_BATCH_VERSION},"deviceId":"{device_id}","metric":"{metric}",'
-                f"{header_tail}{','.join(cells)}]}}".encode(),
+                f"{device_id}/{metric}/{first_stamp[:10]}{name_tail}",
+                f'{head}{device_id}","metric":"{metric}",{header_tail}{readings}]}}'.encode(),
             )
         )
     return PreparedBatch(blobs=blobs, dead_letters=dead, readings=count, events=len(events))

@@ -89,19 +89,27 @@ def parse_event(event: RawEvent) -> list[Reading]:
         TelemetryError: The event is not JSON, lacks a device id, timestamp or value, or holds a
             non-numeric, NaN or infinite value, or an unparseable timestamp.
     """
-    return [Reading(*row) for row in parse_event_rows(event, {})]
+    return [
+        Reading(device, metric, parse_timestamp(stamp), value)
+        for (device, metric), stamp, value in parse_event_rows(event, {})
+    ]
 
 
-ReadingRow = tuple[str, str, float, float]
+#: ``((device_id, metric), canonical timestamp text, value)``: the series key comes ready-made,
+#: since ingest groups by it.
+ReadingRow = tuple[tuple[str, str], str, float]
 
 
-def parse_event_rows(event: RawEvent, stamp_cache: dict[str, float]) -> list[ReadingRow]:
+def parse_event_rows(event: RawEvent, stamp_cache: dict[Any, str]) -> list[ReadingRow]:
     """Decode one event into ``(device_id, metric, timestamp, value)`` rows (the fast path).
+
+    Timestamps come back as canonical text (:func:`canonical_timestamp`), which sorts in time
+    order and is what raw batches store.
 
     Args:
         event: The delivered event.
-        stamp_cache: Timestamp text already parsed in this batch (shared across its events,
-            since a batch repeats the same few minutes many times).
+        stamp_cache: Timestamps already seen in this batch (shared across its events, since a
+            batch repeats the same few minutes many times), raw value to canonical text.
 
     Raises:
         TelemetryError: As :func:`parse_event`.
@@ -111,7 +119,7 @@ def parse_event_rows(event: RawEvent, stamp_cache: dict[str, float]) -> list[Rea
     except (UnicodeDecodeError, ValueError) as exc:
         raise TelemetryError(f"Body is not UTF-8 JSON: {exc}", code="InvalidJson") from exc
     rows: list[ReadingRow] = []
-    if isinstance(payload, dict):
+    if type(payload) is dict:
         _rows_of(payload, event, stamp_cache, rows)
     elif isinstance(payload, list) and payload and all(isinstance(i, dict) for i in payload):
         for item in payload:
@@ -126,23 +134,24 @@ def parse_event_rows(event: RawEvent, stamp_cache: dict[str, float]) -> list[Rea
 
 
 def _rows_of(
-    body: Mapping[str, Any], event: RawEvent, stamp_cache: dict[str, float], out: list[ReadingRow]
+    body: Mapping[str, Any], event: RawEvent, stamp_cache: dict[Any, str], out: list[ReadingRow]
 ) -> None:
-    device_id = body.get("deviceId")
+    device_id = body.get("deviceId") or event.system_properties.get(IOTHUB_DEVICE_PROPERTY)
     if type(device_id) is not str or device_id not in _VALID_NAMES:  # fast path: known ids
         device_id = _device_id(body, event)
     raw_stamp = body.get("timestamp")
     if raw_stamp is None or raw_stamp == "":
         raise TelemetryError("Missing field 'timestamp'.", code="MissingField")
-    if isinstance(raw_stamp, str):
-        timestamp = stamp_cache.get(raw_stamp)
-        if timestamp is None:
-            timestamp = stamp_cache[raw_stamp] = parse_timestamp(raw_stamp)
-    else:
-        timestamp = parse_timestamp(raw_stamp)
+    timestamp: str | None = stamp_cache.get(raw_stamp) if type(raw_stamp) is str else None
+    if timestamp is None:
+        timestamp = canonical_timestamp(raw_stamp)
+        if type(raw_stamp) is str:
+            stamp_cache[raw_stamp] = timestamp
     if "value" in body:
         metric = body.get("metric") or event.properties.get("metric") or "value"
-        out.append((device_id, _checked_name(metric, "metric"), timestamp, _number("value", body)))
+        out.append(
+            ((device_id, _checked_name(metric, "metric")), timestamp, _number("value", body))
+        )
         return
     found = False
     for key, raw in body.items():
@@ -158,14 +167,8 @@ def _rows_of(
         else:
             continue  # text or nested metadata, not a metric
         found = True
-        out.append(
-            (
-                device_id,
-                key if key in _VALID_NAMES else _checked_name(key, "metric"),
-                timestamp,
-                value,
-            )
-        )
+        metric = key if key in _VALID_NAMES else _checked_name(key, "metric")
+        out.append(((device_id, metric), timestamp, value))
     if not found:
         raise TelemetryError(
             "No metric found: expected 'value' or at least one numeric field such as 'power'.",
@@ -282,6 +285,45 @@ def _parse_text_timestamp(text: str) -> float:
 
 
 _MINUTE_PREFIX: dict[int, str] = {}
+
+
+def canonical_timestamp(raw: Any) -> str:
+    """Validate a telemetry timestamp and return it as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (UTC).
+
+    Text already in that form is only validated (the ingest hot path); anything else is parsed
+    by :func:`parse_timestamp` and formatted.
+
+    Raises:
+        TelemetryError: As :func:`parse_timestamp`.
+    """
+    if (
+        type(raw) is str
+        and 20 <= len(raw) <= 27
+        and raw[-1] == "Z"
+        and raw[10] == "T"
+        and raw[4] == "-"
+        and raw[7] == "-"
+        and raw[13] == ":"
+        and raw[16] == ":"
+        and "1970" <= raw[:4] < "2200"
+    ):
+        try:
+            datetime.fromisoformat(raw)
+        except ValueError:
+            pass  # not a real date (month 13...): the slow path explains why
+        else:
+            if len(raw) == 20:
+                return str(raw)
+            fraction = raw[20:-1]
+            if raw[19] == "." and fraction.isdigit():  # ISO fractions: 1 to 6 digits
+                fraction = fraction.ljust(6, "0")
+                return raw[:19] + ("Z" if fraction == "000000" else f".{fraction}Z")
+    return format_timestamp(parse_timestamp(raw))
+
+
+def chronological(text: str) -> str:
+    """Sort key for canonical timestamp text (whole seconds sort before their fractions)."""
+    return text[:19] if len(text) == 20 else text[:19] + text[19:26]
 
 
 def format_timestamp(seconds: float) -> str:
