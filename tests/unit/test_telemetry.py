@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.errors import TelemetryError
-from shared.telemetry import RawEvent, Reading, format_timestamp, parse_event, parse_timestamp
+from shared.telemetry import (
+    RawEvent,
+    Reading,
+    canonical_timestamp,
+    chronological,
+    format_timestamp,
+    parse_event,
+    parse_timestamp,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -122,3 +130,35 @@ def test_timestamp_formats() -> None:
 def test_format_timestamp_fractions_and_carries(seconds: float, text: str) -> None:
     assert format_timestamp(seconds) == text
     assert format_timestamp(seconds) == format_timestamp(seconds)  # cached path agrees
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("2026-11-01T10:00:00Z", "2026-11-01T10:00:00Z"),
+        ("2026-11-01T10:00:59.5Z", "2026-11-01T10:00:59.500000Z"),
+        ("2026-11-01T10:00:00.000Z", "2026-11-01T10:00:00Z"),
+        ("2026-11-01T11:00:00+01:00", "2026-11-01T10:00:00Z"),
+        ("11/1/2026 10:00", "2026-11-01T10:00:00Z"),
+    ],
+)
+def test_canonical_timestamps_agree_with_parse_and_format(raw: str, canonical: str) -> None:
+    assert canonical_timestamp(raw) == canonical == format_timestamp(parse_timestamp(raw))
+
+
+@pytest.mark.parametrize(
+    "raw", ["2026-13-01T10:00:00Z", "2026-02-30T10:00:00Z", "2026-11-01T10:00:6xZ"]
+)
+def test_canonical_looking_but_invalid_timestamps_are_rejected(raw: str) -> None:
+    with pytest.raises(TelemetryError) as info:
+        canonical_timestamp(raw)
+    assert info.value.code == "InvalidTimestamp"
+
+
+def test_chronological_order_of_canonical_text() -> None:
+    stamps = ["2026-11-01T10:00:00.500000Z", "2026-11-01T10:00:01Z", "2026-11-01T10:00:00Z"]
+    assert sorted(stamps, key=chronological) == [
+        "2026-11-01T10:00:00Z",
+        "2026-11-01T10:00:00.500000Z",
+        "2026-11-01T10:00:01Z",
+    ]
