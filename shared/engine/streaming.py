@@ -7,9 +7,10 @@ continue exactly where the last stopped (:meth:`StreamDetector.to_state`,
 
 How it works:
 
-* **Warm-up** - the first ``warmup`` points are only collected, never flagged. Until two
-  cycles are in the history the model has no seasonality, so the first cycles of a seasonal
-  stream are judged less well.
+* **Warm-up** - the first ``warmup`` points are only collected, never flagged. Until the fit
+  has :data:`_YOUNG_POINTS` points of history, and until two cycles of a known period are in
+  it, the model is still guessing (no seasonality yet, no tail to calibrate on), so its
+  margins are :data:`_YOUNG_WIDEN` times wider: only gross anomalies are flagged then.
 * **Refit** - at the end of the warm-up and then every eighth of a cycle (64 to
   ``refit_every`` points; 256 without seasonality) the robust batch model of
   :mod:`shared.engine.univariate` is fitted to the recent history, ending at the last point.
@@ -18,25 +19,49 @@ How it works:
   The fit provides, exactly as the batch *last* judgement uses them, the seasonal value and
   the noise scales (above and below) of each phase one cycle back, the tail-calibrated margin
   factors, the drift and the flat-line rule. A refit costs a few milliseconds, spread over
-  the points until the next one.
+  the points until the next one. A burst of alarms (:data:`_SURPRISE` since the last refit)
+  brings the next refit forward once, so a new behaviour is learned at once instead of being
+  flagged point by point.
+* **Self-calibration** - the batch fit's residuals are smaller than the detector's own
+  one-step-ahead errors (the level lags a step, the season is one cycle old, a weekly
+  pattern hides under a daily period). The detector keeps its last :data:`_ERRORS`
+  standardised errors and widens the margin factors to their tail (peaks over threshold at
+  the false-alarm rate of the sensitivity, as the batch does for its residuals).
 * **Per point** (plain Python floats, a few microseconds): the level is the median of the
-  last few deseasonalised readings (up to 31, the batch trend window) moved on by the drift
-  over the half window it lags; ``expected = level + season[phase]`` and the margins are
-  ``k * scale[phase] * gain``. The point is judged, then learned: it joins the median window
-  (a spike does not move a median; after a level shift the new level takes over within half a
-  window, so the shift is flagged at its start and then adapted to), and in-band points nudge
-  the seasonal value of their phase and the ``gain`` (noise that grows widens the band).
-* **Flat-lines** - a run of identical readings longer than the history ever showed is
-  flagged, as in the batch detector.
+  last few deseasonalised readings (up to 5) moved on by the drift over the half window it
+  lags; ``expected = level + season[phase]`` and the margins are ``k * scale[phase] * gain``.
+  The point is judged, then learned: it joins the median window (a spike does not move a
+  median), and in-band points nudge the seasonal value of their phase and the ``gain``
+  (noise that grows widens the band).
+* **Level shifts** - the first point beyond the band is flagged. When the next point is
+  beyond the band on the same side too, and nearer the previous point than the old level,
+  the level has moved: the new level is taken over at once and the point is not flagged
+  again (one alarm per shift, not one per point until the median catches up). Going back to
+  the level from before the shift within :data:`_RETURN_WINDOW` points ends the episode (an
+  appliance switching off) and is not flagged either.
+* **Hysteresis** - after an alarm the band is held wider, at 1.5 times the deviation that
+  raised it, and narrows back within a few dozen points: the excursions of one episode (a
+  heater cycling, the ripples after a step) give one alarm, while a larger one still counts.
+* **Flat-lines and dropouts** - a run of identical readings longer than the history ever
+  showed is flagged, as in the batch detector, and so is a reading of a positive series
+  below half its 0.5 % quantile (a meter reporting 0), every point of it.
 
 Missing values (NaN) get an expected value and margins, are never flagged, and teach nothing.
+
+The saved state stores its arrays (history, recent errors, per-phase model) as base64 of
+zlib-compressed little-endian numbers, exactly: readings with a few decimals (as meters send
+them) as scaled-integer differences, the per-phase scales as float32 and the errors as float16
+(the detector itself keeps them at that precision), so a restored detector continues
+bit-identically. A day of per-minute readings with a daily period takes ~40 KB of JSON.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import statistics
+import zlib
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,7 +74,11 @@ from shared.engine.univariate import (
     FlatlineRule,
     _factors,
     _fit,
+    _tail_factor,
     _trend_window,
+    dropout_floor,
+    dropout_severity,
+    false_alarm_rate,
     flatline_rule,
     margin_factor,
 )
@@ -58,8 +87,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["STATE_VERSION", "StreamBatch", "StreamConfig", "StreamDetector", "StreamPoint"]
 
-#: Version of the saved-state layout; :meth:`StreamDetector.from_state` refuses others.
-STATE_VERSION = 1
+#: Version of the saved-state layout; :meth:`StreamDetector.from_state` refuses others
+#: (except the older layouts it still reads).
+STATE_VERSION = 2
+#: Older layouts that :meth:`StreamDetector.from_state` still reads (arrays as JSON lists).
+_READABLE_VERSIONS = (1, STATE_VERSION)
 #: Window of recent readings whose median is the current level, and the widening of the
 #: batch scale that the noise of that median adds (sqrt(1 + 1.4 / 5): a median of 5 has
 #: about 1.4 / 5 of the variance of one reading).
@@ -86,6 +118,31 @@ _FIT_MIN = 2048
 #: the cycles in the history that make a single look enough.
 _DETECT_EVERY = 512
 _SURE_CYCLES = 6
+#: Standardised one-step-ahead errors kept to calibrate the margins on the detector's own
+#: errors, the fewest that give a tail (peaks over threshold needs ~1000), and the most the
+#: calibration may widen the fit's factors.
+_ERRORS = 2048
+_CAL_MIN = 1000
+_CAL_MAX = 3.0
+_ERROR_CLIP = 1000.0
+#: Fits on fewer points than this (or before two cycles of a known period) are young.
+_YOUNG_POINTS = 1000
+_YOUNG_WIDEN = 1.5
+#: Alarms since the last refit that bring the next one forward (once per refit interval),
+#: and the fewest points between two refits.
+_SURPRISE = 3
+_SURPRISE_GAP = 16
+#: After an alarm the band is held at this multiple of the alarming deviation (at most
+#: _HOLD_MAX times the plain band), the excess shrinking by _HOLD_DECAY per point (half-life
+#: ~14 points).
+_HOLD_OVER = 1.5
+_HOLD_MAX = 4.0
+_HOLD_DECAY = 0.95
+#: Points after a level shift within which going back to the level before is not flagged.
+_RETURN_WINDOW = 120
+#: Decimals up to which readings are stored as scaled integers, and the code of a gap.
+_MAX_DECIMALS = 6
+_MISSING_CODE = -(2**62)
 
 
 @dataclass(frozen=True)
@@ -147,6 +204,68 @@ class StreamBatch:
     severity: np.ndarray
 
 
+def _typical_busy(busy: np.ndarray) -> float:
+    """The median busy spread where the fit found busy blocks (0 when it found none)."""
+    found = busy[busy > 0]
+    return float(np.median(found)) if found.size else 0.0
+
+
+def _pack(values: Any, dtype: str) -> str:
+    """Floats as ``"<dtype>:"`` + base64 of zlib-compressed little-endian bytes (exact)."""
+    raw = np.asarray(values, dtype=dtype).tobytes()
+    return dtype + ":" + base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+
+
+def _pack_readings(values: Any) -> str:
+    """Readings, exactly: as scaled integers when they are decimals of a few digits.
+
+    Meters report a fixed number of decimals (``0.418``, ``241.04``); such readings are stored
+    as the differences of ``round(x * 10**d)``, which compress to a fraction of their float
+    bytes. The encoding is used only when decoding gives back every reading bit for bit;
+    otherwise the floats are stored as they are.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(x)
+    if finite.any() and float(np.max(np.abs(x[finite]))) < 1e12:
+        for decimals in range(_MAX_DECIMALS + 1):
+            scale = 10.0**decimals
+            ints = np.where(finite, np.round(x * scale), 0.0)
+            decoded = ints / scale
+            if np.array_equal(decoded[finite], x[finite]):
+                codes = ints.astype(np.int64)
+                codes[~finite] = _MISSING_CODE
+                deltas = np.diff(codes, prepend=np.int64(0))
+                packed = base64.b64encode(zlib.compress(deltas.astype("<i8").tobytes(), 6))
+                return f"dec{decimals}:" + packed.decode("ascii")
+    return _pack(x, "<f8")
+
+
+def _unpack(packed: Any) -> list[float]:
+    """Inverse of :func:`_pack` and :func:`_pack_readings`.
+
+    A JSON list (state version 1, ``null`` = missing) is read too.
+    """
+    if isinstance(packed, list):
+        return [math.nan if v is None else float(v) for v in packed]
+    if not isinstance(packed, str) or ":" not in packed:
+        raise TypeError(f"expected a packed array, got {type(packed).__name__}")
+    kind, _, data = packed.partition(":")
+    raw = zlib.decompress(base64.b64decode(data.encode("ascii"), validate=True))
+    if kind.startswith("dec"):
+        codes = np.cumsum(np.frombuffer(raw, dtype="<i8"))
+        x = codes / 10.0 ** int(kind[3:])
+        x[codes == _MISSING_CODE] = math.nan
+        return [float(v) for v in x.tolist()]
+    if kind not in ("<f8", "<f4", "<f2"):
+        raise ValueError(f"unknown array encoding {kind!r}")
+    return [float(v) for v in np.frombuffer(raw, dtype=kind).tolist()]
+
+
+def _single(values: np.ndarray) -> list[float]:
+    """Per-phase scales rounded to float32: ample for a margin, and half the state."""
+    return [float(v) for v in np.asarray(values, dtype=np.float32).tolist()]
+
+
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -184,6 +303,15 @@ class StreamDetector:
         self._flat_value: float | None = None
         self._flat_length = 0
         self._flat = FlatlineRule(10, None)
+        self._floor: float | None = None
+        self._errors: deque[float] = deque(maxlen=_ERRORS)
+        self._outside = 0  # side (+1/-1) of the last point if it was beyond the band
+        self._last_level = 0.0  # the last reading, deseasonalised
+        self._alarms = 0  # since the last refit
+        self._hurried = False  # the current refit interval was already cut short
+        self._hold = 1.0  # band widening after an alarm, decaying back to 1
+        self._before = 0.0  # the level before the latest episode of level shifts
+        self._since_shift = _RETURN_WINDOW + 1  # points since the latest shift
 
     @property
     def config(self) -> StreamConfig:
@@ -216,7 +344,7 @@ class StreamDetector:
         if agree or (found and values.size >= _SURE_CYCLES * found):
             self._target = found
 
-    def _refit(self) -> None:
+    def _refit(self, hurried: bool = False) -> None:
         """Fit the robust batch model to the recent history (it ends at the last point)."""
         values = np.array(self._history, dtype=np.float64)
         if self._config.period is None and values.size >= _MIN_DETECT:
@@ -249,16 +377,19 @@ class StreamDetector:
             down = np.maximum(down, _PHASE_FLOOR * float(np.median(down)))
             up, down = np.maximum(up, _PHASE_FLOOR * down), np.maximum(down, _PHASE_FLOOR * up)
             self._season = [float(v) for v in season]
-            self._scale_up = [float(v * _LEVEL_NOISE) for v in up]
-            self._scale_down = [float(v * _LEVEL_NOISE) for v in down]
-            self._busy_up = [float(k * v) for v in busy_up]
-            self._busy_down = [float(k * v) for v in busy_down]
+            self._scale_up = _single(up * _LEVEL_NOISE)
+            self._scale_down = _single(down * _LEVEL_NOISE)
+            self._busy_up = _single(k * busy_up)
+            self._busy_down = _single(k * busy_down)
         else:
             self._season = [0.0]
             self._scale_up = [float(fit.scale_up[-1] * _LEVEL_NOISE)]
             self._scale_down = [float(fit.scale_down[-1] * _LEVEL_NOISE)]
-            self._busy_up = [float(k * fit.busy_up[-1])]
-            self._busy_down = [float(k * fit.busy_down[-1])]
+            # Without a cycle, the next point may fall in a busy stretch as well as a quiet
+            # one: where the history shows that busyness is normal (busy blocks, as the batch
+            # judges them), its typical busy band applies even while the last block is calm.
+            self._busy_up = [k * max(float(fit.busy_up[-1]), _typical_busy(fit.busy_up))]
+            self._busy_down = [k * max(float(fit.busy_down[-1]), _typical_busy(fit.busy_down))]
         self._period = p
         known = ~fit.missing
         deseasonalised = (fit.filled - fit.seasonal)[known]
@@ -272,12 +403,30 @@ class StreamDetector:
         if p or n >= _SLOPE_HISTORY:
             span = min(max(p, n // 4, _SLOPE_SPAN), n - 1)
             self._slope = float(fit.trend[-1] - fit.trend[-1 - span]) / span
-        self._k_up, self._k_down = _factors(fit, self._config.sensitivity)
+        self._k_up, self._k_down = self._calibrated(*_factors(fit, self._config.sensitivity))
+        # Until the fit has a tail to calibrate on and the season is in place, the band is
+        # wider: the first cycles are judged from a model that is still guessing.
+        if n < _YOUNG_POINTS or (self._target and not p):
+            self._k_up *= _YOUNG_WIDEN
+            self._k_down *= _YOUNG_WIDEN
         filled, missing = fill_missing(values)
         self._flat = flatline_rule(filled, missing, self._config.sensitivity)
+        self._floor = dropout_floor(filled, missing)
         self._since_refit = 0
+        self._alarms = 0
+        self._hurried = hurried
         self._ready = True
         logger.debug("stream refit at %s points: period %s", self._count, self._period)
+
+    def _calibrated(self, k_up: float, k_down: float) -> tuple[float, float]:
+        """Widen the fit's margin factors to the tails of the detector's own past errors."""
+        if len(self._errors) < _CAL_MIN:
+            return k_up, k_down
+        z = np.array(self._errors, dtype=np.float64)
+        alpha = false_alarm_rate(self._config.sensitivity)
+        up = _tail_factor(np.maximum(z, 0.0), k_up, alpha)
+        down = _tail_factor(np.maximum(-z, 0.0), k_down, alpha)
+        return min(up, _CAL_MAX * k_up), min(down, _CAL_MAX * k_down)
 
     # ----------------------------------------------------------------------------------------
     # Detection
@@ -307,11 +456,15 @@ class StreamDetector:
         up_scale = self._scale_up[phase] * self._gain
         down_scale = self._scale_down[phase] * self._gain
         # The busy band (normal excursions of a busy stretch) where it is wider.
-        upper = max(self._k_up * up_scale, self._busy_up[phase])
-        lower = max(self._k_down * down_scale, self._busy_down[phase])
+        base_upper = max(self._k_up * up_scale, self._busy_up[phase])
+        base_lower = max(self._k_down * down_scale, self._busy_down[phase])
+        # After an alarm the band is held wider for a while (see below).
+        upper = base_upper * self._hold
+        lower = base_lower * self._hold
         if not known:
             self._flat_value = None
             self._flat_length = 0
+            self._outside = 0
             self._advance(math.nan)
             return StreamPoint(expected, upper, lower, False, False, False, 0.0)
 
@@ -322,25 +475,79 @@ class StreamDetector:
         elif -r > lower:
             severity = 1.0 - lower / -r
         outside = severity > 0.0
+        shifted = False
+        returned = False
+        self._since_shift += 1
+        # Level shifts are recognised against the plain band (the held one is for alarms).
+        beyond = r > base_upper or -r > base_lower
+        if beyond:
+            sign = 1 if r > 0 else -1
+            deseasonalised = v - seasonal
+            back = deseasonalised - self._before
+            if self._since_shift <= _RETURN_WINDOW and (
+                back <= base_upper if back >= 0 else -back <= base_lower
+            ):
+                # Back at the level from before a recent shift: the episode is over (an
+                # appliance switching off), which is no new anomaly.
+                returned = True
+                self._outside = 0
+            else:
+                if self._outside == sign and abs(deseasonalised - self._last_level) < abs(r):
+                    # The second point beyond the band on the same side, nearer the first than
+                    # the old level: the level has moved. The shift was flagged at its first
+                    # point; returning to the old level later is not flagged either.
+                    shifted = True
+                    if self._since_shift > _RETURN_WINDOW:
+                        self._before = level
+                    self._since_shift = 0
+                self._outside = sign
+            if shifted or returned:
+                severity = 0.0
+                outside = False
+        else:
+            self._outside = 0
         if v == self._flat_value:
             self._flat_length += 1
         else:
             self._flat_value = v
             self._flat_length = 1
         severity = max(severity, self._flat.severity(v, self._flat_length))
+        severity = max(severity, dropout_severity(v, self._floor))
         anomalous = severity > 0.0
 
-        # Learn. The median ignores a spike; a level shift takes over after half a window.
-        recent.append(v - seasonal)
-        if p and not outside:
+        # Learn. The median ignores a spike; a confirmed shift replaces the level at once.
+        if shifted or returned:
+            recent.clear()
+            recent.append(self._before if returned else self._last_level)
+        if returned:
+            self._since_shift = _RETURN_WINDOW + 1
+        self._last_level = v - seasonal
+        recent.append(self._last_level)
+        side = up_scale if r > 0 else down_scale
+        if side > 0 and not shifted:
+            # A confirmed shift is explained, no error of the model (the end of an episode is
+            # kept: such moves are part of what the band must hold). Kept as float16 (clipped
+            # far beyond any margin): a tail fit needs no more, and the state stays small.
+            z = min(max(r / side, -_ERROR_CLIP), _ERROR_CLIP)
+            self._errors.append(float(np.float16(z)))
+        if anomalous:
+            self._alarms += 1
+        if p and not beyond:
             clipped = min(max(r, -_CLIP * down_scale), _CLIP * up_scale)
             self._season[phase] = seasonal + _SEASON_RATE * clipped
         # Outliers count too, capped: many of them in a row mean a busier regime.
-        side = up_scale if r > 0 else down_scale
         if side > 0:
             ratio = min(abs(r) / side, _GAIN_CAP) * _HALF_NORMAL
             gain = self._gain * (1.0 + _GAIN_RATE * (ratio - 1.0))
             self._gain = min(max(gain, _GAIN_LIMITS[0]), _GAIN_LIMITS[1])
+        # Hysteresis: after an alarm the band takes in the deviation that raised it, then
+        # narrows again within a few dozen points. Excursions of the same episode (an appliance
+        # cycling, the edges of a new regime) are not flagged one by one; a larger one is.
+        hold = 1.0 + (self._hold - 1.0) * _HOLD_DECAY
+        band = upper if r > 0 else lower
+        if outside and band > 0:
+            hold = max(hold, min(self._hold * _HOLD_OVER * abs(r) / band, _HOLD_MAX))
+        self._hold = hold
         self._advance(v)
         positive = anomalous and r >= 0
         return StreamPoint(
@@ -363,6 +570,8 @@ class StreamDetector:
                 self._refit()
         elif self._since_refit >= self._refit_interval():
             self._refit()
+        elif self._alarms >= _SURPRISE and not self._hurried and self._since_refit >= _SURPRISE_GAP:
+            self._refit(hurried=True)
 
     def update_many(self, values: np.ndarray) -> StreamBatch:
         """Judge consecutive points, one after the other (same as calling :meth:`update`).
@@ -391,8 +600,8 @@ class StreamDetector:
     def to_state(self) -> dict[str, Any]:
         """The detector's whole state as plain JSON types (``json.dumps`` works on it).
 
-        Floats round-trip exactly through JSON, so a restored detector continues with
-        identical results. Missing values are stored as ``null``.
+        Arrays are stored exactly (base64 of compressed float bytes, missing values as NaN),
+        so a restored detector continues with identical results.
         """
         return {
             "version": STATE_VERSION,
@@ -405,15 +614,15 @@ class StreamDetector:
             "last_detected": self._last_detected,
             "detected_at": self._detected_at,
             "history_cap": self._history.maxlen,
-            "history": [_finite_or_none(v) for v in self._history],
+            "history": _pack_readings(self._history),
             "recent": list(self._recent),
             "recent_window": self._recent.maxlen,
             "slope": self._slope,
-            "season": list(self._season),
-            "scale_up": list(self._scale_up),
-            "scale_down": list(self._scale_down),
-            "busy_up": list(self._busy_up),
-            "busy_down": list(self._busy_down),
+            "season": _pack(self._season, "<f8"),
+            "scale_up": _pack(self._scale_up, "<f4" if self._period else "<f8"),
+            "scale_down": _pack(self._scale_down, "<f4" if self._period else "<f8"),
+            "busy_up": _pack(self._busy_up, "<f4" if self._period else "<f8"),
+            "busy_down": _pack(self._busy_down, "<f4" if self._period else "<f8"),
             "gain": self._gain,
             "k_up": self._k_up,
             "k_down": self._k_down,
@@ -421,11 +630,23 @@ class StreamDetector:
             "flat_length": self._flat_length,
             "flat_threshold": self._flat.threshold,
             "flat_resting": self._flat.resting,
+            "errors": _pack(self._errors, "<f2"),
+            "outside": self._outside,
+            "last_level": self._last_level,
+            "alarms": self._alarms,
+            "hurried": self._hurried,
+            "hold": self._hold,
+            "floor": self._floor,
+            "before": self._before,
+            "since_shift": self._since_shift,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> StreamDetector:
         """Restore a detector saved by :meth:`to_state`.
+
+        States of version 1 (arrays as JSON lists) are read too; such a detector starts
+        its self-calibration afresh.
 
         Args:
             state: The saved state (for example after ``json.loads``).
@@ -436,7 +657,7 @@ class StreamDetector:
         Raises:
             ValueError: If the state is of another version or malformed.
         """
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        if not isinstance(state, dict) or state.get("version") not in _READABLE_VERSIONS:
             found = state.get("version") if isinstance(state, dict) else type(state).__name__
             raise ValueError(
                 f"stream state version {found!r} is not supported (expected {STATE_VERSION}); "
@@ -444,10 +665,7 @@ class StreamDetector:
             )
         try:
             detector = cls(StreamConfig(**state["config"]))
-            detector._history = deque(
-                (math.nan if v is None else float(v) for v in state["history"]),
-                maxlen=int(state["history_cap"]),
-            )
+            detector._history = deque(_unpack(state["history"]), maxlen=int(state["history_cap"]))
             detector._count = int(state["count"])
             detector._since_refit = int(state["since_refit"])
             detector._ready = bool(state["ready"])
@@ -460,11 +678,11 @@ class StreamDetector:
                 (float(v) for v in state["recent"]), maxlen=int(state["recent_window"])
             )
             detector._slope = float(state["slope"])
-            detector._season = [float(v) for v in state["season"]]
-            detector._scale_up = [float(v) for v in state["scale_up"]]
-            detector._scale_down = [float(v) for v in state["scale_down"]]
-            detector._busy_up = [float(v) for v in state["busy_up"]]
-            detector._busy_down = [float(v) for v in state["busy_down"]]
+            detector._season = _unpack(state["season"])
+            detector._scale_up = _unpack(state["scale_up"])
+            detector._scale_down = _unpack(state["scale_down"])
+            detector._busy_up = _unpack(state["busy_up"])
+            detector._busy_down = _unpack(state["busy_down"])
             detector._gain = float(state["gain"])
             detector._k_up = float(state["k_up"])
             detector._k_down = float(state["k_down"])
@@ -475,6 +693,16 @@ class StreamDetector:
             detector._flat = FlatlineRule(
                 int(state["flat_threshold"]), None if resting is None else float(resting)
             )
-        except (KeyError, TypeError, ValueError) as exc:
+            detector._errors = deque(_unpack(state.get("errors", [])), maxlen=_ERRORS)
+            detector._outside = int(state.get("outside", 0))
+            detector._last_level = float(state.get("last_level", 0.0))
+            detector._alarms = int(state.get("alarms", 0))
+            detector._hurried = bool(state.get("hurried", False))
+            detector._hold = float(state.get("hold", 1.0))
+            floor = state.get("floor")
+            detector._floor = None if floor is None else float(floor)
+            detector._before = float(state.get("before", 0.0))
+            detector._since_shift = int(state.get("since_shift", _RETURN_WINDOW + 1))
+        except (KeyError, TypeError, ValueError, zlib.error) as exc:
             raise ValueError(f"stream state is malformed ({exc}); start a new detector") from exc
         return detector

@@ -28,9 +28,11 @@ milliseconds:
    noise keeps ``k``. Higher sensitivity gives narrower margins (v1.1 semantics).
 6. **Judgement** - a point outside ``expected +- margin`` is anomalous. On top of that the
    first point of a level shift (the median of the next points and the point itself both
-   leave the band of the level before, by a jump unusual for this series) and flat-lines (a
-   run of identical readings far longer than the series shows, its resting value excepted)
-   are flagged. At most ``max_anomaly_ratio`` of the points are kept, the most severe first.
+   leave the band of the level before, by a jump unusual for this series, where busy
+   stretches make larger jumps usual), flat-lines (a run of identical readings far longer
+   than the series shows, its resting value excepted) and dropouts (a positive series
+   reading below half its 0.5 % quantile, like a meter reporting 0) are flagged. At most
+   ``max_anomaly_ratio`` of the points are kept, the most severe first.
 
 Severity is ``1 - margin / |value - expected|`` for points outside the band (0 at the edge of the
 band, approaching 1 far outside), and grows with the length of a flat-line.
@@ -347,6 +349,11 @@ def _level_shift_onsets(
     y = fit.filled - fit.seasonal
     n = y.size
     scale = float(np.median(np.minimum(fit.scale_up, fit.scale_down)))
+    # Where the series is busy (a heater cycling) its own jumps are larger: the cap on how
+    # unusual a jump must be follows the local band there, not only the quiet typical one.
+    local = np.minimum(
+        np.maximum(fit.scale_up, fit.busy_up), np.maximum(fit.scale_down, fit.busy_down)
+    )
     big = np.zeros(n, dtype=bool)
     anchor = np.zeros(n)
     for h in sorted({_SHORT_STEP, fit.step_window}, reverse=True):
@@ -360,7 +367,7 @@ def _level_shift_onsets(
         raw = after - before
         drift = block_trend(raw, 8 * h)
         jump = raw - drift
-        threshold = _jump_threshold(jump, k, alpha, scale)
+        threshold = _jump_threshold(jump, k, alpha, np.maximum(scale, local[idx]))
         level = before + drift * (half + 1) / h
         own = y[idx] - level
         up = upper[idx]
@@ -405,20 +412,62 @@ def _factors(fit: _Fit, sensitivity: int) -> tuple[float, float]:
     return _tail_factor(z_up, k, alpha), _tail_factor(z_down, k, alpha)
 
 
-def _jump_threshold(jump: np.ndarray, k: float, alpha: float, scale: float) -> float:
-    """How large a drift-corrected jump between levels must be to be unusual here.
+def _jump_threshold(jump: np.ndarray, k: float, alpha: float, scale: np.ndarray) -> np.ndarray:
+    """How large a drift-corrected jump between levels must be to be unusual here, per point.
 
     At least ``_JUMP_FACTOR * k`` robust deviations of the jumps, and above the level that
     the series' own jumps reach with probability ``alpha``: a washing machine that starts
-    every day makes the same jump every day, and that jump is normal for it.
+    every day makes the same jump every day, and that jump is normal for it. That level is
+    capped at ``_MAX_TAIL * k`` times the noise ``scale`` at the point, so a series full of
+    shifts cannot hide them all.
     """
     a = np.abs(jump)
     typical = float(np.median(a)) * _MAD_TO_SIGMA
     floor = _JUMP_FACTOR * k * typical
     level = _pot_level(a, alpha)
     if level is None:
-        return floor
-    return max(floor, min(level, _MAX_TAIL * k * max(typical, scale)))
+        return np.full(scale.shape, floor)
+    cap = _MAX_TAIL * k * np.maximum(typical, scale)
+    return np.asarray(np.maximum(floor, np.minimum(level, cap)))
+
+
+def dropout_floor(values: np.ndarray, missing: np.ndarray) -> float | None:
+    """The level below which a reading of a positive series is a dropout (``None``: no floor).
+
+    Meters of power, voltage or flow whose readings stay well above zero do not drop to
+    near zero for a reason of the household: a reading below half of the series' 0.5 %
+    quantile is a dropout (a meter reporting 0, a lost phase), however quiet or busy the
+    series is around it. Series that reach zero, go negative, or whose low tail stretches
+    towards zero (the 0.5 % quantile nearer 0 than to the 5 % one) have no such floor.
+
+    Args:
+        values: 1-D readings, missing points filled.
+        missing: Mask of missing points.
+
+    Returns:
+        The floor, or ``None``.
+    """
+    known = values[~missing]
+    if known.size < _DROPOUT_MIN_POINTS:
+        return None
+    low, lowish = np.quantile(known, [_DROPOUT_QUANTILE, 10 * _DROPOUT_QUANTILE])
+    # Well above zero: the bottom of the series is further from 0 than its low tail is wide
+    # (a continuous quantity that merely approaches 0 has no floor).
+    if low <= 0 or low < lowish - low:
+        return None
+    return _DROPOUT_SHARE * float(low)
+
+
+def dropout_severity(value: float, floor: float | None) -> float:
+    """Severity of a reading under the dropout floor (0 above it, 1 at or below zero)."""
+    if floor is None or not value < floor:
+        return 0.0
+    return min(1.0, 1.0 - value / floor) if value > 0 else 1.0
+
+
+_DROPOUT_MIN_POINTS = 100
+_DROPOUT_QUANTILE = 0.005
+_DROPOUT_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -541,6 +590,11 @@ def detect_entire(values: np.ndarray, config: UnivariateConfig) -> EntireResult:
 
     flat = _flatline_mask(fit.filled, fit.missing, config.sensitivity)
     severity = np.maximum(severity, flat)
+    floor = dropout_floor(fit.filled, fit.missing)
+    if floor is not None:
+        below = fit.filled < floor
+        dropout = np.where(fit.filled > 0, 1.0 - fit.filled / floor, 1.0)
+        severity = np.where(below, np.maximum(severity, dropout), severity)
     severity[fit.missing] = 0.0
     severity = np.clip(np.nan_to_num(severity), 0.0, 1.0)
 
@@ -610,6 +664,7 @@ def detect_last(values: np.ndarray, config: UnivariateConfig) -> LastResult:
         severity = 1.0 - lower / -deviation
     filled, missing = fill_missing(x)
     severity = max(severity, float(_flatline_mask(filled, missing, config.sensitivity)[-1]))
+    severity = max(severity, dropout_severity(value, dropout_floor(fit.filled, fit.missing)))
     is_anomaly = severity > 0.0
     return LastResult(
         period=p,

@@ -228,3 +228,44 @@ def test_bad_input_and_configuration_are_refused() -> None:
 def test_period_longer_than_half_the_series_is_ignored() -> None:
     x = _noise(100, seed=8)
     assert detect_entire(x, UnivariateConfig(period=60)).period == 0
+
+
+def _positive_skewed(n: int, seed: int = 3) -> np.ndarray:
+    """A busy positive meter (power, flow): never near zero, heavy upper tail."""
+    return 0.3 + np.random.default_rng(seed).gamma(1.0, 1.5, n)
+
+
+def test_dropout_of_a_positive_series_is_flagged_inside_a_wide_band() -> None:
+    x = _positive_skewed(1500)
+    x[[700, 701]] = 0.0  # the meter reports 0
+    result = detect_entire(x, UnivariateConfig(period=0))
+    # The band is wide enough to hold 0 (the series is busy), yet a reading far below
+    # anything the series shows is a dropout.
+    assert result.expected_values[700] - result.lower_margins[700] < 0
+    assert np.flatnonzero(result.is_anomaly).tolist() == [700, 701]
+    assert result.is_negative_anomaly[[700, 701]].all()
+    assert detect_last(x[:701], UnivariateConfig(period=0)).is_anomaly
+    assert not detect_last(x[:700], UnivariateConfig(period=0)).is_anomaly
+
+
+def test_series_reaching_zero_have_no_dropout_floor() -> None:
+    x = _positive_skewed(1500) - 0.3  # now reaching 0 now and then
+    x[[700, 701]] = 0.0
+    assert not detect_entire(x, UnivariateConfig(period=0)).is_anomaly[[700, 701]].any()
+
+
+def test_heater_cycling_on_busy_evenings_is_not_flagged() -> None:
+    rng = np.random.default_rng(4)
+    p = 1440
+    t = np.arange(6 * p)
+    x = 0.8 + 0.2 * np.sin(2 * np.pi * t / p) + rng.normal(0, 0.03, t.size)
+    for day in range(6):  # every evening a thermostat switches a 2 kW heater on and off
+        pos = day * p + 1000 + int(rng.integers(0, 120))
+        end = pos + int(rng.integers(60, 200))
+        while pos < end:
+            on = int(rng.integers(2, 10))
+            x[pos : pos + on] += rng.uniform(1.8, 2.6)
+            pos += on + int(rng.integers(2, 12))
+    # Its switching makes steps far larger than the quiet noise, but they are this series'
+    # normal behaviour where it is busy: none is a level shift.
+    assert not detect_entire(x, UnivariateConfig(period=p)).is_anomaly.any()
