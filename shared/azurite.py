@@ -71,13 +71,16 @@ def azurite_binary() -> str:
 
 
 @contextmanager
-def running_azurite() -> Iterator[str]:
-    """Yield a connection string to a running Azurite, starting one if none answers.
+def running_azurite(*, reuse: bool = True) -> Iterator[str]:
+    """Yield a connection string to a running Azurite, starting one if needed.
 
-    An Azurite already on the default ports (10000-10002, e.g. from ``scripts/azurite.sh``) is
-    used as is; otherwise one is started on free ports and stopped on exit.
+    Args:
+        reuse: Use an Azurite already answering on the default ports (10000-10002, e.g. from
+            ``scripts/azurite.sh``). Tests pass ``False`` to get a private one.
+
+    Otherwise one is started, in memory, on free loopback ports, and stopped on exit.
     """
-    if answering(10000):
+    if reuse and answering(10000):
         logger.info("Using the Azurite answering on 127.0.0.1:10000")
         yield connection_string(10000, 10001, 10002)
         return

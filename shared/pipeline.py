@@ -73,6 +73,20 @@ class DetectionOptions:
             impute_fixed_value=settings.detect_impute_fixed_value,
         )
 
+    def format(
+        self, timestamps: np.ndarray, values: np.ndarray, max_points: int | None = None
+    ) -> FormattedSeries:
+        """Put readings on the grid these options describe (see :func:`format_series`)."""
+        return format_series(
+            timestamps,
+            values,
+            granularity=self.granularity,
+            custom_interval=self.custom_interval,
+            impute_mode=self.impute_mode,
+            impute_fixed_value=self.impute_fixed_value,
+            max_points=max_points,
+        )
+
     def request_parameters(self) -> dict[str, Any]:
         """The v1.1 request fields these options set."""
         params: dict[str, Any] = {
@@ -126,14 +140,7 @@ def detect_series(
     """
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}: use one of {MODES}.", "InvalidMode")
-    series = format_series(
-        timestamps,
-        values,
-        granularity=options.granularity,
-        custom_interval=options.custom_interval,
-        impute_mode=options.impute_mode,
-        impute_fixed_value=options.impute_fixed_value,
-    )
+    series = options.format(timestamps, values)
     n = series.values.size
     if n < MIN_POINTS:
         raise DetectionRequestError(
@@ -329,15 +336,7 @@ def detect_raw_batch(blob_name: str, store: BlobStore, settings: Settings) -> De
     out = settings.results_container
     written: list[str] = []
     try:
-        series = format_series(
-            stamps,
-            values,
-            granularity=options.granularity,
-            custom_interval=options.custom_interval,
-            impute_mode=options.impute_mode,
-            impute_fixed_value=options.impute_fixed_value,
-            max_points=settings.detect_window_points,
-        )
+        series = options.format(stamps, values, settings.detect_window_points)
     except DetectionRequestError as exc:
         return _skip(store, settings, name, blob_name, f"{exc.code}: {exc.message}")
     present = int(np.count_nonzero(~np.isnan(series.values)))

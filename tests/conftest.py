@@ -3,87 +3,23 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from shared.azurite import running_azurite
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# The well-known Azurite development account (public, documented by Microsoft; not a secret).
-DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _azurite_binary() -> str:
-    local = REPO / "node_modules" / ".bin" / "azurite"
-    if local.exists():
-        return str(local)
-    found = shutil.which("azurite")
-    if found:
-        return found
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=REPO, check=True)
-    return str(local)
-
-
-def _wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"Azurite did not answer on 127.0.0.1:{port} within {timeout}s")
-
 
 @pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start Azurite on free loopback ports; yield its storage connection string."""
-    blob, queue, table = _free_port(), _free_port(), _free_port()
-    workdir = tmp_path_factory.mktemp("azurite")
-    proc = subprocess.Popen(
-        [
-            _azurite_binary(),
-            "--silent",
-            "--inMemoryPersistence",
-            "--disableTelemetry",
-            "--skipApiVersionCheck",
-            "--blobHost", "127.0.0.1", "--blobPort", str(blob),
-            "--queueHost", "127.0.0.1", "--queuePort", str(queue),
-            "--tableHost", "127.0.0.1", "--tablePort", str(table),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=workdir,
-    )  # fmt: skip
-    try:
-        _wait_for_port(blob)
-        yield (
-            "DefaultEndpointsProtocol=http;"
-            f"AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{blob}/{DEV_ACCOUNT};"
-            f"QueueEndpoint=http://127.0.0.1:{queue}/{DEV_ACCOUNT};"
-            f"TableEndpoint=http://127.0.0.1:{table}/{DEV_ACCOUNT};"
-        )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def azurite() -> Iterator[str]:
+    """A private Azurite on free loopback ports for the session; yields its connection string."""
+    with running_azurite(reuse=False) as connection:
+        yield connection
 
 
 @pytest.fixture
