@@ -1,0 +1,1 @@
+"""meterwatch benchmarks: ``bench/run`` compares meterwatch with the reference detector."""
