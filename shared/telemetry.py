@@ -149,9 +149,20 @@ def _rows_of(
             stamp_cache[raw_stamp] = timestamp
     if "value" in body:
         metric = body.get("metric") or event.properties.get("metric") or "value"
-        out.append(
-            ((device_id, _checked_name(metric, "metric")), timestamp, _number("value", body))
-        )
+        if metric not in _VALID_NAMES:
+            metric = _checked_name(metric, "metric")
+        raw_value = body["value"]
+        kind = type(raw_value)
+        if kind is str or kind is float or kind is int:  # the common shapes, inline
+            try:
+                value = float(raw_value)
+            except ValueError:
+                value = _number("value", body)  # raises with the message
+            if value - value != 0.0:  # NaN or infinite
+                _finite("value", value)
+        else:
+            value = _number("value", body)
+        out.append(((device_id, metric), timestamp, value))
         return
     found = False
     for key, raw in body.items():
@@ -319,6 +330,23 @@ def canonical_timestamp(raw: Any) -> str:
                 fraction = fraction.ljust(6, "0")
                 return raw[:19] + ("Z" if fraction == "000000" else f".{fraction}Z")
     return format_timestamp(parse_timestamp(raw))
+    if not (
+        prefix[4] == "-"
+        and prefix[7] == "-"
+        and prefix[10] == "T"
+        and prefix[13] == ":"
+        and "1970" <= prefix[:4] < "2200"
+        and prefix.replace("-", "").replace("T", "").replace(":", "").isdigit()
+    ):
+        return False
+    try:
+        datetime.fromisoformat(prefix)
+    except ValueError:
+        return False  # not a real date (month 13...): the slow path explains why
+    if len(_VALID_MINUTES) > 200_000:  # bounded: a few months of minutes
+        _VALID_MINUTES.clear()
+    _VALID_MINUTES.add(prefix)
+    return True
 
 
 def chronological(text: str) -> str:
