@@ -330,23 +330,6 @@ def canonical_timestamp(raw: Any) -> str:
                 fraction = fraction.ljust(6, "0")
                 return raw[:19] + ("Z" if fraction == "000000" else f".{fraction}Z")
     return format_timestamp(parse_timestamp(raw))
-    if not (
-        prefix[4] == "-"
-        and prefix[7] == "-"
-        and prefix[10] == "T"
-        and prefix[13] == ":"
-        and "1970" <= prefix[:4] < "2200"
-        and prefix.replace("-", "").replace("T", "").replace(":", "").isdigit()
-    ):
-        return False
-    try:
-        datetime.fromisoformat(prefix)
-    except ValueError:
-        return False  # not a real date (month 13...): the slow path explains why
-    if len(_VALID_MINUTES) > 200_000:  # bounded: a few months of minutes
-        _VALID_MINUTES.clear()
-    _VALID_MINUTES.add(prefix)
-    return True
 
 
 def chronological(text: str) -> str:
