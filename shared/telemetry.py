@@ -95,6 +95,8 @@ def parse_event(event: RawEvent) -> list[Reading]:
     ]
 
 
+_JSON = json.JSONDecoder()
+
 #: ``((device_id, metric), canonical timestamp text, value)``: the series key comes ready-made,
 #: since ingest groups by it.
 ReadingRow = tuple[tuple[str, str], str, float]
@@ -115,7 +117,12 @@ def parse_event_rows(event: RawEvent, stamp_cache: dict[Any, str]) -> list[Readi
         TelemetryError: As :func:`parse_event`.
     """
     try:
-        payload = json.loads(event.body)
+        # JSON between systems is UTF-8 (RFC 8259): decode it ourselves rather than let
+        # json.loads sniff for UTF-16/32, and accept a byte-order mark.
+        text = event.body.decode("utf-8")
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        payload = _JSON.decode(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise TelemetryError(f"Body is not UTF-8 JSON: {exc}", code="InvalidJson") from exc
     rows: list[ReadingRow] = []

@@ -162,3 +162,17 @@ def test_chronological_order_of_canonical_text() -> None:
         "2026-11-01T10:00:00.500000Z",
         "2026-11-01T10:00:01Z",
     ]
+
+
+def test_utf8_body_with_byte_order_mark_is_accepted() -> None:
+    body = "\ufeff" + json.dumps(
+        {"deviceId": "m1", "timestamp": "2026-11-01T10:00:00Z", "value": 1}
+    )
+    assert parse_event(RawEvent(body.encode(), "0", 1))[0].value == 1.0
+
+
+def test_utf16_body_is_rejected_as_not_utf8_json() -> None:
+    body = json.dumps({"deviceId": "m1", "timestamp": "2026-11-01T10:00:00Z", "value": 1})
+    with pytest.raises(TelemetryError) as info:
+        parse_event(RawEvent(body.encode("utf-16"), "0", 1))
+    assert info.value.code == "InvalidJson"
