@@ -61,6 +61,16 @@ RETRY_OPTIONS = df.RetryOptions(
 )
 
 
+def _model_deleted(settings: Settings, request: TrainingRequest) -> bool:
+    from shared.registry import ModelRegistry
+    from shared.storage import BlobStore
+
+    registry = ModelRegistry(
+        BlobStore.from_settings(settings), settings.models_container, settings.results_container
+    )
+    return not registry.exists(request.model_id)
+
+
 def blob_name_in_container(path: str, container: str) -> str:
     """Strip the ``container/`` prefix the binding puts in ``InputStream.name``."""
     prefix = f"{container}/"
@@ -81,8 +91,12 @@ def training_request(
     )
 
 
-async def start_training(client: df.DurableOrchestrationClient, request: TrainingRequest) -> bool:
+async def start_training(
+    client: df.DurableOrchestrationClient, request: TrainingRequest, settings: Settings
+) -> bool:
     """Start the training orchestration unless its instance already exists.
+
+    A finished instance whose model was deleted from the registry is started again.
 
     Returns:
         Whether a new instance was started.
@@ -90,7 +104,9 @@ async def start_training(client: df.DurableOrchestrationClient, request: Trainin
     existing = await client.get_status(request.instance_id)
     runtime = existing.runtime_status if existing else None
     current = None if runtime is None else str(runtime.value)
-    if not should_start(current):
+    if not should_start(
+        current, model_deleted=current is not None and _model_deleted(settings, request)
+    ):
         logger.info(
             "Training %s for %s/%s exists (%s); not starting it again",
             request.instance_id,
@@ -125,9 +141,10 @@ async def start_training(client: df.DurableOrchestrationClient, request: Trainin
 @bp.durable_client_input(client_name="client")
 async def mv_training_upload(blob: func.InputStream, client: df.DurableOrchestrationClient) -> None:
     """Start a training for an uploaded dataset (once per blob path and content)."""
-    request = upload_request(blob, get_settings())
+    settings = get_settings()
+    request = upload_request(blob, settings)
     if request is not None:
-        await start_training(client, request)
+        await start_training(client, request, settings)
 
 
 def upload_request(blob: func.InputStream, settings: Settings) -> TrainingRequest | None:
@@ -178,7 +195,7 @@ async def mv_train_http(
     except ResourceNotFoundError:
         return _error(404, "DataSourceNotFound", f"The dataset {ref} does not exist.")
     request = training_request(settings, ref.container, ref.name, content_hash(data), spec)
-    started = await start_training(client, request)
+    started = await start_training(client, request, settings)
     response = client.create_check_status_response(req, request.instance_id)
     links = json.loads(response.get_body())
     links.update(modelId=request.model_id, started=started)

@@ -74,6 +74,8 @@ TERMINAL_STATUSES = (READY, FAILED)
 #: instance ended without finishing its work (a crash, an operator's terminate). Retraining is
 #: still never repeated: the train activity returns a READY model as it is.
 RESTARTABLE_RUNTIME_STATUSES = frozenset({"Failed", "Terminated", "Canceled"})
+#: Runtime statuses of an instance that is still working (never started twice).
+ACTIVE_RUNTIME_STATUSES = frozenset({"Pending", "Running", "Suspended"})
 
 #: Dataset extensions the training container trains on (``.json`` sidecars are not datasets).
 DATASET_SUFFIXES = (".zip", ".csv")
@@ -140,19 +142,24 @@ def model_id_for(instance_id: str) -> str:
     return str(uuid.uuid5(_MODEL_NAMESPACE, instance_id))
 
 
-def should_start(runtime_status: str | None) -> bool:
+def should_start(runtime_status: str | None, *, model_deleted: bool = False) -> bool:
     """Whether a trigger should start the instance, given the instance's current status.
 
     Args:
         runtime_status: The Durable runtime status of the instance with the deterministic id
             (``Pending``, ``Running``, ``Completed``, ...), or ``None`` when there is none.
+        model_deleted: The instance's model is no longer in the registry (an operator deleted
+            it): a finished instance is then started again, so re-uploading the same dataset
+            trains a new model instead of pointing at a deleted one.
 
     Returns:
-        ``True`` when no instance exists or it ended abnormally
-        (:data:`RESTARTABLE_RUNTIME_STATUSES`); ``False`` for a duplicate of a pending, running
-        or completed training.
+        ``True`` when no instance exists, it ended abnormally
+        (:data:`RESTARTABLE_RUNTIME_STATUSES`), or it finished and its model was deleted;
+        ``False`` for a duplicate of a pending, running or completed training.
     """
-    return runtime_status is None or runtime_status in RESTARTABLE_RUNTIME_STATUSES
+    if runtime_status is None or runtime_status in RESTARTABLE_RUNTIME_STATUSES:
+        return True
+    return model_deleted and runtime_status not in ACTIVE_RUNTIME_STATUSES
 
 
 # --------------------------------------------------------------------------------------------

@@ -233,3 +233,17 @@ def test_delete_removes_the_model_and_everything_it_owns(
     assert [m["modelId"] for m in registry.list().models] == ["m2"]
     with pytest.raises(ModelNotFoundError):
         registry.delete("m1")
+
+
+def test_the_upload_trigger_sees_a_deleted_model(
+    app_env: dict[str, str], registry: ModelRegistry
+) -> None:
+    from functions.multivariate import _model_deleted, training_request
+
+    settings = Settings.from_env(app_env)
+    request = training_request(settings, settings.training_container, "house.zip", "ab" * 32)
+    assert _model_deleted(settings, request)
+    registry.create(request.model_id, INFO)
+    assert not _model_deleted(settings, request)
+    registry.delete(request.model_id)
+    assert _model_deleted(settings, request)

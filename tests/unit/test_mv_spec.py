@@ -283,6 +283,16 @@ def test_a_duplicate_trigger_starts_nothing(runtime_status: str | None, start: b
     assert should_start(runtime_status) is start
 
 
+@pytest.mark.parametrize(
+    ("runtime_status", "start"),
+    [("Completed", True), ("ContinuedAsNew", True), ("Running", False), ("Pending", False)],
+)
+def test_a_deleted_model_is_trained_again_once_its_run_is_over(
+    runtime_status: str, start: bool
+) -> None:
+    assert should_start(runtime_status, model_deleted=True) is start
+
+
 # ------------------------------------------------------------------ result formats
 
 
