@@ -500,8 +500,9 @@ def flatline_rule(values: np.ndarray, missing: np.ndarray, sensitivity: int) -> 
     """Learn the flat-line rule of a series from its own runs of identical readings.
 
     A run is anomalous from ``(3 + (99 - sensitivity) / 20)`` times the 99th percentile of the
-    series' run lengths on (at least 10 points). Runs of the resting value - the most common
-    value when it holds at least 30 % of the points, like the 0 of a sub-meter - never are.
+    series' run lengths, the longest run left out (at least 10 points). Runs of the resting
+    value - the most common value when it holds at least 30 % of the points, like the 0 of a
+    sub-meter - never are.
 
     Args:
         values: 1-D readings, missing points filled.
@@ -524,8 +525,13 @@ def flatline_rule(values: np.ndarray, missing: np.ndarray, sensitivity: int) -> 
         normal = ~missing[starts]
         if resting is not None:
             normal &= values[starts] != resting
-        if normal.any():
-            typical = max(float(np.quantile((ends - starts)[normal], 0.99)), 1.0)
+        lengths = np.sort((ends - starts)[normal])
+        if lengths.size:
+            # Leave the longest run out: in a window with few runs, a stuck meter's own run
+            # would otherwise set the 99th percentile and hide itself.
+            typical = max(
+                float(np.quantile(lengths[:-1] if lengths.size > 1 else lengths, 0.99)), 1.0
+            )
     factor = 3.0 + (99 - sensitivity) / 20.0
     return FlatlineRule(max(10, int(np.ceil(factor * typical))), resting)
 

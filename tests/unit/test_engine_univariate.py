@@ -269,3 +269,16 @@ def test_heater_cycling_on_busy_evenings_is_not_flagged() -> None:
     # Its switching makes steps far larger than the quiet noise, but they are this series'
     # normal behaviour where it is busy: none is a level shift.
     assert not detect_entire(x, UnivariateConfig(period=p)).is_anomaly.any()
+
+
+def test_a_stuck_sub_meter_is_flagged_even_when_its_run_is_the_longest_in_the_window() -> None:
+    # The first day of the synthetic kitchen meter: mostly 0 with short appliance bursts, and
+    # stuck at 37 for three hours (a labelled flat-line). In a one-day window the stuck run is
+    # the longest run there is: it must not set its own threshold.
+    from shared.synthetic import household
+
+    kitchen = household(days=4, seed=0)["kitchen"]
+    (stuck,) = [e for e in kitchen.events if e.kind == "flatline"]
+    result = detect_entire(kitchen.values[:1440], UnivariateConfig(sensitivity=95))
+    assert result.is_anomaly[stuck.start : stuck.end + 1].mean() > 0.9
+    assert not result.is_anomaly[: stuck.start].any()
