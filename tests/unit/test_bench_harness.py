@@ -4,7 +4,6 @@ None of these needs the reference venv or a detector: they check the arithmetic 
 bookkeeping that ``bench/run`` builds its table and ``bench/results.json`` from.
 """
 
-# ruff: noqa: E402 - bench/ is not an installed package: the repository root goes on the path first.
 from __future__ import annotations
 
 import json
@@ -14,10 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 from bench.bench_import import run_once
 from bench.bench_ingest import paired_rates, simulate_events
