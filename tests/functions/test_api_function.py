@@ -14,16 +14,14 @@ import json
 import threading
 import zipfile
 from collections.abc import Coroutine, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import azure.functions as func
 import pytest
-from azure.durable_functions.constants import DATETIME_STRING_FORMAT
 from azure.durable_functions.models.actions.ActionType import ActionType
-from azure.durable_functions.models.history import HistoryEventType
 
 from shared.api.batch import (
     DETECT_ACTIVITY,
@@ -45,6 +43,7 @@ from shared.mv_workflow import (
 from shared.registry import ModelRegistry
 from shared.settings import get_settings
 from shared.storage import BlobRef, BlobStore
+from tests.functions.durable_history import DurableHistory
 
 pytestmark = pytest.mark.functions
 
@@ -89,7 +88,7 @@ class FakeDurableExtension:
                 outer.statuses[parts[3]] = "Pending"
                 self._reply(202, {"id": parts[3]})
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 # /durabletask/instances/{instanceId}
                 instance_id = self.path.split("?")[0].strip("/").split("/")[-1]
                 status = outer.statuses.get(instance_id)
@@ -383,85 +382,12 @@ JOB = DetectionJob(
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 
-class History:
-    """The history the Durable extension sends the detection orchestrator, episode by episode."""
-
-    def __init__(self) -> None:
-        self.now = T0
-        self.next_id = 0
-        self.events: list[dict[str, Any]] = []
-        self._add(HistoryEventType.ORCHESTRATOR_STARTED)
-        self._add(
-            HistoryEventType.EXECUTION_STARTED,
-            is_played=True,
-            Name=DETECTION_ORCHESTRATOR,
-            Version="",
-            Input=json.dumps(JOB.to_dict()),
-        )
-
-    def _add(
-        self, kind: HistoryEventType, event_id: int = -1, is_played: bool = False, **fields: Any
-    ) -> None:
-        self.events.append(
-            {
-                "EventType": int(kind),
-                "EventId": event_id,
-                "IsPlayed": is_played,
-                "Timestamp": self.now.strftime(DATETIME_STRING_FORMAT),
-                **fields,
-            }
-        )
-
-    def _episode(self, at: datetime | None = None) -> None:
-        self._add(HistoryEventType.ORCHESTRATOR_COMPLETED)
-        self.now = at or self.now + timedelta(seconds=1)
-        self._add(HistoryEventType.ORCHESTRATOR_STARTED)
-
-    def _task(self) -> int:
-        self.next_id += 1
-        return self.next_id - 1
-
-    def completed(self, name: str, result: Any) -> History:
-        task = self._task()
-        self._add(HistoryEventType.TASK_SCHEDULED, task, Name=name, Version="")
-        self._episode()
-        self._add(HistoryEventType.TASK_COMPLETED, TaskScheduledId=task, Result=json.dumps(result))
-        return self
-
-    def failed(self, name: str, reason: str) -> History:
-        task = self._task()
-        self._add(HistoryEventType.TASK_SCHEDULED, task, Name=name, Version="")
-        self._episode()
-        self._add(
-            HistoryEventType.TASK_FAILED, TaskScheduledId=task, Reason=reason, Details="trace"
-        )
-        timer = self._task()
-        fire_at = self.now + timedelta(milliseconds=RETRY_FIRST_INTERVAL_MS)
-        self._add(
-            HistoryEventType.TIMER_CREATED, timer, FireAt=fire_at.strftime(DATETIME_STRING_FORMAT)
-        )
-        self._episode(at=fire_at)
-        self._add(
-            HistoryEventType.TIMER_FIRED,
-            is_played=True,
-            TimerId=timer,
-            FireAt=fire_at.strftime(DATETIME_STRING_FORMAT),
-        )
-        return self
-
-    def context_json(self) -> str:
-        return json.dumps(
-            {
-                "history": self.events,
-                "instanceId": JOB.instance_id,
-                "isReplaying": False,
-                "parentInstanceId": None,
-                "input": json.dumps(JOB.to_dict()),
-            }
-        )
+def detection_history() -> DurableHistory:
+    """The detection orchestration's history for the test job (shared builder)."""
+    return DurableHistory(DETECTION_ORCHESTRATOR, JOB.instance_id, JOB.to_dict(), T0)
 
 
-def replay(app_functions: dict[str, Any], history: History) -> dict[str, Any]:
+def replay(app_functions: dict[str, Any], history: DurableHistory) -> dict[str, Any]:
     handle = app_functions[DETECTION_ORCHESTRATOR].get_user_function()
     state: dict[str, Any] = json.loads(handle(history.context_json()))
     return state
@@ -480,7 +406,7 @@ def test_detection_functions_are_registered(app_functions: dict[str, Any]) -> No
 
 
 def test_the_orchestrator_detects_with_the_retry_policy(app_functions: dict[str, Any]) -> None:
-    state = replay(app_functions, History())
+    state = replay(app_functions, detection_history())
     assert state["isDone"] is False
     (action,) = actions(state)
     assert action["actionType"] == ActionType.CALL_ACTIVITY_WITH_RETRY
@@ -491,15 +417,16 @@ def test_the_orchestrator_detects_with_the_retry_policy(app_functions: dict[str,
     }
     assert json.loads(action["input"]) == JOB.to_dict()
     outcome = {"resultId": "r-1", "status": "READY", "anomalies": 2}
-    state = replay(app_functions, History().completed(DETECT_ACTIVITY, outcome))
+    state = replay(app_functions, detection_history().completed(DETECT_ACTIVITY, outcome))
     assert state["isDone"] is True
     assert state["output"] == outcome
 
 
 def test_spent_retries_record_the_result_as_failed(app_functions: dict[str, Any]) -> None:
-    history = History()
+    history = detection_history()
     for _ in range(RETRY_MAX_ATTEMPTS):
         history.failed(DETECT_ACTIVITY, "ServiceRequestError: storage timed out")
+        history.retry_timer_fired()
     state = replay(app_functions, history)
     assert state["isDone"] is False
     last = actions(state)[-1]

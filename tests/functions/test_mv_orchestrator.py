@@ -22,7 +22,6 @@ import azure.functions as func
 import pytest
 from azure.durable_functions.constants import DATETIME_STRING_FORMAT
 from azure.durable_functions.models.actions.ActionType import ActionType
-from azure.durable_functions.models.history import HistoryEventType
 
 from functions.multivariate import HTTP_STARTER, STATUS_QUERY, UPLOAD_TRIGGER, upload_request
 from shared.durable_local import LocalRetry, run_orchestration
@@ -44,6 +43,7 @@ from shared.mv_workflow import (
 )
 from shared.settings import Settings
 from shared.storage import BlobRef, BlobStore
+from tests.functions.durable_history import DurableHistory, stamp
 
 pytestmark = pytest.mark.functions
 
@@ -59,97 +59,17 @@ DETECTED = {"resultId": "r1", "status": "READY", "errors": [], "anomalies": 3, "
 EXPORTED = {"container": "mv-models", "name": f"{REQUEST.model_id}/export.zip", "bytes": 10}
 
 
-def stamp(moment: datetime) -> str:
-    return moment.strftime(DATETIME_STRING_FORMAT)
-
-
-class History:
-    """Builds the history the Durable extension would send, episode by episode."""
-
-    def __init__(self, request: TrainingRequest = REQUEST, start: datetime = T0) -> None:
-        self.request = request
-        self.now = start
-        self.next_id = 0
-        self.events: list[dict[str, Any]] = []
-        self._add(HistoryEventType.ORCHESTRATOR_STARTED)
-        self._add(
-            HistoryEventType.EXECUTION_STARTED,
-            is_played=True,
-            Name=ORCHESTRATOR,
-            Version="",
-            Input=json.dumps(request.to_dict()),
-        )
-
-    def _add(
-        self, kind: HistoryEventType, event_id: int = -1, is_played: bool = False, **fields: Any
-    ) -> None:
-        self.events.append(
-            {
-                "EventType": int(kind),
-                "EventId": event_id,
-                "IsPlayed": is_played,
-                "Timestamp": stamp(self.now),
-                **fields,
-            }
-        )
-
-    def _episode(self, at: datetime | None = None) -> None:
-        """The orchestrator yields, the runtime does the work, a new episode starts."""
-        self._add(HistoryEventType.ORCHESTRATOR_COMPLETED)
-        self.now = at or self.now + timedelta(seconds=1)
-        self._add(HistoryEventType.ORCHESTRATOR_STARTED)
-
-    def _task_id(self) -> int:
-        self.next_id += 1
-        return self.next_id - 1
-
-    def completed(self, name: str, result: Any) -> History:
-        task = self._task_id()
-        self._add(HistoryEventType.TASK_SCHEDULED, task, Name=name, Version="")
-        self._episode()
-        self._add(HistoryEventType.TASK_COMPLETED, TaskScheduledId=task, Result=json.dumps(result))
-        return self
-
-    def failed(self, name: str, reason: str) -> History:
-        task = self._task_id()
-        self._add(HistoryEventType.TASK_SCHEDULED, task, Name=name, Version="")
-        self._episode()
-        self._add(
-            HistoryEventType.TASK_FAILED, TaskScheduledId=task, Reason=reason, Details="trace"
-        )
-        return self
-
-    def timer_fired(self, fire_at: datetime) -> History:
-        timer = self._task_id()
-        self._add(HistoryEventType.TIMER_CREATED, timer, FireAt=stamp(fire_at))
-        self._episode(at=fire_at)
-        self._add(
-            HistoryEventType.TIMER_FIRED, is_played=True, TimerId=timer, FireAt=stamp(fire_at)
-        )
-        return self
-
-    def retry_timer_fired(self) -> History:
-        """The runtime's wait between two attempts of an activity called with retry."""
-        return self.timer_fired(self.now + timedelta(milliseconds=RETRY_FIRST_INTERVAL_MS))
-
-    def context_json(self) -> str:
-        return json.dumps(
-            {
-                "history": self.events,
-                "instanceId": self.request.instance_id,
-                "isReplaying": False,
-                "parentInstanceId": None,
-                "input": json.dumps(self.request.to_dict()),
-            }
-        )
+def training_history(request: TrainingRequest = REQUEST, start: datetime = T0) -> DurableHistory:
+    """The training orchestration's history for ``request`` (shared builder)."""
+    return DurableHistory(ORCHESTRATOR, request.instance_id, request.to_dict(), start)
 
 
 @pytest.fixture(scope="module")
-def orchestrator(app_functions: dict[str, Any]) -> Callable[[History], dict[str, Any]]:
+def orchestrator(app_functions: dict[str, Any]) -> Callable[[DurableHistory], dict[str, Any]]:
     """The registered orchestrator's replay handle (``Orchestrator.create(fn)``)."""
     handle = app_functions[ORCHESTRATOR].get_user_function()
 
-    def replay(history: History) -> dict[str, Any]:
+    def replay(history: DurableHistory) -> dict[str, Any]:
         state: dict[str, Any] = json.loads(handle(history.context_json()))
         return state
 
@@ -174,7 +94,7 @@ def last_input(state: dict[str, Any]) -> Any:
     return json.loads(scheduled(state)[-1]["input"])
 
 
-def through_training(history: History) -> History:
+def through_training(history: DurableHistory) -> DurableHistory:
     return history.completed(PREPARE_ACTIVITY, CREATED)
 
 
@@ -182,9 +102,9 @@ def through_training(history: History) -> History:
 
 
 def test_the_first_episode_schedules_prepare_with_the_retry_policy(
-    orchestrator: Callable[[History], dict[str, Any]],
+    orchestrator: Callable[[DurableHistory], dict[str, Any]],
 ) -> None:
-    state = orchestrator(History())
+    state = orchestrator(training_history())
     assert state["isDone"] is False
     (action,) = scheduled(state)
     assert action["actionType"] == ActionType.CALL_ACTIVITY_WITH_RETRY
@@ -198,9 +118,9 @@ def test_the_first_episode_schedules_prepare_with_the_retry_policy(
 
 
 def test_a_ready_model_is_detected_exported_and_summarised(
-    orchestrator: Callable[[History], dict[str, Any]],
+    orchestrator: Callable[[DurableHistory], dict[str, Any]],
 ) -> None:
-    history = through_training(History()).completed(TRAIN_ACTIVITY, READY)
+    history = through_training(training_history()).completed(TRAIN_ACTIVITY, READY)
     state = orchestrator(history)
     assert names(state)[-1] == DETECT_ACTIVITY and last_input(state) == MODEL
     history.completed(DETECT_ACTIVITY, DETECTED).completed(EXPORT_ACTIVITY, EXPORTED)
@@ -222,14 +142,14 @@ def test_a_ready_model_is_detected_exported_and_summarised(
 
 
 def test_a_validation_failure_skips_training_and_is_summarised(
-    orchestrator: Callable[[History], dict[str, Any]],
+    orchestrator: Callable[[DurableHistory], dict[str, Any]],
 ) -> None:
     failed = {
         "modelId": REQUEST.model_id,
         "status": "FAILED",
         "errors": [{"code": "EmptyDataset", "message": "The zip holds no CSV file"}],
     }
-    history = History().completed(PREPARE_ACTIVITY, failed)
+    history = training_history().completed(PREPARE_ACTIVITY, failed)
     state = orchestrator(history)
     assert names(state) == [PREPARE_ACTIVITY, SUMMARY_ACTIVITY]
     assert last_input(state) == {**MODEL, "detection": None, "export": None}
@@ -238,9 +158,9 @@ def test_a_validation_failure_skips_training_and_is_summarised(
 
 
 def test_the_monitor_polls_with_durable_timers_until_ready(
-    orchestrator: Callable[[History], dict[str, Any]],
+    orchestrator: Callable[[DurableHistory], dict[str, Any]],
 ) -> None:
-    history = through_training(History()).completed(TRAIN_ACTIVITY, RUNNING)
+    history = through_training(training_history()).completed(TRAIN_ACTIVITY, RUNNING)
     state = orchestrator(history)
     timer = scheduled(state)[-1]
     assert timer["actionType"] == ActionType.CREATE_TIMER
@@ -268,9 +188,11 @@ def test_the_monitor_polls_with_durable_timers_until_ready(
 
 
 def test_a_failing_activity_is_retried_and_the_run_goes_on(
-    orchestrator: Callable[[History], dict[str, Any]],
+    orchestrator: Callable[[DurableHistory], dict[str, Any]],
 ) -> None:
-    history = through_training(History()).failed(TRAIN_ACTIVITY, "ServiceRequestError: timeout")
+    history = through_training(training_history()).failed(
+        TRAIN_ACTIVITY, "ServiceRequestError: timeout"
+    )
     state = orchestrator(history)
     assert state["isDone"] is False
     assert names(state) == [PREPARE_ACTIVITY, TRAIN_ACTIVITY]  # the runtime retries it
@@ -281,9 +203,9 @@ def test_a_failing_activity_is_retried_and_the_run_goes_on(
 
 
 def test_spent_retries_mark_the_model_failed_and_summarise(
-    orchestrator: Callable[[History], dict[str, Any]],
+    orchestrator: Callable[[DurableHistory], dict[str, Any]],
 ) -> None:
-    history = through_training(History())
+    history = through_training(training_history())
     for _ in range(RETRY_MAX_ATTEMPTS):
         history.failed(TRAIN_ACTIVITY, "MemoryError: out of memory").retry_timer_fired()
     state = orchestrator(history)
@@ -298,9 +220,9 @@ def test_spent_retries_mark_the_model_failed_and_summarise(
 
 
 def test_the_deadline_marks_the_model_failed(
-    orchestrator: Callable[[History], dict[str, Any]],
+    orchestrator: Callable[[DurableHistory], dict[str, Any]],
 ) -> None:
-    history = through_training(History()).completed(TRAIN_ACTIVITY, RUNNING)
+    history = through_training(training_history()).completed(TRAIN_ACTIVITY, RUNNING)
     deadline = history.now + timedelta(minutes=REQUEST.deadline_minutes)
     timers = 0
     state = orchestrator(history)
@@ -323,9 +245,9 @@ def test_the_deadline_marks_the_model_failed(
 
 
 def test_a_stale_training_lease_trains_again(
-    orchestrator: Callable[[History], dict[str, Any]],
+    orchestrator: Callable[[DurableHistory], dict[str, Any]],
 ) -> None:
-    history = through_training(History()).completed(TRAIN_ACTIVITY, RUNNING)
+    history = through_training(training_history()).completed(TRAIN_ACTIVITY, RUNNING)
     history.timer_fired(history.now + timedelta(seconds=30))
     history.completed(STATUS_ACTIVITY, {**RUNNING, "stale": True})
     state = orchestrator(history)
@@ -334,8 +256,8 @@ def test_a_stale_training_lease_trains_again(
     assert names(state)[-1] == DETECT_ACTIVITY
 
 
-def test_replay_is_deterministic(orchestrator: Callable[[History], dict[str, Any]]) -> None:
-    history = through_training(History()).completed(TRAIN_ACTIVITY, RUNNING)
+def test_replay_is_deterministic(orchestrator: Callable[[DurableHistory], dict[str, Any]]) -> None:
+    history = through_training(training_history()).completed(TRAIN_ACTIVITY, RUNNING)
     history.timer_fired(history.now + timedelta(seconds=30))
     assert orchestrator(history) == orchestrator(history)
 
@@ -466,7 +388,7 @@ def test_the_http_starter_refuses_bad_requests_before_starting_anything(
 
 def test_the_sdk_replays_a_real_run_to_the_same_output(
     function_env: dict[str, str],
-    orchestrator: Callable[[History], dict[str, Any]],
+    orchestrator: Callable[[DurableHistory], dict[str, Any]],
     energy_zip: Path,
 ) -> None:
     """Run the energy case with the real activities, then replay their results through the SDK."""
@@ -492,7 +414,7 @@ def test_the_sdk_replays_a_real_run_to_the_same_output(
     )
     assert run.runtime_status == "Completed" and run.output["status"] == "READY"
 
-    history = History(request)
+    history = training_history(request)
     state = orchestrator(history)
     for name, given, output in run.results:
         assert scheduled(state)[-1]["functionName"] == name
