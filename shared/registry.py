@@ -408,6 +408,24 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ artifacts
 
+    def ready_record(self, model_id: str, advice: str) -> ModelRecord:
+        """Return the record of a READY model.
+
+        Args:
+            model_id: The model's id.
+            advice: What the caller should do instead, ending the error message.
+
+        Raises:
+            ModelNotFoundError: No model has that id.
+            ModelNotReadyError: The model is not READY.
+        """
+        record = self.get_record(model_id)
+        if record.status != READY:
+            raise ModelNotReadyError(
+                f"The model {model_id} is {record.status}, not READY; {advice}"
+            )
+        return record
+
     def put_artifact(self, model_id: str, data: bytes) -> BlobRef:
         """Store the engine's bytes of a model."""
         ref = self.artifact_ref(model_id)
@@ -421,12 +439,9 @@ class ModelRegistry:
             ModelNotFoundError: No model has that id.
             ModelNotReadyError: The model is not READY (yet, or it FAILED).
         """
-        record = self.get_record(model_id)
-        if record.status != READY:
-            raise ModelNotReadyError(
-                f"The model {model_id} is {record.status}, not READY; wait for training to "
-                "finish (or read its errors if it FAILED).",
-            )
+        self.ready_record(
+            model_id, "wait for training to finish (or read its errors if it FAILED)."
+        )
         return self.store.get_bytes(self.artifact_ref(model_id))
 
     def put_export(self, model_id: str, data: bytes) -> BlobRef:

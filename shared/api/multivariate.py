@@ -308,12 +308,7 @@ class MultivariateService:
 
     def export(self, model_id: str) -> bytes:
         """The portable model zip of a READY model (built now if the export step is pending)."""
-        record = self.registry.get_record(model_id)
-        if record.status != READY:
-            raise ModelNotReadyError(
-                f"The model {model_id} is {record.status}, not READY; export it once training "
-                "has finished.",
-            )
+        record = self.registry.ready_record(model_id, "export it once training has finished.")
         try:
             return self.registry.get_export(model_id)
         except ModelNotReadyError:
@@ -349,12 +344,7 @@ class MultivariateService:
     def _register_detection(
         self, model_id: str, body: Mapping[str, Any]
     ) -> tuple[DetectionJob, dict[str, Any] | None]:
-        record = self.registry.get_record(model_id)
-        if record.status != READY:
-            raise ModelNotReadyError(
-                f"The model {model_id} is {record.status}, not READY; poll it until READY "
-                "before detecting.",
-            )
+        self.registry.ready_record(model_id, "poll it until READY before detecting.")
         top = _top_contributors(body.get("topContributorCount", DEFAULT_TOP_CONTRIBUTORS))
         start = _time(body.get("startTime"), "startTime", "InvalidStartTime")
         end = _time(body.get("endTime"), "endTime", "InvalidEndTime")
@@ -393,12 +383,7 @@ class MultivariateService:
             ModelNotReadyError: The model is not READY.
             InputError: Malformed variables, or variables that differ from training.
         """
-        record = self.registry.get_record(model_id)
-        if record.status != READY:
-            raise ModelNotReadyError(
-                f"The model {model_id} is {record.status}, not READY; poll it until READY "
-                "before detecting.",
-            )
+        record = self.registry.ready_record(model_id, "poll it until READY before detecting.")
         top = _top_contributors(body.get("topContributorCount", DEFAULT_TOP_CONTRIBUTORS))
         series = _variables(body.get("variables"))
         policy = AlignPolicy.from_v11(record.info.get("alignPolicy"))
