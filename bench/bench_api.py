@@ -3,7 +3,8 @@
 * ``api_overhead_ms``: an ``entire/detect`` request of 1,440 points (the first day of the
   tutorial's ``power.csv``, one-minute steps) through the ASGI application in-process (key check,
   size-limited body read, JSON parsing, routing, the worker-thread hop, JSON rendering), minus
-  the same detection called directly (:func:`shared.detection.detect_entire_v11` on the body
+  the same detection called directly (:func:`shared.univariate.contract.detect_entire_v11` on the
+  body
   already decoded: the engine alone). Calls are interleaved (API, direct, API, ...) and the
   figure is the median of the paired differences, so drifts in machine load cancel out.
   Target: <= 2 ms.
@@ -47,8 +48,8 @@ def request_body(points: int = POINTS, path: Path = POWER_CSV) -> dict[str, Any]
     Raises:
         FileNotFoundError: The team's data folder is missing.
     """
-    from shared.csvio import read_series_csv
-    from shared.telemetry import format_timestamp
+    from shared.cli.csvio import read_series_csv
+    from shared.telemetry.events import format_timestamp
 
     series = read_series_csv(path)
     return {
@@ -112,8 +113,8 @@ class InProcessAsgi:
 def measure_overhead(pairs: int) -> dict[str, float]:
     """Median API round trip, direct call, and their paired difference (ms)."""
     from shared.api.app import create_app
-    from shared.detection import detect_entire_v11
     from shared.settings import Settings
+    from shared.univariate.contract import detect_entire_v11
 
     body = request_body()
     raw = json.dumps(body).encode()
@@ -155,8 +156,8 @@ def measure_load(requests_per_client: int, clients: int = CLIENTS) -> dict[str, 
     """Bounded load on ``meterwatch serve`` over loopback from this (another) process."""
     import requests
 
-    from shared.azurite import running_azurite
-    from shared.cli_api import serve_in_subprocess
+    from shared.cli.serve import serve_in_subprocess
+    from shared.demo.azurite import running_azurite
 
     raw = json.dumps(request_body()).encode()
     headers = {"Content-Type": "application/json", "Ocp-Apim-Subscription-Key": KEY}

@@ -1,4 +1,5 @@
-"""Ingest throughput: ``shared.ingest.prepare_batch`` on one core, against bare ``json.loads``.
+"""Ingest throughput: ``shared.telemetry.ingest.prepare_batch`` on one core, against bare
+``json.loads``.
 
 Run by the suite in a subprocess pinned to one CPU (``python -m bench.bench_ingest --output
 FILE``), so the figure is single-core whatever the machine. The events imitate a partition of
@@ -27,7 +28,7 @@ from typing import Any
 
 from bench.harness import NotAvailable, PartReport, Results, median, require
 
-#: Exit status of the CLI when ``shared.ingest`` is not there yet.
+#: Exit status of the CLI when ``shared.telemetry.ingest`` is not there yet.
 EXIT_NOT_AVAILABLE = 3
 BATCH_SIZE = 256
 REPO = Path(__file__).resolve().parents[1]
@@ -163,12 +164,14 @@ def paired_rates(
 
 
 def to_raw_events(specs: Sequence[EventSpec]) -> list[Any]:
-    """Wrap simulated deliveries in ``shared.ingest.RawEvent`` (partition 3, IoT Hub metadata).
+    """Wrap simulated deliveries in ``shared.telemetry.ingest.RawEvent`` (partition 3, IoT Hub
+    metadata).
 
     Raises:
-        NotAvailable: ``shared.ingest`` (or its ``RawEvent``/``prepare_batch``) is missing.
+        NotAvailable: ``shared.telemetry.ingest`` (or its ``RawEvent``/``prepare_batch``) is
+        missing.
     """
-    raw_event = require("shared.ingest", "RawEvent", "prepare_batch").RawEvent
+    raw_event = require("shared.telemetry.ingest", "RawEvent", "prepare_batch").RawEvent
     return [
         raw_event(
             body=spec.body,
@@ -202,9 +205,10 @@ def measure(count: int = 51_200, repeats: int = 9) -> Results:
     cost depend on how many devices share a batch.
 
     Raises:
-        NotAvailable: ``shared.ingest`` (or its ``RawEvent``/``prepare_batch``) is missing.
+        NotAvailable: ``shared.telemetry.ingest`` (or its ``RawEvent``/``prepare_batch``) is
+        missing.
     """
-    prepare_batch = require("shared.ingest", "prepare_batch").prepare_batch
+    prepare_batch = require("shared.telemetry.ingest", "prepare_batch").prepare_batch
     batches, bodies = fleet_batches(count, DEVICES)
 
     def run_ingest() -> None:

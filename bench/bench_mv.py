@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 
 from bench.scoring import events_from_dicts, score_multivariate
-from shared.datasets import dataset_from_frame
 from shared.engine.multivariate import MultivariateConfig, MultivariateModel
+from shared.multivariate.datasets import dataset_from_frame
 
 ROWS = 10_000
 TRAIN_ROWS = (0, ROWS)
@@ -186,7 +186,7 @@ _MEMORY_PROBE = """
 import json, resource, sys, time
 import numpy as np, pandas as pd
 sys.path.insert(0, sys.argv[1])
-from shared.datasets import Dataset
+from shared.multivariate.datasets import Dataset
 from shared.engine.multivariate import MultivariateModel
 rows, width = 100_000, 50
 rng = np.random.default_rng(0)

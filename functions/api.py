@@ -28,7 +28,7 @@ from shared.api.batch import (
     DETECTION_ORCHESTRATOR,
     detection_orchestration,
 )
-from shared.mv_workflow import RETRY_FIRST_INTERVAL_MS, RETRY_MAX_ATTEMPTS
+from shared.multivariate.workflow import RETRY_FIRST_INTERVAL_MS, RETRY_MAX_ATTEMPTS
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def mv_api_detection_orchestrator(
 def _batch_activities() -> Any:
     from shared.api.multivariate import BatchDetectionActivities
     from shared.settings import get_settings
-    from shared.storage import BlobStore
+    from shared.storage.client import BlobStore
 
     settings = get_settings()
     return BatchDetectionActivities(BlobStore.from_settings(settings), settings)

@@ -1,7 +1,9 @@
 """Event Hub trigger: telemetry batches in, raw batch blobs and dead letters out.
 
-The trigger decodes the binding's ``EventHubEvent`` objects into :class:`shared.telemetry.RawEvent`
-values and hands the batch to :func:`shared.ingest.ingest_batch`. Bad events are dead-lettered
+The trigger decodes the binding's ``EventHubEvent`` objects into
+:class:`shared.telemetry.events.RawEvent`
+values and hands the batch to :func:`shared.telemetry.ingest.ingest_batch`. Bad events are
+dead-lettered
 there; storage failures raise, so the retry policy below re-runs the batch before the
 checkpoint moves (deterministic blob names make the re-run overwrite, not duplicate).
 """
@@ -14,10 +16,10 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.ingest import ingest_batch
 from shared.settings import get_settings
-from shared.storage import BlobStore
-from shared.telemetry import IOTHUB_DEVICE_PROPERTY, RawEvent
+from shared.storage.client import BlobStore
+from shared.telemetry.events import IOTHUB_DEVICE_PROPERTY, RawEvent
+from shared.telemetry.ingest import ingest_batch
 
 logger = logging.getLogger(__name__)
 

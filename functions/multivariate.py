@@ -9,9 +9,11 @@ The doors of the multivariate family, all in one Durable blueprint:
 * ``mv_train_http`` (``POST /api/mv/train``) starts the same orchestration for a blob already
   in storage, with the training spec in the body (v1.1 field names); ``mv_training_status``
   (``GET /api/mv/status/{instanceId}``) answers the Durable status query.
-* ``mv_training_orchestrator`` runs :func:`shared.mv_workflow.training_orchestration` (the one
+* ``mv_training_orchestrator`` runs :func:`shared.multivariate.workflow.training_orchestration`
+  (the one
   deterministic implementation of the flow), and the activities each run one step of
-  :class:`shared.mv_pipeline.TrainingActivities`, imported on first use so that importing the
+  :class:`shared.multivariate.pipeline.TrainingActivities`, imported on first use so that importing
+  the
   function app stays light.
 """
 
@@ -26,7 +28,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared.errors import InputError
-from shared.mv_workflow import (
+from shared.multivariate.workflow import (
     DETECT_ACTIVITY,
     EXPORT_ACTIVITY,
     FAIL_ACTIVITY,
@@ -62,8 +64,8 @@ RETRY_OPTIONS = df.RetryOptions(
 
 
 def _model_deleted(settings: Settings, request: TrainingRequest) -> bool:
-    from shared.registry import ModelRegistry
-    from shared.storage import BlobStore
+    from shared.multivariate.registry import ModelRegistry
+    from shared.storage.client import BlobStore
 
     registry = ModelRegistry(
         BlobStore.from_settings(settings), settings.models_container, settings.results_container
@@ -173,9 +175,9 @@ async def mv_train_http(
     """
     from azure.core.exceptions import ResourceNotFoundError
 
-    from shared.mv_pipeline import parse_data_source, parse_training_spec
-    from shared.mv_workflow import content_hash
-    from shared.storage import BlobStore
+    from shared.multivariate.pipeline import parse_data_source, parse_training_spec
+    from shared.multivariate.workflow import content_hash
+    from shared.storage.client import BlobStore
 
     settings = get_settings()
     try:
@@ -254,7 +256,8 @@ def _iso(moment: Any) -> str | None:
 def mv_training_orchestrator(
     context: df.DurableOrchestrationContext,
 ) -> Generator[Any, Any, dict[str, Any]]:
-    """prepare → train → monitor → detect → export → summary (see :mod:`shared.mv_workflow`)."""
+    """prepare → train → monitor → detect → export → summary (see
+    :mod:`shared.multivariate.workflow`)."""
     return (yield from training_orchestration(context, RETRY_OPTIONS))
 
 
@@ -265,8 +268,8 @@ def mv_training_orchestrator(
 
 def run_step(name: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Run one activity of the training on the app's storage."""
-    from shared.mv_pipeline import run_activity
-    from shared.storage import BlobStore
+    from shared.multivariate.pipeline import run_activity
+    from shared.storage.client import BlobStore
 
     settings = get_settings()
     return run_activity(name, payload, BlobStore.from_settings(settings), settings)

@@ -2,7 +2,7 @@
 
 The trigger source is ``LogsAndContainerScan`` locally (Azurite) and ``EventGrid`` in the cloud
 (setting ``BLOB_TRIGGER_SOURCE``). The function reads nothing from the stream itself: it passes
-the blob's name to :func:`shared.pipeline.detect_raw_batch`, which reads the batch and its
+the blob's name to :func:`shared.univariate.detect.detect_raw_batch`, which reads the batch and its
 history through the storage client.
 """
 
@@ -13,9 +13,9 @@ import logging
 import azure.functions as func
 
 from shared.errors import InputError
-from shared.pipeline import detect_raw_batch
 from shared.settings import get_settings, trigger_source_from_env
-from shared.storage import BlobStore
+from shared.storage.client import BlobStore
+from shared.univariate.detect import detect_raw_batch
 
 logger = logging.getLogger(__name__)
 

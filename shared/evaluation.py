@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.synthetic import AnomalyEvent
+from shared.demo.household import AnomalyEvent
 
 __all__ = ["Scores", "combine", "event_scores", "point_scores"]
 

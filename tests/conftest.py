@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.azurite import running_azurite
+from shared.demo.azurite import running_azurite
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -34,13 +34,13 @@ from shared.api.errors import (
 )
 from shared.api.multivariate import routes as multivariate_routes
 from shared.api.univariate import routes as univariate_routes
-from shared.detection import EmbeddedBackend, UnivariateBackend
 from shared.errors import MeterwatchError
 from shared.settings import Settings
+from shared.univariate.contract import EmbeddedBackend, UnivariateBackend
 
 if TYPE_CHECKING:
     from shared.api.multivariate import MultivariateService
-    from shared.storage import BlobStore
+    from shared.storage.client import BlobStore
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def create_app(
     Args:
         settings: App settings (keys from ``METERWATCH_API_KEYS``, storage, containers).
         backend: Who answers univariate requests (default: the embedded engine).
-        store: A :class:`~shared.storage.BlobStore` (default: connected from the settings on
+        store: A :class:`~shared.storage.client.BlobStore` (default: connected from the settings on
             first use, so univariate-only use never touches storage).
         multivariate: The multivariate service behind the model routes (default: built on
             first use from the store and settings).

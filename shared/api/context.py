@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from shared.detection import UnivariateBackend
 from shared.settings import Settings
+from shared.univariate.contract import UnivariateBackend
 
 if TYPE_CHECKING:
-    from shared.storage import BlobStore
+    from shared.storage.client import BlobStore
 
 
 @dataclass
@@ -50,7 +50,7 @@ class ApiContext:
         """The blob store, connected on first use."""
         with self._lock:
             if self.store is None:
-                from shared.storage import BlobStore
+                from shared.storage.client import BlobStore
 
                 self.store = BlobStore.from_settings(self.settings)
             return self.store

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from shared.errors import InputError
-from shared.storage import BlobRef
+from shared.storage.client import BlobRef
 
 INVALID_DATA_SOURCE = "InvalidDataSource"
 #: Longest accepted ``dataSource`` (a SAS URL is a few hundred characters).
@@ -44,7 +44,7 @@ class BlobSource:
 
     @property
     def ref(self) -> BlobRef:
-        """The blob's reference for :class:`~shared.storage.BlobStore`."""
+        """The blob's reference for :class:`~shared.storage.client.BlobStore`."""
         return BlobRef(self.container, self.name)
 
     @property

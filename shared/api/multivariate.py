@@ -1,19 +1,23 @@
 """The multivariate routes: train, list, get, delete, batch detect, results, last detect, export.
 
-Everything here is plumbing around the multivariate use cases of :mod:`shared.mv_pipeline`,
-:mod:`shared.registry` and :mod:`shared.mv_workflow`; nothing is implemented twice:
+Everything here is plumbing around the multivariate use cases of
+:mod:`shared.multivariate.pipeline`,
+:mod:`shared.multivariate.registry` and :mod:`shared.multivariate.workflow`; nothing is implemented
+twice:
 
 * **Train** (``POST multivariate/models``): the ``dataSource`` passes the policy of
   :mod:`shared.api.datasource`, its bytes are hashed, and the request becomes the same
-  :class:`~shared.mv_workflow.TrainingRequest` an uploaded zip becomes (deterministic instance
+  :class:`~shared.multivariate.workflow.TrainingRequest` an uploaded zip becomes (deterministic
+  instance
   and model ids). The model is registered at once by the orchestration's own ``prepare``
   activity (so ``GET`` right after the 201 finds it, CREATED, or FAILED with the coded error of
   a bad dataset), then the training orchestration is started (prepare → train → monitor →
   detect → export → summary) by the Durable host in the function app, or by the in-process
-  runner of :mod:`shared.durable_local` under ``meterwatch serve``.
+  runner of :mod:`shared.multivariate.local_runner` under ``meterwatch serve``.
 * **Batch detection** (``POST ...:detect-batch``) stores a CREATED result and starts the
   detection orchestration of :mod:`shared.api.batch` (its activity runs
-  :func:`shared.mv_pipeline.detect_batch` on the request's window and stores the v1.1 result,
+  :func:`shared.multivariate.pipeline.detect_batch` on the request's window and stores the v1.1
+  result,
   READY or FAILED, in the registry); the 202 carries the CREATED result and
   ``Operation-Location`` points at it.
 * **Last detection** (``POST ...:detect-last``) aligns the request's variables as in training
@@ -59,7 +63,6 @@ from shared.api.context import ApiContext
 from shared.api.datasource import BlobSource, DataSourcePolicy, LocalSource
 from shared.api.orchestration import OrchestrationStarter, current_starter
 from shared.api.responses import JSONResponse
-from shared.datasets import MIB, AlignPolicy, align
 from shared.engine.multivariate import MultivariateModel
 from shared.errors import (
     ConfigurationError,
@@ -70,7 +73,8 @@ from shared.errors import (
     ModelNotReadyError,
     ResultNotFoundError,
 )
-from shared.mv_pipeline import (
+from shared.multivariate.datasets import MIB, AlignPolicy, align
+from shared.multivariate.pipeline import (
     DEFAULT_TOP_CONTRIBUTORS,
     MAX_TOP_CONTRIBUTORS,
     TrainingActivities,
@@ -87,7 +91,8 @@ from shared.mv_pipeline import (
     to_datetime64,
     variable_states,
 )
-from shared.mv_workflow import (
+from shared.multivariate.registry import MAX_PAGE, ModelRegistry
+from shared.multivariate.workflow import (
     FAILED,
     ORCHESTRATOR,
     READY,
@@ -99,9 +104,8 @@ from shared.mv_workflow import (
     should_start,
     training_orchestration,
 )
-from shared.registry import MAX_PAGE, ModelRegistry
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
+from shared.storage.client import BlobRef, BlobStore
 
 logger = logging.getLogger(__name__)
 
@@ -639,8 +643,10 @@ class BatchDetectionActivities:
 class InProcessStarter:
     """Runs the training and detection orchestrations in background threads (``serve``).
 
-    The orchestrator generators (:mod:`shared.mv_workflow`, :mod:`shared.api.batch`) are driven
-    by :class:`shared.durable_local.LocalTaskHub`, the runner the demo and the tests use;
+    The orchestrator generators (:mod:`shared.multivariate.workflow`, :mod:`shared.api.batch`) are
+    driven
+    by :class:`shared.multivariate.local_runner.LocalTaskHub`, the runner the demo and the tests
+    use;
     instances that are still running report ``Running`` so a duplicate request does not start
     a second run.
 
@@ -650,7 +656,7 @@ class InProcessStarter:
     """
 
     def __init__(self, activities: Mapping[str, Callable[[Any], Any]], workers: int = 2) -> None:
-        from shared.durable_local import LocalRetry, LocalTaskHub
+        from shared.multivariate.local_runner import LocalRetry, LocalTaskHub
 
         retry = LocalRetry(RETRY_FIRST_INTERVAL_MS, RETRY_MAX_ATTEMPTS)
         self.hub = LocalTaskHub(

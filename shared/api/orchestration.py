@@ -1,7 +1,8 @@
 """Who starts the multivariate orchestrations for the API: the Durable host or an in-process runner.
 
 Training and batch detection requested through the API run through the same orchestration as an
-uploaded dataset (:mod:`shared.mv_workflow`). In the function app the HTTP function receives a
+uploaded dataset (:mod:`shared.multivariate.workflow`). In the function app the HTTP function
+receives a
 Durable client binding and publishes it, for the duration of the request, in
 :data:`current_starter`; ``meterwatch serve`` has no Durable host and gives the service a starter
 that drives the same orchestrator generator in-process.

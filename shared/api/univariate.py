@@ -1,7 +1,8 @@
 """The univariate routes: ``timeseries/{entire,last,changepoint}/detect``.
 
 Each route reads the JSON body (size-limited), hands it to the backend (the embedded engine
-through :mod:`shared.detection`, the very functions the pipeline uses) in a worker thread so a
+through :mod:`shared.univariate.contract`, the very functions the pipeline uses) in a worker thread
+so a
 long detection never blocks other requests, and returns the v1.1 response unchanged.
 """
 
@@ -18,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 from shared.api.body import read_json_object
 from shared.api.context import ApiContext
 from shared.api.responses import JSONResponse
-from shared.detection import UnivariateBackend
+from shared.univariate.contract import UnivariateBackend
 
 MODES = ("entire", "last", "changepoint")
 

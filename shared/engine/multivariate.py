@@ -79,8 +79,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.datasets import Dataset
 from shared.errors import DatasetError, ModelError, ModelNotReadyError
+from shared.multivariate.datasets import Dataset
 
 logger = logging.getLogger(__name__)
 

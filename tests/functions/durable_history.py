@@ -13,7 +13,7 @@ from typing import Any
 from azure.durable_functions.constants import DATETIME_STRING_FORMAT
 from azure.durable_functions.models.history import HistoryEventType
 
-from shared.mv_workflow import RETRY_FIRST_INTERVAL_MS
+from shared.multivariate.workflow import RETRY_FIRST_INTERVAL_MS
 
 
 def stamp(moment: datetime) -> str:

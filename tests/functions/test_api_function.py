@@ -32,17 +32,17 @@ from shared.api.batch import (
     pending_result,
 )
 from shared.api.multivariate import BatchDetectionActivities
-from shared.durable_local import LocalRetry, LocalTaskHub
-from shared.mv_pipeline import TrainingActivities
-from shared.mv_workflow import (
+from shared.multivariate.local_runner import LocalRetry, LocalTaskHub
+from shared.multivariate.pipeline import TrainingActivities
+from shared.multivariate.registry import ModelRegistry
+from shared.multivariate.workflow import (
     ORCHESTRATOR,
     RETRY_FIRST_INTERVAL_MS,
     RETRY_MAX_ATTEMPTS,
     training_orchestration,
 )
-from shared.registry import ModelRegistry
 from shared.settings import get_settings
-from shared.storage import BlobRef, BlobStore
+from shared.storage.client import BlobRef, BlobStore
 from tests.functions.durable_history import DurableHistory
 
 pytestmark = pytest.mark.functions

@@ -24,9 +24,9 @@ from azure.durable_functions.constants import DATETIME_STRING_FORMAT
 from azure.durable_functions.models.actions.ActionType import ActionType
 
 from functions.multivariate import HTTP_STARTER, STATUS_QUERY, UPLOAD_TRIGGER, upload_request
-from shared.durable_local import LocalRetry, run_orchestration
-from shared.mv_pipeline import TrainingActivities
-from shared.mv_workflow import (
+from shared.multivariate.local_runner import LocalRetry, run_orchestration
+from shared.multivariate.pipeline import TrainingActivities
+from shared.multivariate.workflow import (
     ACTIVITIES,
     DETECT_ACTIVITY,
     EXPORT_ACTIVITY,
@@ -42,7 +42,7 @@ from shared.mv_workflow import (
     training_orchestration,
 )
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
+from shared.storage.client import BlobRef, BlobStore
 from tests.functions.durable_history import DurableHistory, stamp
 
 pytestmark = pytest.mark.functions

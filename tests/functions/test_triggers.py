@@ -14,7 +14,7 @@ from azure.functions.eventhub import EventHubTriggerConverter
 from azure.functions.meta import Datum
 
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
+from shared.storage.client import BlobRef, BlobStore
 
 pytestmark = pytest.mark.functions
 START = datetime(2026, 11, 2, tzinfo=UTC)

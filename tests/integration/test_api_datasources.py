@@ -15,7 +15,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from shared.api.app import create_app
 from shared.api.multivariate import MATERIALIZED_PREFIX, MultivariateService
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
+from shared.storage.client import BlobRef, BlobStore
 
 with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx works the same here
     warnings.simplefilter("ignore", StarletteDeprecationWarning)

@@ -44,11 +44,11 @@ from azure.storage.blob import BlobServiceClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.cli_api import serve_in_subprocess
-from shared.csvio import read_series_csv
-from shared.datasets import load_dataset
-from shared.detection import detect_changepoint_v11, detect_entire_v11, detect_last_v11
-from shared.telemetry import format_timestamp
+from shared.cli.csvio import read_series_csv
+from shared.cli.serve import serve_in_subprocess
+from shared.multivariate.datasets import load_dataset
+from shared.telemetry.events import format_timestamp
+from shared.univariate.contract import detect_changepoint_v11, detect_entire_v11, detect_last_v11
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
+from shared.cli.main import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -7,10 +7,10 @@ import json
 import pytest
 from azure.core.exceptions import AzureError
 
-from shared.ingest import ingest_batch
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
-from shared.telemetry import RawEvent
+from shared.storage.client import BlobRef, BlobStore
+from shared.telemetry.events import RawEvent
+from shared.telemetry.ingest import ingest_batch
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,8 @@
 
 Uploads go to the training container and through the blob trigger's own request builder
 (:func:`functions.multivariate.upload_request`, fed a real ``InputStream``); the orchestration
-is the real generator, run in process by :mod:`shared.durable_local` with the real activities.
+is the real generator, run in process by :mod:`shared.multivariate.local_runner` with the real
+activities.
 """
 
 from __future__ import annotations
@@ -19,19 +20,24 @@ import numpy as np
 import pytest
 
 from functions.multivariate import upload_request
-from shared.durable_local import LocalContext, LocalRetry, LocalRun, LocalTaskHub
 from shared.errors import DatasetError
-from shared.mv_pipeline import (
+from shared.multivariate.local_runner import LocalContext, LocalRetry, LocalRun, LocalTaskHub
+from shared.multivariate.pipeline import (
     TRAINING_LEASE,
     TrainingActivities,
     detect_batch,
     load_export,
     read_dataset,
 )
-from shared.mv_workflow import ORCHESTRATOR, TRAIN_ACTIVITY, TrainingRequest, training_orchestration
-from shared.registry import ModelRegistry
+from shared.multivariate.registry import ModelRegistry
+from shared.multivariate.workflow import (
+    ORCHESTRATOR,
+    TRAIN_ACTIVITY,
+    TrainingRequest,
+    training_orchestration,
+)
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
+from shared.storage.client import BlobRef, BlobStore
 
 pytestmark = pytest.mark.integration
 
@@ -471,7 +477,7 @@ def test_the_deadline_failure_is_recorded_on_the_model(chain: Chain) -> None:
 
 
 def test_the_multivariate_demo(app_env: dict[str, str], tmp_path: Path) -> None:
-    from shared.mv_demo import run_multivariate_demo
+    from shared.demo.multivariate import run_multivariate_demo
 
     settings = Settings.from_env(app_env)
     progress = io.StringIO()

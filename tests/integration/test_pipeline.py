@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.csvio import read_series_csv
-from shared.ingest import ingest_batch
-from shared.pipeline import detect_raw_batch
+from shared.cli.csvio import read_series_csv
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
-from shared.telemetry import RawEvent, format_timestamp
+from shared.storage.client import BlobRef, BlobStore
+from shared.telemetry.events import RawEvent, format_timestamp
+from shared.telemetry.ingest import ingest_batch
+from shared.univariate.detect import detect_raw_batch
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from shared.errors import (
     ModelNotReadyError,
     ResultNotFoundError,
 )
-from shared.registry import ModelRecord, ModelRegistry
+from shared.multivariate.registry import ModelRecord, ModelRegistry
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
+from shared.storage.client import BlobRef, BlobStore
 
 pytestmark = pytest.mark.integration
 

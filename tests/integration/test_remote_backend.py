@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
-from shared.cli_api import free_port, serve_in_subprocess
-from shared.csvio import read_series_csv
-from shared.detection import EmbeddedBackend, backend_for
+from shared.cli.csvio import read_series_csv
+from shared.cli.serve import free_port, serve_in_subprocess
 from shared.errors import ConfigurationError, DetectionRequestError
-from shared.ingest import ingest_batch
-from shared.pipeline import detect_raw_batch
-from shared.remote import RemoteBackend
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
-from shared.telemetry import RawEvent, format_timestamp
+from shared.storage.client import BlobRef, BlobStore
+from shared.telemetry.events import RawEvent, format_timestamp
+from shared.telemetry.ingest import ingest_batch
+from shared.univariate.contract import EmbeddedBackend, backend_for
+from shared.univariate.detect import detect_raw_batch
+from shared.univariate.remote import RemoteBackend
 
 pytestmark = pytest.mark.integration
 

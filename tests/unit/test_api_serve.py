@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
-from shared.cli_api import free_port
+from shared.cli.main import main
+from shared.cli.serve import free_port
 
 pytestmark = pytest.mark.unit
 

@@ -19,8 +19,8 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx works the
     from starlette.testclient import TestClient
 
 from shared.api.app import RoutePrefixStripper, create_app
-from shared.detection import detect_changepoint_v11, detect_entire_v11, detect_last_v11
 from shared.settings import Settings
+from shared.univariate.contract import detect_changepoint_v11, detect_entire_v11, detect_last_v11
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from azure.eventhub import EventDataBatch
 
-from shared.cli import event_batches, main
+from shared.cli.main import event_batches, main
 
 pytestmark = pytest.mark.unit
 

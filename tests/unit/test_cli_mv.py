@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.cli import main
-from shared.mv_pipeline import load_export
+from shared.cli.main import main
+from shared.multivariate.pipeline import load_export
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.csvio import read_series_csv
+from shared.cli.csvio import read_series_csv
 from shared.errors import CsvFormatError
 
 pytestmark = pytest.mark.unit

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.datasets import (
+from shared.errors import DatasetError
+from shared.multivariate.datasets import (
     AlignPolicy,
     Dataset,
     DatasetLimits,
@@ -23,7 +24,6 @@ from shared.datasets import (
     read_multitable_zip,
     read_onetable_csv,
 )
-from shared.errors import DatasetError
 
 pytestmark = pytest.mark.unit
 

@@ -8,15 +8,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.detection import (
+from shared.engine.univariate import UnivariateConfig, detect_entire
+from shared.errors import DetectionRequestError
+from shared.univariate.contract import (
     detect_changepoint_v11,
     detect_entire_v11,
     detect_entire_windows,
     detect_last_v11,
     parse_request,
 )
-from shared.engine.univariate import UnivariateConfig, detect_entire
-from shared.errors import DetectionRequestError
 
 pytestmark = pytest.mark.unit
 START = datetime(2026, 11, 2, tzinfo=UTC)

@@ -275,7 +275,7 @@ def test_a_stuck_sub_meter_is_flagged_even_when_its_run_is_the_longest_in_the_wi
     # The first day of the synthetic kitchen meter: mostly 0 with short appliance bursts, and
     # stuck at 37 for three hours (a labelled flat-line). In a one-day window the stuck run is
     # the longest run there is: it must not set its own threshold.
-    from shared.synthetic import household
+    from shared.demo.household import household
 
     kitchen = household(days=4, seed=0)["kitchen"]
     (stuck,) = [e for e in kitchen.events if e.kind == "flatline"]

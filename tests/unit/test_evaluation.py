@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from shared.demo.household import AnomalyEvent
 from shared.evaluation import Scores, combine, event_scores, point_scores
-from shared.synthetic import AnomalyEvent
 
 pytestmark = pytest.mark.unit
 

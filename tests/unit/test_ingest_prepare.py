@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared.ingest import prepare_batch, readings_of_batch
-from shared.telemetry import RawEvent
+from shared.telemetry.events import RawEvent
+from shared.telemetry.ingest import prepare_batch, readings_of_batch
 
 pytestmark = pytest.mark.unit
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.datasets import AlignPolicy, align, load_dataset
 from shared.engine.multivariate import MultivariateConfig, MultivariateModel, MultivariatePoint
+from shared.multivariate.datasets import AlignPolicy, align, load_dataset
 
 pytestmark = pytest.mark.unit
 

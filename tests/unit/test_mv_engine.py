@@ -9,7 +9,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from shared.datasets import Dataset
 from shared.engine.multivariate import (
     Contributor,
     MultivariateConfig,
@@ -17,6 +16,7 @@ from shared.engine.multivariate import (
     MultivariatePoint,
 )
 from shared.errors import DatasetError, ModelError, ModelNotReadyError
+from shared.multivariate.datasets import Dataset
 
 pytestmark = pytest.mark.unit
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from shared.datasets import AlignPolicy
 from shared.errors import DatasetError
-from shared.mv_pipeline import (
+from shared.multivariate.datasets import AlignPolicy
+from shared.multivariate.pipeline import (
     TrainingSpec,
     merge_specs,
     parse_data_source,
@@ -22,7 +22,7 @@ from shared.mv_pipeline import (
     spec_from_metadata,
     top_anomalies,
 )
-from shared.mv_workflow import (
+from shared.multivariate.workflow import (
     TrainingRequest,
     content_hash,
     is_dataset_name,
@@ -30,7 +30,7 @@ from shared.mv_workflow import (
     should_start,
     training_instance_id,
 )
-from shared.storage import BlobStore
+from shared.storage.client import BlobStore
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shared.errors import DetectionRequestError
-from shared.series import Grid, format_series, impute, infer_grid, request_body, to_grid
+from shared.univariate.series import Grid, format_series, impute, infer_grid, request_body, to_grid
 
 pytestmark = pytest.mark.unit
 T0 = 1_700_000_040.0  # a whole minute

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.synthetic import ANOMALY_KINDS, AnomalyEvent, LabelledSeries, household, quality_corpus
+from shared.demo.household import (
+    ANOMALY_KINDS,
+    AnomalyEvent,
+    LabelledSeries,
+    household,
+    quality_corpus,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.errors import TelemetryError
-from shared.telemetry import (
+from shared.telemetry.events import (
     RawEvent,
     Reading,
     canonical_timestamp,

@@ -8,6 +8,7 @@ not caught here: they propagate so that the Functions runtime retries the invoca
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterator
@@ -23,6 +24,20 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 JSON_CONTENT = ContentSettings(content_type="application/json")
+
+#: The documented, public Azurite development account (not a secret).
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def connection_string(blob: int, queue: int, table: int, host: str = "127.0.0.1") -> str:
+    """The Azurite connection string for the given ports."""
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+        f"BlobEndpoint=http://{host}:{blob}/{DEV_ACCOUNT};"
+        f"QueueEndpoint=http://{host}:{queue}/{DEV_ACCOUNT};"
+        f"TableEndpoint=http://{host}:{table}/{DEV_ACCOUNT};"
+    )
 
 
 @dataclass(frozen=True)
@@ -43,10 +58,31 @@ def expand_development_storage(connection: str) -> str:
     Azurite connection string on the default ports.
     """
     if connection.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
-        from shared.azurite import connection_string
-
         return connection_string(10000, 10001, 10002)
     return connection
+
+
+@functools.cache
+def service_client(
+    connection: str | None, service_uri: str | None, client_id: str | None
+) -> BlobServiceClient:
+    """The process's one ``BlobServiceClient`` for these settings (built on first use).
+
+    Triggers call :meth:`BlobStore.from_settings` on every invocation; caching the client here
+    keeps its connection pool (and, in the cloud, its credential and token) across invocations.
+
+    Args:
+        connection: A connection string; when set it wins over the URI.
+        service_uri: The blob service URI for managed identity (used when no connection string).
+        client_id: The user-assigned identity's client id, or ``""`` for the system identity.
+    """
+    if connection:
+        return BlobServiceClient.from_connection_string(expand_development_storage(connection))
+    from azure.identity import DefaultAzureCredential  # only the cloud path needs it
+
+    credential = DefaultAzureCredential(managed_identity_client_id=client_id or None)
+    assert service_uri  # checked by Settings
+    return BlobServiceClient(service_uri, credential=credential)
 
 
 class BlobStore:
@@ -63,19 +99,13 @@ class BlobStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> BlobStore:
         """Connect with a connection string, or with managed identity when only a URI is set."""
-        if settings.storage_connection_string:
-            return cls(
-                BlobServiceClient.from_connection_string(
-                    expand_development_storage(settings.storage_connection_string)
-                )
+        return cls(
+            service_client(
+                settings.storage_connection_string,
+                settings.storage_blob_service_uri,
+                settings.storage_client_id,
             )
-        from azure.identity import DefaultAzureCredential  # only the cloud path needs it
-
-        credential = DefaultAzureCredential(
-            managed_identity_client_id=settings.storage_client_id or None
         )
-        assert settings.storage_blob_service_uri  # checked by Settings
-        return cls(BlobServiceClient(settings.storage_blob_service_uri, credential=credential))
 
     @property
     def service(self) -> BlobServiceClient:

@@ -9,7 +9,8 @@ Inputs and outputs go through JSON, as they do between the host and the worker, 
 real runtime could not carry fails here too.
 
 :class:`LocalTaskHub` adds what a Durable client sees: instances by id with a runtime status,
-so the "start only if new" rule of the triggers (:func:`shared.mv_workflow.should_start`) runs
+so the "start only if new" rule of the triggers (:func:`shared.multivariate.workflow.should_start`)
+runs
 here unchanged.
 """
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.mv_workflow import RETRY_FIRST_INTERVAL_MS, RETRY_MAX_ATTEMPTS, should_start
+from shared.multivariate.workflow import RETRY_FIRST_INTERVAL_MS, RETRY_MAX_ATTEMPTS, should_start
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """The ``meterwatch`` command line: detect, simulate, demo (and the multivariate commands).
 
-Every command calls the same use cases as the triggers (``shared.pipeline``, ``shared.ingest``);
+Every command calls the same use cases as the triggers (``shared.univariate.detect``,
+``shared.telemetry.ingest``);
 there is no second implementation here, only argument parsing and file formats.
 """
 
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-multivariate", action="store_true")
     demo.set_defaults(handler=_demo)
 
-    for extension in ("shared.cli_mv", "shared.cli_api"):
+    for extension in ("shared.cli.multivariate", "shared.cli.serve"):
         try:
             module = importlib.import_module(extension)
         except ModuleNotFoundError as exc:
@@ -129,9 +130,9 @@ CHANGEPOINT_COLUMNS = ("timestamp", "value", "isChangePoint", "confidenceScore")
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from shared.csvio import read_series_csv
-    from shared.pipeline import DetectionOptions, detect_series
-    from shared.telemetry import format_timestamp
+    from shared.cli.csvio import read_series_csv
+    from shared.telemetry.events import format_timestamp
+    from shared.univariate.detect import DetectionOptions, detect_series
 
     series = read_series_csv(args.input)
     options = DetectionOptions(
@@ -199,9 +200,9 @@ def _cell(value: Any) -> str:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from shared.csvio import read_series_csv
+    from shared.cli.csvio import read_series_csv
     from shared.settings import Settings, local_environment
-    from shared.telemetry import format_timestamp
+    from shared.telemetry.events import format_timestamp
 
     series = read_series_csv(args.input)
     count = series.values.size if args.limit is None else min(args.limit, series.values.size)
@@ -241,10 +242,10 @@ class _Pacer:
 
 
 def _simulate_local(bodies: list[bytes], settings: Any, batch_size: int, pacer: _Pacer) -> int:
-    from shared.ingest import ingest_batch
-    from shared.pipeline import detect_raw_batch
-    from shared.storage import BlobStore
-    from shared.telemetry import RawEvent
+    from shared.storage.client import BlobStore
+    from shared.telemetry.events import RawEvent
+    from shared.telemetry.ingest import ingest_batch
+    from shared.univariate.detect import detect_raw_batch
 
     store = BlobStore.from_settings(settings)
     anomalies = 0
@@ -319,7 +320,7 @@ def _simulate_eventhubs(
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from shared.demo import run_demo
+    from shared.demo.demo import run_demo
 
     run_demo(
         args.output,

@@ -3,7 +3,7 @@
 This module is the single place that names the Durable functions of the multivariate family
 and the one implementation of the orchestration's control flow. It imports nothing but the
 standard library, so the function app imports it for free and the in-process runner of the demo
-(:mod:`shared.durable_local`) drives exactly the generator the Durable host drives.
+(:mod:`shared.multivariate.local_runner`) drives exactly the generator the Durable host drives.
 
 The flow (each step an activity; the orchestrator itself does no I/O)::
 

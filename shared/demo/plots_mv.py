@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.datasets import Dataset
+from shared.multivariate.datasets import Dataset
 
 #: At most this many variable panels; the variables contributing most are drawn.
 MAX_VARIABLE_PANELS = 12

@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 
 from shared.errors import TelemetryError
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
-from shared.telemetry import (
+from shared.storage.client import BlobRef, BlobStore
+from shared.telemetry.events import (
     RawEvent,
     Reading,
     chronological,

@@ -1,6 +1,7 @@
 """The multivariate commands of ``meterwatch``: ``train`` and ``detect-mv``, on files.
 
-Both call the same use cases as the Durable activities (:mod:`shared.mv_pipeline`); a model
+Both call the same use cases as the Durable activities (:mod:`shared.multivariate.pipeline`); a
+model
 trained here is the same export zip the orchestration writes, and ``detect-mv --model`` loads
 either with no storage account.
 
@@ -102,14 +103,14 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from shared.mv_pipeline import (
+    from shared.multivariate.pipeline import (
         export_model,
         local_model_object,
         parse_training_spec,
         read_dataset,
         train_model,
     )
-    from shared.mv_workflow import content_hash
+    from shared.multivariate.workflow import content_hash
 
     data = _read(args.input, "The dataset")
     spec = parse_training_spec(
@@ -146,7 +147,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _detect_mv(args: argparse.Namespace) -> int:
-    from shared.mv_pipeline import (
+    from shared.multivariate.pipeline import (
         detect_batch,
         load_export,
         read_dataset,
@@ -155,7 +156,7 @@ def _detect_mv(args: argparse.Namespace) -> int:
         to_datetime64,
         top_anomalies,
     )
-    from shared.mv_workflow import content_hash
+    from shared.multivariate.workflow import content_hash
 
     suffix = args.output.suffix.lower()
     if suffix not in (".json", ".csv"):
@@ -190,7 +191,7 @@ def _detect_mv(args: argparse.Namespace) -> int:
     else:
         args.output.write_text(result_csv(result), encoding="utf-8")
     if args.picture is not None:
-        from shared.plots_mv import plot_multivariate
+        from shared.demo.plots_mv import plot_multivariate
 
         plot_multivariate(args.picture, detection.window, result, title=args.input.name)
     anomalies = detection.anomalies

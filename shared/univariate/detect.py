@@ -20,7 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from shared.detection import (
+from shared.engine.changepoint import ChangePointConfig, detect_change_points
+from shared.engine.streaming import StreamConfig, StreamDetector
+from shared.engine.univariate import UnivariateConfig
+from shared.errors import DetectionRequestError, InputError
+from shared.settings import Settings
+from shared.storage.client import BlobRef, BlobStore
+from shared.telemetry.events import format_timestamp
+from shared.telemetry.ingest import readings_of_batch
+from shared.univariate.contract import (
     backend_for,
     detect_changepoint_v11,
     detect_entire_v11,
@@ -28,15 +36,13 @@ from shared.detection import (
     detect_last_v11,
     entire_response,
 )
-from shared.engine.changepoint import ChangePointConfig, detect_change_points
-from shared.engine.streaming import StreamConfig, StreamDetector
-from shared.engine.univariate import UnivariateConfig
-from shared.errors import DetectionRequestError, InputError
-from shared.ingest import readings_of_batch
-from shared.series import MAX_POINTS, MIN_POINTS, FormattedSeries, format_series, request_body
-from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
-from shared.telemetry import format_timestamp
+from shared.univariate.series import (
+    MAX_POINTS,
+    MIN_POINTS,
+    FormattedSeries,
+    format_series,
+    request_body,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +271,7 @@ def _from_entire_response(series: FormattedSeries, response: dict[str, Any]) -> 
 
 @dataclass(frozen=True)
 class RawBatchName:
-    """The parts of a raw batch blob name (see :func:`shared.ingest.raw_batch_name`)."""
+    """The parts of a raw batch blob name (see :func:`shared.telemetry.ingest.raw_batch_name`)."""
 
     device_id: str
     metric: str

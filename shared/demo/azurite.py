@@ -17,23 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.errors import ConfigurationError
+from shared.storage.client import connection_string
 
 logger = logging.getLogger(__name__)
 
-#: The documented, public Azurite development account (not a secret).
-DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-REPO = Path(__file__).resolve().parents[1]
-
-
-def connection_string(blob: int, queue: int, table: int, host: str = "127.0.0.1") -> str:
-    """The Azurite connection string for the given ports."""
-    return (
-        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-        f"BlobEndpoint=http://{host}:{blob}/{DEV_ACCOUNT};"
-        f"QueueEndpoint=http://{host}:{queue}/{DEV_ACCOUNT};"
-        f"TableEndpoint=http://{host}:{table}/{DEV_ACCOUNT};"
-    )
+REPO = Path(__file__).resolve().parents[2]
 
 
 def answering(port: int, host: str = "127.0.0.1") -> bool:

@@ -31,7 +31,7 @@ STORAGE_PROBE_TIMEOUT_S = 3.0
 
 
 def add_commands(commands: Any) -> None:
-    """Add ``serve`` to the ``meterwatch`` sub-commands (called by :mod:`shared.cli`)."""
+    """Add ``serve`` to the ``meterwatch`` sub-commands (called by :mod:`shared.cli.main`)."""
     serve = commands.add_parser(
         "serve",
         help="serve the Anomaly Detector v1.1 REST API (needs METERWATCH_API_KEYS and storage)",
@@ -54,7 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from shared.api.app import create_app
     from shared.settings import Settings, local_environment
-    from shared.storage import BlobStore
+    from shared.storage.client import BlobStore
 
     settings = Settings.from_env(
         {"AzureWebJobsStorage": "UseDevelopmentStorage=true", **local_environment()}
@@ -106,7 +106,7 @@ def check_storage(store: Any, timeout: float = STORAGE_PROBE_TIMEOUT_S) -> None:
     """Fail fast, and clearly, when the storage account does not answer.
 
     Args:
-        store: The :class:`~shared.storage.BlobStore` the API will use.
+        store: The :class:`~shared.storage.client.BlobStore` the API will use.
         timeout: Seconds to wait for a TCP connection to the blob endpoint.
 
     Raises:
@@ -179,14 +179,14 @@ def serve_in_subprocess(
         RuntimeError: The server exited or did not start in time (with its output).
     """
     port = port or free_port(host)
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     child_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
     child_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (repo, env.get("PYTHONPATH", ""), os.environ.get("PYTHONPATH", "")) if p
     )
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "serve", "--host", host, "--port", str(port)],
+            [sys.executable, "-m", "shared.cli.main", "serve", "--host", host, "--port", str(port)],
             env=child_env,
             cwd=str(cwd or repo),
             stdout=output,
@@ -218,6 +218,6 @@ def serve_in_subprocess(
 
 
 if __name__ == "__main__":  # pragma: no cover - use `meterwatch serve`
-    from shared.cli import main
+    from shared.cli.main import main
 
     sys.exit(main(["serve", *sys.argv[1:]]))

@@ -25,8 +25,15 @@ from shared.engine.univariate import (
     detect_last,
 )
 from shared.errors import DetectionRequestError, TelemetryError
-from shared.series import GRANULARITY_SECONDS, MAX_POINTS, MIN_POINTS, Grid, impute, to_grid
-from shared.telemetry import parse_timestamp
+from shared.telemetry.events import parse_timestamp
+from shared.univariate.series import (
+    GRANULARITY_SECONDS,
+    MAX_POINTS,
+    MIN_POINTS,
+    Grid,
+    impute,
+    to_grid,
+)
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -384,7 +391,7 @@ class EmbeddedBackend:
 def backend_for(settings: Settings) -> UnivariateBackend:
     """The embedded engine, or the remote endpoint when ``ANOMALY_DETECTOR_ENDPOINT`` is set."""
     if settings.remote_endpoint:
-        from shared.remote import RemoteBackend  # the SDK is only imported when used
+        from shared.univariate.remote import RemoteBackend  # the SDK is only imported when used
 
         assert settings.remote_key  # checked by Settings
         return RemoteBackend(settings.remote_endpoint, settings.remote_key)

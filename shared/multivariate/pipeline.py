@@ -44,7 +44,6 @@ import pandas as pd
 from azure.core.exceptions import ResourceNotFoundError
 from dateutil import parser as date_parser
 
-from shared.datasets import MIB, AlignPolicy, Dataset, DatasetLimits, align, load_dataset
 from shared.engine.multivariate import (
     SLIDING_WINDOW_RANGE,
     MultivariateConfig,
@@ -52,7 +51,16 @@ from shared.engine.multivariate import (
     MultivariatePoint,
 )
 from shared.errors import DatasetError, InputError, ModelError
-from shared.mv_workflow import (
+from shared.multivariate.datasets import (
+    MIB,
+    AlignPolicy,
+    Dataset,
+    DatasetLimits,
+    align,
+    load_dataset,
+)
+from shared.multivariate.registry import ModelRecord, ModelRegistry, format_time, utc_now
+from shared.multivariate.workflow import (
     CREATED,
     DETECT_ACTIVITY,
     EXPORT_ACTIVITY,
@@ -68,9 +76,8 @@ from shared.mv_workflow import (
     content_hash,
     is_dataset_name,
 )
-from shared.registry import ModelRecord, ModelRegistry, format_time, utc_now
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
+from shared.storage.client import BlobRef, BlobStore
 
 logger = logging.getLogger(__name__)
 
@@ -452,7 +459,7 @@ def read_dataset(
     """Read an upload (``.zip`` MultiTable or ``.csv`` OneTable) into raw series per variable.
 
     Raises:
-        DatasetError: The upload cannot be used (coded; see :mod:`shared.datasets`).
+        DatasetError: The upload cannot be used (coded; see :mod:`shared.multivariate.datasets`).
     """
     return load_dataset(data, name, limits or DatasetLimits())
 
@@ -1454,7 +1461,8 @@ def to_datetime64(value: Any, field_name: str = "timestamp") -> np.datetime64:
 
 
 def _as_datetime(stamp: np.datetime64) -> datetime:
-    """A ``datetime64`` as an aware UTC ``datetime`` (what :func:`shared.datasets.align` takes)."""
+    """A ``datetime64`` as an aware UTC ``datetime`` (what
+    :func:`shared.multivariate.datasets.align` takes)."""
     seconds = int(stamp.astype("datetime64[s]").astype(np.int64))
     return datetime.fromtimestamp(seconds, UTC)
 

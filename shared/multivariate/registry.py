@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import ModelError, ModelNotFoundError, ModelNotReadyError, ResultNotFoundError
-from shared.mv_workflow import CREATED, FAILED, READY, RUNNING
+from shared.multivariate.workflow import CREATED, FAILED, READY, RUNNING
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
+from shared.storage.client import BlobRef, BlobStore
 
 logger = logging.getLogger(__name__)
 

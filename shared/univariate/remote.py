@@ -1,7 +1,7 @@
 """A remote v1.1 endpoint as the univariate backend, through the ``azure-ai-anomalydetector`` SDK.
 
 When ``ANOMALY_DETECTOR_ENDPOINT`` (and ``ANOMALY_DETECTOR_KEY``) are set,
-:func:`shared.detection.backend_for` returns a :class:`RemoteBackend`: the pipeline's v1.1
+:func:`shared.univariate.contract.backend_for` returns a :class:`RemoteBackend`: the pipeline's v1.1
 requests go, unchanged, through the SDK's ``AnomalyDetectorClient`` to that endpoint (a second
 meterwatch running ``meterwatch serve`` or the API in a function app, or any compatible
 service) and the responses come back as the same v1.1 dictionaries the embedded engine returns.

@@ -1,12 +1,13 @@
 """The multivariate part of ``meterwatch demo``: upload a household zip, train, detect, explain.
 
-1. Zip the synthetic household (:func:`shared.synthetic.household`: ``power``, ``voltage``,
+1. Zip the synthetic household (:func:`shared.demo.household.household`: ``power``, ``voltage``,
    ``kitchen``, ``laundry``; one ``timestamp,value`` CSV each) and upload it to the training
    container on Azurite, with a sidecar spec (train on the first half, detect on the rest).
 2. Do what the blob trigger does: hash the upload, derive the deterministic instance id, start
    the orchestration unless it exists. The orchestration is the real one
-   (:func:`shared.mv_workflow.training_orchestration`), run in-process by
-   :mod:`shared.durable_local` through the same activity functions the Durable host calls.
+   (:func:`shared.multivariate.workflow.training_orchestration`), run in-process by
+   :mod:`shared.multivariate.local_runner` through the same activity functions the Durable host
+   calls.
    A second, duplicate trigger shows that it does not train twice.
 3. Read the stored v1.1 result back, write it as JSON and CSV with the export zip and the
    root-cause picture, and score the flags against the injected anomalies: how many labelled
@@ -25,27 +26,27 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from shared.durable_local import LocalContext, LocalRetry, LocalTaskHub
+from shared.demo.household import AnomalyEvent, LabelledSeries, household
 from shared.evaluation import event_scores
-from shared.mv_pipeline import (
+from shared.multivariate.local_runner import LocalContext, LocalRetry, LocalTaskHub
+from shared.multivariate.pipeline import (
     TrainingActivities,
     parse_training_spec,
     read_dataset,
     result_csv,
     top_anomalies,
 )
-from shared.mv_workflow import (
+from shared.multivariate.registry import ModelRegistry
+from shared.multivariate.workflow import (
     ORCHESTRATOR,
     TRAIN_ACTIVITY,
     TrainingRequest,
     content_hash,
     training_orchestration,
 )
-from shared.registry import ModelRegistry
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
-from shared.synthetic import AnomalyEvent, LabelledSeries, household
-from shared.telemetry import format_timestamp
+from shared.storage.client import BlobRef, BlobStore
+from shared.telemetry.events import format_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def run_multivariate_demo(
     (output / "multivariate-results.csv").write_text(result_csv(result), "utf-8")
     (output / "multivariate-model.zip").write_bytes(registry.get_export(summary["modelId"]))
     window = _detection_window(data, name, spec)
-    from shared.plots_mv import plot_multivariate
+    from shared.demo.plots_mv import plot_multivariate
 
     plot_multivariate(
         output / "multivariate.png",
@@ -195,7 +196,7 @@ def _orchestrate(context: LocalContext) -> Any:
 
 
 def _detection_window(data: bytes, name: str, spec: dict[str, Any]) -> Any:
-    from shared.datasets import align
+    from shared.multivariate.datasets import align
 
     parsed = parse_training_spec(spec)
     return align(

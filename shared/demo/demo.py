@@ -2,16 +2,17 @@
 
 1. Use (or start) Azurite.
 2. Generate a labelled household: per-minute power, voltage, kitchen and laundry with a daily
-   rhythm and injected spikes, dips, level shifts and dropouts (:mod:`shared.synthetic`).
+   rhythm and injected spikes, dips, level shifts and dropouts (:mod:`shared.demo.household`).
 3. Turn it into device messages as a meter would send them (multi-metric JSON, a few readings
    lost, a few delivered twice, one malformed message) and replay them batch by batch through
-   the same use cases the triggers call: :func:`shared.ingest.ingest_batch` (Event Hub trigger)
-   then :func:`shared.pipeline.detect_raw_batch` for every raw blob written (blob trigger).
+   the same use cases the triggers call: :func:`shared.telemetry.ingest.ingest_batch` (Event Hub
+   trigger)
+   then :func:`shared.univariate.detect.detect_raw_batch` for every raw blob written (blob trigger).
 4. Read the stored results back, write a CSV and a picture per series, and a precision/recall
    table against the labels.
 
 The multivariate part (zip upload, Durable train → detect → export, root cause) is
-:func:`shared.mv_demo.run_multivariate_demo`.
+:func:`shared.demo.multivariate.run_multivariate_demo`.
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from shared.demo.household import LabelledSeries, household
+from shared.demo.plots import plot_univariate
 from shared.evaluation import Scores, event_scores
-from shared.ingest import ingest_batch
-from shared.pipeline import detect_raw_batch
-from shared.plots import plot_univariate
 from shared.settings import Settings
-from shared.storage import BlobRef, BlobStore
-from shared.synthetic import LabelledSeries, household
-from shared.telemetry import RawEvent, format_timestamp
+from shared.storage.client import BlobRef, BlobStore
+from shared.telemetry.events import RawEvent, format_timestamp
+from shared.telemetry.ingest import ingest_batch
+from shared.univariate.detect import detect_raw_batch
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +282,7 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the whole demo; return its summary (also written to ``output/summary.json``)."""
-    from shared.azurite import running_azurite
+    from shared.demo.azurite import running_azurite
 
     output.mkdir(parents=True, exist_ok=True)
     azurite = running_azurite() if connection is None else nullcontext(connection)
@@ -306,7 +307,7 @@ def run_demo(
             ]
         }
         if multivariate:
-            from shared.mv_demo import run_multivariate_demo
+            from shared.demo.multivariate import run_multivariate_demo
 
             mv = run_multivariate_demo(settings, store, output, seed=seed, days=max(days, 4))
             summary["multivariate"] = mv

@@ -1,0 +1,1 @@
+"""The ``meterwatch`` command line: univariate, multivariate, serve (outside the domain rooms)."""

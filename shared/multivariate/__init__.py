@@ -1,0 +1,1 @@
+"""Multivariate detection: datasets, training and detection, the registry, the Durable workflow."""

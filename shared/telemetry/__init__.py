@@ -1,0 +1,1 @@
+"""Telemetry: events in → validated readings, the raw-batch blob format, and ingest."""

@@ -1,0 +1,1 @@
+"""Univariate detection: series on a grid, the v1.1 contract, and the detection use cases."""
