@@ -49,7 +49,7 @@ def request_body(points: int = POINTS, path: Path = POWER_CSV) -> dict[str, Any]
         FileNotFoundError: The team's data folder is missing.
     """
     from shared.cli.csvio import read_series_csv
-    from shared.telemetry.events import format_timestamp
+    from shared.timefmt import format_timestamp
 
     series = read_series_csv(path)
     return {

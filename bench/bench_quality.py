@@ -66,8 +66,8 @@ def period_of(name: str, points: int) -> int | None:
 
 def labelled_series() -> tuple[list[Any], list[Any]]:
     """Return ``(corpus, household)`` as lists of ``LabelledSeries`` (household renamed)."""
-    synthetic = require("shared.synthetic", "quality_corpus", "household")
-    corpus = list(synthetic.quality_corpus(seed=0))
+    synthetic = require("shared.demo.household", "household")
+    corpus = list(require("bench.corpus", "quality_corpus").quality_corpus(seed=0))
     household = [
         _renamed(series, f"household-{metric}")
         for metric, series in synthetic.household(days=HOUSEHOLD_DAYS, seed=0).items()

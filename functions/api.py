@@ -6,7 +6,8 @@ its own keys (``METERWATCH_API_KEYS`` in ``Ocp-Apim-Subscription-Key``), so the 
 level is ANONYMOUS. The function also takes a Durable client binding and lends it to the
 application for the request, so training requested through the API starts the same
 orchestration as an uploaded dataset, and batch detection runs as an orchestration too
-(:mod:`shared.api.batch`: its orchestrator and activities are registered here).
+(:mod:`shared.api.batch`: its orchestrator and activities are registered in
+:mod:`functions.multivariate`).
 
 The API application (Starlette and the rest of :mod:`shared.api`) is imported on the first
 request, not when the function app is indexed.
@@ -16,19 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Generator
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-
-from shared.api.batch import (
-    DETECT_ACTIVITY,
-    DETECT_FAILED_ACTIVITY,
-    DETECTION_ORCHESTRATOR,
-    detection_orchestration,
-)
-from shared.multivariate.workflow import RETRY_FIRST_INTERVAL_MS, RETRY_MAX_ATTEMPTS
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +30,6 @@ API_FUNCTION = "anomalydetector_api"
 ROUTE = "anomalydetector/{*path}"
 METHODS = (func.HttpMethod.GET, func.HttpMethod.POST, func.HttpMethod.DELETE)
 CLIENT_BINDING = "client"
-
-#: Retry policy of the detection activity (transient failures: storage, a recycled worker).
-RETRY_OPTIONS = df.RetryOptions(
-    first_retry_interval_in_milliseconds=RETRY_FIRST_INTERVAL_MS,
-    max_number_of_attempts=RETRY_MAX_ATTEMPTS,
-)
 
 _cache: dict[str, Any] = {}
 
@@ -110,37 +96,3 @@ async def anomalydetector_api(
         return response
     finally:
         current_starter.reset(token)
-
-
-@bp.function_name(DETECTION_ORCHESTRATOR)
-@bp.orchestration_trigger(context_name="context")
-def mv_api_detection_orchestrator(
-    context: df.DurableOrchestrationContext,
-) -> Generator[Any, Any, dict[str, Any]]:
-    """Detect on a READY model, or record the failure (see :mod:`shared.api.batch`)."""
-    return (yield from detection_orchestration(context, RETRY_OPTIONS))
-
-
-def _batch_activities() -> Any:
-    from shared.api.multivariate import BatchDetectionActivities
-    from shared.settings import get_settings
-    from shared.storage.client import BlobStore
-
-    settings = get_settings()
-    return BatchDetectionActivities(BlobStore.from_settings(settings), settings)
-
-
-@bp.function_name(DETECT_ACTIVITY)
-@bp.activity_trigger(input_name="payload")
-def mv_api_detect(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one batch detection and store its v1.1 result."""
-    outcome: dict[str, Any] = _batch_activities().detect(payload)
-    return outcome
-
-
-@bp.function_name(DETECT_FAILED_ACTIVITY)
-@bp.activity_trigger(input_name="payload")
-def mv_api_detect_failed(payload: dict[str, Any]) -> dict[str, Any]:
-    """Record a batch detection as FAILED once its retries are spent."""
-    outcome: dict[str, Any] = _batch_activities().fail(payload)
-    return outcome

@@ -10,11 +10,12 @@ The doors of the multivariate family, all in one Durable blueprint:
   in storage, with the training spec in the body (v1.1 field names); ``mv_training_status``
   (``GET /api/mv/status/{instanceId}``) answers the Durable status query.
 * ``mv_training_orchestrator`` runs :func:`shared.multivariate.workflow.training_orchestration`
-  (the one
-  deterministic implementation of the flow), and the activities each run one step of
-  :class:`shared.multivariate.pipeline.TrainingActivities`, imported on first use so that importing
-  the
-  function app stays light.
+  (the one deterministic implementation of the flow), and the activities each run one step of
+  :class:`shared.multivariate.pipeline.TrainingActivities`, imported on first use so that
+  importing the function app stays light.
+* ``mv_api_detection_orchestrator`` runs the v1.1 API's batch detection
+  (:func:`shared.api.batch.detection_orchestration`) with its activities ``mv_api_detect`` and
+  ``mv_api_detect_failed``; the API's HTTP function (:mod:`functions.api`) starts it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,17 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.bindings import RETRY_OPTIONS, STORAGE_CONNECTION, blob_name_in_container
+from shared.api.batch import (
+    DETECT_ACTIVITY as BATCH_DETECT_ACTIVITY,
+)
+from shared.api.batch import (
+    DETECT_FAILED_ACTIVITY as BATCH_DETECT_FAILED_ACTIVITY,
+)
+from shared.api.batch import (
+    DETECTION_ORCHESTRATOR,
+    detection_orchestration,
+)
 from shared.errors import InputError
 from shared.multivariate.workflow import (
     DETECT_ACTIVITY,
@@ -34,8 +46,6 @@ from shared.multivariate.workflow import (
     FAIL_ACTIVITY,
     ORCHESTRATOR,
     PREPARE_ACTIVITY,
-    RETRY_FIRST_INTERVAL_MS,
-    RETRY_MAX_ATTEMPTS,
     STATUS_ACTIVITY,
     SUMMARY_ACTIVITY,
     TRAIN_ACTIVITY,
@@ -51,16 +61,9 @@ logger = logging.getLogger(__name__)
 
 bp = df.Blueprint()
 
-STORAGE_CONNECTION = "AzureWebJobsStorage"
 UPLOAD_TRIGGER = "mv_training_upload"
 HTTP_STARTER = "mv_train_http"
 STATUS_QUERY = "mv_training_status"
-
-#: Retry policy of every activity call (transient failures: storage, a recycled worker).
-RETRY_OPTIONS = df.RetryOptions(
-    first_retry_interval_in_milliseconds=RETRY_FIRST_INTERVAL_MS,
-    max_number_of_attempts=RETRY_MAX_ATTEMPTS,
-)
 
 
 def _model_deleted(settings: Settings, request: TrainingRequest) -> bool:
@@ -71,12 +74,6 @@ def _model_deleted(settings: Settings, request: TrainingRequest) -> bool:
         BlobStore.from_settings(settings), settings.models_container, settings.results_container
     )
     return not registry.exists(request.model_id)
-
-
-def blob_name_in_container(path: str, container: str) -> str:
-    """Strip the ``container/`` prefix the binding puts in ``InputStream.name``."""
-    prefix = f"{container}/"
-    return path[len(prefix) :] if path.startswith(prefix) else path
 
 
 def training_request(
@@ -322,3 +319,42 @@ def mv_export(payload: dict[str, Any]) -> dict[str, Any]:
 def mv_summary(payload: dict[str, Any]) -> dict[str, Any]:
     """Write the run's summary."""
     return run_step(SUMMARY_ACTIVITY, payload)
+
+
+# --------------------------------------------------------------------------------------------
+# Batch detection (the v1.1 API's detect-batch), its orchestrator and activities
+# --------------------------------------------------------------------------------------------
+
+
+@bp.function_name(DETECTION_ORCHESTRATOR)
+@bp.orchestration_trigger(context_name="context")
+def mv_api_detection_orchestrator(
+    context: df.DurableOrchestrationContext,
+) -> Generator[Any, Any, dict[str, Any]]:
+    """Detect on a READY model, or record the failure (see :mod:`shared.api.batch`)."""
+    return (yield from detection_orchestration(context, RETRY_OPTIONS))
+
+
+def _batch_activities() -> Any:
+    from shared.api.multivariate import BatchDetectionActivities
+    from shared.settings import get_settings
+    from shared.storage.client import BlobStore
+
+    settings = get_settings()
+    return BatchDetectionActivities(BlobStore.from_settings(settings), settings)
+
+
+@bp.function_name(BATCH_DETECT_ACTIVITY)
+@bp.activity_trigger(input_name="payload")
+def mv_api_detect(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one batch detection and store its v1.1 result."""
+    outcome: dict[str, Any] = _batch_activities().detect(payload)
+    return outcome
+
+
+@bp.function_name(BATCH_DETECT_FAILED_ACTIVITY)
+@bp.activity_trigger(input_name="payload")
+def mv_api_detect_failed(payload: dict[str, Any]) -> dict[str, Any]:
+    """Record a batch detection as FAILED once its retries are spent."""
+    outcome: dict[str, Any] = _batch_activities().fail(payload)
+    return outcome

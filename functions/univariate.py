@@ -12,6 +12,7 @@ import logging
 
 import azure.functions as func
 
+from functions.bindings import STORAGE_CONNECTION, blob_name_in_container
 from shared.errors import InputError
 from shared.settings import get_settings, trigger_source_from_env
 from shared.storage.client import BlobStore
@@ -20,14 +21,6 @@ from shared.univariate.detect import detect_raw_batch
 logger = logging.getLogger(__name__)
 
 bp = func.Blueprint()
-
-STORAGE_CONNECTION = "AzureWebJobsStorage"
-
-
-def blob_name_in_container(path: str, container: str) -> str:
-    """Strip the ``container/`` prefix the binding puts in ``InputStream.name``."""
-    prefix = f"{container}/"
-    return path[len(prefix) :] if path.startswith(prefix) else path
 
 
 @bp.function_name("raw_blob_trigger")

@@ -20,9 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigurationError
+from shared.univariate.parameters import (
+    DEFAULT_MAX_ANOMALY_RATIO,
+    DEFAULT_SENSITIVITY,
+    IMPUTE_MODES,
+)
 
 #: Impute modes of the v1.1 contract.
-IMPUTE_MODES = ("auto", "previous", "linear", "fixed", "zero", "notFill")
 
 #: Where the raw-container blob trigger gets its events from (Event Grid in the cloud).
 BLOB_TRIGGER_SOURCES = ("LogsAndContainerScan", "EventGrid")
@@ -79,9 +83,13 @@ class Settings:
         "DETECT_CUSTOM_INTERVAL", doc="v1.1 customInterval (inferred with granularity=auto)"
     )
     detect_period: int | None = _setting("DETECT_PERIOD", doc="Period in points; empty = detect")
-    detect_sensitivity: int = _setting("DETECT_SENSITIVITY", 95, doc="0-99, higher flags more")
+    detect_sensitivity: int = _setting(
+        "DETECT_SENSITIVITY", DEFAULT_SENSITIVITY, doc="0-99, higher flags more"
+    )
     detect_max_anomaly_ratio: float = _setting(
-        "DETECT_MAX_ANOMALY_RATIO", 0.25, doc="Upper bound of the flagged share (0, 0.5]"
+        "DETECT_MAX_ANOMALY_RATIO",
+        DEFAULT_MAX_ANOMALY_RATIO,
+        doc="Upper bound of the flagged share (0, 0.5]",
     )
     detect_impute_mode: str = _setting(
         "DETECT_IMPUTE_MODE", "auto", doc="auto, previous, linear, fixed, zero or notFill"

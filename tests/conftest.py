@@ -1,4 +1,10 @@
-"""Shared fixtures: a real Azurite per test session, settings pointing at it, sample data paths."""
+"""Shared fixtures and the tier markers.
+
+Every test gets the marker of its tier folder (``tests/unit`` → ``unit``, ``tests/integration``
+→ ``integration``, ``tests/functions`` → ``functions``, ``tests/infra`` → ``infra``), so test
+files do not repeat it. Fixtures: a real Azurite per test session, settings pointing at it, and
+the sample data paths (missing sample data fails the test, see :mod:`tests.sample_data`).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,23 @@ from pathlib import Path
 import pytest
 
 from shared.demo.azurite import running_azurite
+from tests.sample_data import sample_path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+TESTS = Path(__file__).resolve().parent
+#: Tier folders and their markers.
+TIERS = ("unit", "integration", "functions", "infra")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier, from the first folder under ``tests/``."""
+    for item in items:
+        try:
+            tier = item.path.relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")
@@ -44,19 +64,13 @@ def app_env(azurite: str, unique: str) -> dict[str, str]:
 @pytest.fixture
 def power_csv() -> Path:
     """The tutorial's univariate sample (read from the team folder, never copied)."""
-    path = SHARED_DATA / "power.csv"
-    if not path.exists():
-        pytest.skip(f"sample data not found at {path}")
-    return path
+    return sample_path("power.csv")
 
 
 @pytest.fixture
 def energy_zip() -> Path:
     """The tutorial's multivariate sample zip (read from the team folder, never copied)."""
-    path = SHARED_DATA / "energy-data.zip"
-    if not path.exists():
-        pytest.skip(f"sample data not found at {path}")
-    return path
+    return sample_path("energy-data.zip")
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -82,20 +82,17 @@ from shared.multivariate.pipeline import (
     detect_batch,
     export_model,
     failed_result,
-    iso,
     parse_training_spec,
     read_dataset,
     result_csv,
     result_id_for,
     setup_info,
-    to_datetime64,
     variable_states,
 )
 from shared.multivariate.registry import MAX_PAGE, ModelRegistry
+from shared.multivariate.statuses import FAILED, READY
 from shared.multivariate.workflow import (
-    FAILED,
     ORCHESTRATOR,
-    READY,
     RETRY_FIRST_INTERVAL_MS,
     RETRY_MAX_ATTEMPTS,
     TrainingRequest,
@@ -106,6 +103,7 @@ from shared.multivariate.workflow import (
 )
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
+from shared.timefmt import iso, to_datetime64
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import CsvFormatError
+from shared.timefmt import parse_csv_timestamps
 
 #: Formats tried in order before falling back to per-value parsing.
-TIMESTAMP_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "ISO8601")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def read_series_csv(source: Path | bytes, name: str | None = None) -> TimeValueS
     frame.columns = pd.Index(["timestamp", "value"])
     if frame.empty:
         raise CsvFormatError(f"{label}: the file has a header but no rows.", "InvalidCsv")
-    stamps = parse_timestamps(frame["timestamp"], label)
+    stamps = parse_csv_timestamps(frame["timestamp"], label)
     values = pd.to_numeric(frame["value"].str.strip(), errors="coerce")
     bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
     if bad.any():
@@ -68,33 +68,3 @@ def read_series_csv(source: Path | bytes, name: str | None = None) -> TimeValueS
             "InvalidValue",
         )
     return TimeValueSeries(label, stamps, values.to_numpy(dtype=np.float64))
-
-
-def parse_timestamps(column: pd.Series, label: str) -> np.ndarray:
-    """Parse a column of timestamp text into epoch seconds (naive times are UTC).
-
-    Raises:
-        CsvFormatError: A value is not a timestamp (names the row, counting the header as 1).
-    """
-    text = column.astype(str).str.strip()
-    for fmt in TIMESTAMP_FORMATS:
-        try:
-            parsed = pd.to_datetime(text, format=fmt, utc=True)
-        except (ValueError, TypeError):
-            continue
-        return _epoch_seconds(parsed)
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
-    bad = parsed.isna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise CsvFormatError(
-            f"{label}, row {row + 2}: timestamp {text.iloc[row]!r} is not a date and time "
-            "(use ISO 8601 such as 2006-12-16T17:24:00Z, or 12/16/2006 17:24).",
-            "InvalidTimestamp",
-        )
-    return _epoch_seconds(parsed)
-
-
-def _epoch_seconds(parsed: pd.Series) -> np.ndarray:
-    nanos = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    return nanos.astype(np.float64) / 1e9

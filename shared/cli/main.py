@@ -21,6 +21,11 @@ from typing import Any, TextIO
 import numpy as np
 
 from shared.errors import MeterwatchError
+from shared.univariate.parameters import (
+    DEFAULT_MAX_ANOMALY_RATIO,
+    DEFAULT_SENSITIVITY,
+    IMPUTE_MODES,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--granularity", default="auto", help="v1.1 granularity or auto")
     detect.add_argument("--custom-interval", type=int, default=None)
     detect.add_argument("--period", type=int, default=None, help="points per period; 0 = none")
-    detect.add_argument("--sensitivity", type=int, default=95, help="0-99 (higher flags more)")
-    detect.add_argument("--max-anomaly-ratio", type=float, default=0.25)
+    detect.add_argument(
+        "--sensitivity", type=int, default=DEFAULT_SENSITIVITY, help="0-99 (higher flags more)"
+    )
+    detect.add_argument("--max-anomaly-ratio", type=float, default=DEFAULT_MAX_ANOMALY_RATIO)
     detect.add_argument(
         "--impute-mode",
         default="auto",
-        choices=("auto", "previous", "linear", "fixed", "zero", "notFill"),
+        choices=IMPUTE_MODES,
     )
     detect.add_argument("--impute-fixed-value", type=float, default=None)
     detect.add_argument("--stable-trend-window", type=int, default=10)
@@ -131,7 +138,7 @@ CHANGEPOINT_COLUMNS = ("timestamp", "value", "isChangePoint", "confidenceScore")
 
 def _detect(args: argparse.Namespace) -> int:
     from shared.cli.csvio import read_series_csv
-    from shared.telemetry.events import format_timestamp
+    from shared.timefmt import format_timestamp
     from shared.univariate.detect import DetectionOptions, detect_series
 
     series = read_series_csv(args.input)
@@ -202,7 +209,7 @@ def _cell(value: Any) -> str:
 def _simulate(args: argparse.Namespace) -> int:
     from shared.cli.csvio import read_series_csv
     from shared.settings import Settings, local_environment
-    from shared.telemetry.events import format_timestamp
+    from shared.timefmt import format_timestamp
 
     series = read_series_csv(args.input)
     count = series.values.size if args.limit is None else min(args.limit, series.values.size)

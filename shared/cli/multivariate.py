@@ -153,10 +153,10 @@ def _detect_mv(args: argparse.Namespace) -> int:
         read_dataset,
         result_csv,
         result_id_for,
-        to_datetime64,
         top_anomalies,
     )
     from shared.multivariate.workflow import content_hash
+    from shared.timefmt import to_datetime64
 
     suffix = args.output.suffix.lower()
     if suffix not in (".json", ".csv"):

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,8 +34,9 @@ from shared.demo.plots import plot_univariate
 from shared.evaluation import Scores, event_scores
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
-from shared.telemetry.events import RawEvent, format_timestamp
+from shared.telemetry.events import RawEvent
 from shared.telemetry.ingest import ingest_batch
+from shared.timefmt import format_timestamp, iso_epoch
 from shared.univariate.detect import detect_raw_batch
 
 logger = logging.getLogger(__name__)
@@ -184,10 +184,10 @@ def _collect(
         base = name[: -len("summary.json")]
         request = store.get_json(BlobRef(container, base + "request.json"))
         entire = store.get_json(BlobRef(container, base + "entire.json"))
-        start = _epoch(summary["batchRange"]["start"])
-        end = _epoch(summary["batchRange"]["end"])
+        start = iso_epoch(summary["batchRange"]["start"])
+        end = iso_epoch(summary["batchRange"]["end"])
         for j, point in enumerate(request["series"]):
-            moment = _epoch(point["timestamp"])
+            moment = iso_epoch(point["timestamp"])
             i = index.get(moment)
             if i is None or not start <= moment <= end:
                 continue
@@ -197,7 +197,7 @@ def _collect(
             flagged[i] = entire["isAnomaly"][j]
             severity[i] = entire["severity"][j]
         for anomaly in summary.get("streamAnomalies", []):
-            i = index.get(_epoch(anomaly["timestamp"]))
+            i = index.get(iso_epoch(anomaly["timestamp"]))
             if i is not None:
                 stream_flagged[i] = True
     picture = plot_univariate(
@@ -232,10 +232,6 @@ def _collect(
         picture=picture,
         csv=csv_path,
     )
-
-
-def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
 
 
 def score_table(outcomes: list[SeriesOutcome]) -> str:

@@ -46,7 +46,7 @@ from shared.multivariate.workflow import (
 )
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
-from shared.telemetry.events import format_timestamp
+from shared.timefmt import format_timestamp
 
 logger = logging.getLogger(__name__)
 

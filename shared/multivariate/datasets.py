@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import DatasetError
+from shared.timefmt import bound_datetime64, iso_or_open, parse_dataset_timestamps
 
 logger = logging.getLogger(__name__)
 
@@ -226,9 +227,9 @@ class Dataset:
         """Return the rows with ``start <= timestamp <= end`` (either bound may be ``None``)."""
         keep = np.ones(len(self), dtype=bool)
         if start is not None:
-            keep &= self.timestamps >= _to_datetime64(start, "start")
+            keep &= self.timestamps >= bound_datetime64(start, "start")
         if end is not None:
-            keep &= self.timestamps <= _to_datetime64(end, "end")
+            keep &= self.timestamps <= bound_datetime64(end, "end")
         return Dataset(
             variables=self.variables,
             timestamps=self.timestamps[keep],
@@ -374,7 +375,7 @@ def read_onetable_csv(data: bytes, limits: DatasetLimits = DatasetLimits()) -> d
     frame = _read_text_frame(text, source, len(header))
     frame.columns = pd.Index(header)
     time_column = header[lowered.index("timestamp")]
-    stamps = _parse_timestamps(frame[time_column], source)
+    stamps = parse_dataset_timestamps(frame[time_column], source)
     return {
         variable: pd.Series(
             _parse_values(frame[variable], f"{source}, column {variable!r}"),
@@ -573,7 +574,7 @@ def _parse_timestamp_value_csv(data: bytes, source: str) -> pd.Series:
             "InvalidHeader",
         )
     frame = _read_text_frame(text, source, 2)
-    stamps = _parse_timestamps(frame.iloc[:, 0], source)
+    stamps = parse_dataset_timestamps(frame.iloc[:, 0], source)
     values = _parse_values(frame.iloc[:, 1], source)
     return pd.Series(values, index=stamps, name=source.rsplit(".", 1)[0])
 
@@ -597,36 +598,6 @@ def _parse_values(column: pd.Series, source: str) -> np.ndarray:
     if missing.all():
         raise DatasetError(f"{source} has no values, only empty cells.", "EmptyDataset")
     return values
-
-
-def _parse_timestamps(column: pd.Series, source: str) -> pd.DatetimeIndex:
-    """Parse timestamp text (ISO 8601 or e.g. ``12/16/2006 17:24``) to naive UTC.
-
-    Naive times are taken as UTC, as the Learn module did; times with an offset are converted.
-    """
-    text = column.fillna("").str.strip()
-    parsed: pd.Series | None = None
-    for fmt in ("ISO8601", None):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                parsed = pd.to_datetime(text, utc=True, format=fmt)
-            break
-        except (ValueError, TypeError, OverflowError):
-            parsed = None
-    if parsed is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            parsed = pd.to_datetime(text, utc=True, format="mixed", errors="coerce")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise DatasetError(
-            f"{source}, row {first + 2}: timestamp {column.iloc[first]!r} is not a date and time "
-            "(use ISO 8601 such as 2006-12-16T17:24:00Z, or 12/16/2006 17:24).",
-            "InvalidTimestamp",
-        )
-    return pd.DatetimeIndex(parsed).tz_convert(None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -709,13 +680,13 @@ def align(
     stamps = (joined.to_numpy(dtype=np.int64) * step_ns + phase_ns).astype("datetime64[ns]")
     keep = np.ones(stamps.shape[0], dtype=bool)
     if start is not None:
-        keep &= stamps >= _to_datetime64(start, "start").astype("datetime64[ns]")
+        keep &= stamps >= bound_datetime64(start, "start").astype("datetime64[ns]")
     if end is not None:
-        keep &= stamps <= _to_datetime64(end, "end").astype("datetime64[ns]")
+        keep &= stamps <= bound_datetime64(end, "end").astype("datetime64[ns]")
     if not keep.any():
         raise DatasetError(
-            f"No timestamps between {_iso(start)} and {_iso(end)}; the data covers "
-            f"{_iso(stamps[0])} to {_iso(stamps[-1])}.",
+            f"No timestamps between {iso_or_open(start)} and {iso_or_open(end)}; the data covers "
+            f"{iso_or_open(stamps[0])} to {iso_or_open(stamps[-1])}.",
             "NotEnoughData",
         )
     kept_missing = missing[keep]
@@ -815,25 +786,3 @@ def _fill(matrix: np.ndarray, slots: np.ndarray, policy: AlignPolicy) -> np.ndar
     else:  # Linear in time (slot numbers), nearest value beyond the ends
         frame = frame.interpolate(method="index", limit_area="inside").ffill().bfill()
     return frame.to_numpy(dtype=np.float64)
-
-
-def _to_datetime64(value: Any, field_name: str) -> np.datetime64:
-    """A window bound as naive UTC ``datetime64[s]``; aware times are converted to UTC."""
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise DatasetError(
-            f"{field_name} {value!r} is not a date and time (use ISO 8601).", "InvalidTimestamp"
-        ) from exc
-    if pd.isna(stamp):
-        raise DatasetError(f"{field_name} is not a date and time.", "InvalidTimestamp")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    seconds: np.datetime64 = np.datetime64(stamp.to_datetime64()).astype("datetime64[s]")
-    return seconds
-
-
-def _iso(value: Any) -> str:
-    if value is None:
-        return "(open)"
-    return str(np.datetime_as_string(_to_datetime64(value, "timestamp"), unit="s")) + "Z"

@@ -34,7 +34,7 @@ import uuid
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -42,7 +42,6 @@ from urllib.parse import quote, unquote, urlsplit
 import numpy as np
 import pandas as pd
 from azure.core.exceptions import ResourceNotFoundError
-from dateutil import parser as date_parser
 
 from shared.engine.multivariate import (
     SLIDING_WINDOW_RANGE,
@@ -59,16 +58,13 @@ from shared.multivariate.datasets import (
     align,
     load_dataset,
 )
-from shared.multivariate.registry import ModelRecord, ModelRegistry, format_time, utc_now
+from shared.multivariate.registry import ModelRecord, ModelRegistry
+from shared.multivariate.statuses import CREATED, FAILED, READY, RUNNING
 from shared.multivariate.workflow import (
-    CREATED,
     DETECT_ACTIVITY,
     EXPORT_ACTIVITY,
     FAIL_ACTIVITY,
-    FAILED,
     PREPARE_ACTIVITY,
-    READY,
-    RUNNING,
     STATUS_ACTIVITY,
     SUMMARY_ACTIVITY,
     TRAIN_ACTIVITY,
@@ -78,6 +74,7 @@ from shared.multivariate.workflow import (
 )
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
+from shared.timefmt import as_datetime, format_time, iso, optional_time, to_datetime64, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -204,12 +201,12 @@ def parse_training_spec(document: Mapping[str, Any] | None) -> TrainingSpec:
             f"are {known}.",
             "InvalidSpec",
         )
-    start = _optional_time(fields.get("startTime"), "startTime", "InvalidStartTime")
-    end = _optional_time(fields.get("endTime"), "endTime", "InvalidEndTime")
-    detect_start = _optional_time(
+    start = optional_time(fields.get("startTime"), "startTime", "InvalidStartTime")
+    end = optional_time(fields.get("endTime"), "endTime", "InvalidEndTime")
+    detect_start = optional_time(
         fields.get("detectStartTime"), "detectStartTime", "InvalidStartTime"
     )
-    detect_end = _optional_time(fields.get("detectEndTime"), "detectEndTime", "InvalidEndTime")
+    detect_end = optional_time(fields.get("detectEndTime"), "detectEndTime", "InvalidEndTime")
     if start is not None and end is not None and end <= start:
         raise DatasetError(
             f"endTime {iso(end)} is not after startTime {iso(start)}; the training window must "
@@ -479,8 +476,8 @@ def plan_training(series: Mapping[str, pd.Series], spec: TrainingSpec) -> tuple[
     training = align(
         series,
         spec.align_policy,
-        _as_datetime(windows.train_start),
-        _as_datetime(windows.train_end),
+        as_datetime(windows.train_start),
+        as_datetime(windows.train_end),
     )
     if len(training) < spec.sliding_window:
         raise DatasetError(
@@ -745,13 +742,13 @@ def detect_batch(
             "NotEnoughData",
         )
     history_start = stamps[max(0, begin - model.config.sliding_window)]
-    data = align(series, policy, _as_datetime(history_start), _as_datetime(last))
+    data = align(series, policy, as_datetime(history_start), as_datetime(last))
     scorer = model
     if top != model.config.top_contributor_count:
         scorer = MultivariateModel.from_bytes(model.to_bytes())
         scorer.config = replace(model.config, top_contributor_count=top)
-    points = scorer.detect(data, start=_as_datetime(first))
-    window = data.slice(_as_datetime(first), _as_datetime(last))
+    points = scorer.detect(data, start=as_datetime(first))
+    window = data.slice(as_datetime(first), as_datetime(last))
     return BatchDetection(
         result_id=result_id or result_id_for("", first, last, top),
         data_source=data_source,
@@ -1435,63 +1432,6 @@ def run_activity(
 # --------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------
-
-
-def iso(value: Any) -> str:
-    """A time as ISO 8601 UTC with a ``Z`` (seconds precision)."""
-    stamp = to_datetime64(value)
-    return str(np.datetime_as_string(stamp, unit="s")) + "Z"
-
-
-def to_datetime64(value: Any, field_name: str = "timestamp") -> np.datetime64:
-    """A time (text, ``datetime``, ``datetime64``) as naive UTC ``datetime64[s]``.
-
-    Raises:
-        DatasetError: ``InvalidTimestamp`` when the value is not a time.
-    """
-    if isinstance(value, np.datetime64):
-        converted: np.datetime64 = value.astype("datetime64[s]")
-        return converted
-    if isinstance(value, datetime):
-        moment = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-        return np.datetime64(moment.replace(microsecond=0), "s")
-    if isinstance(value, str):
-        return to_datetime64(_parse_time(value, field_name, "InvalidTimestamp"), field_name)
-    raise DatasetError(f"{field_name} {value!r} is not a time.", "InvalidTimestamp")
-
-
-def _as_datetime(stamp: np.datetime64) -> datetime:
-    """A ``datetime64`` as an aware UTC ``datetime`` (what
-    :func:`shared.multivariate.datasets.align` takes)."""
-    seconds = int(stamp.astype("datetime64[s]").astype(np.int64))
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-def _parse_time(text: str, field_name: str, code: str) -> datetime:
-    cleaned = text.strip()
-    try:
-        moment = datetime.fromisoformat(cleaned.replace("z", "Z"))
-    except ValueError:
-        try:
-            moment = date_parser.parse(cleaned)
-        except (ValueError, OverflowError) as exc:
-            raise DatasetError(
-                f"{field_name} {text!r} is not a date and time; use ISO 8601 such as "
-                "2006-12-16T17:24:00Z.",
-                code,
-            ) from exc
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _optional_time(value: Any, field_name: str, code: str) -> datetime | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str):
-        raise DatasetError(
-            f"{field_name} {value!r} must be an ISO 8601 text such as 2006-12-16T17:24:00Z.",
-            code,
-        )
-    return _parse_time(value, field_name, code)
 
 
 def _whole_number(value: Any, field_name: str, low: int, high: int, code: str) -> int:

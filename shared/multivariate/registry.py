@@ -26,17 +26,26 @@ import copy
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from shared.errors import ModelError, ModelNotFoundError, ModelNotReadyError, ResultNotFoundError
-from shared.multivariate.workflow import CREATED, FAILED, READY, RUNNING
+from shared.multivariate.statuses import CREATED, FAILED, MODEL_STATUSES, READY, RUNNING
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
+from shared.storage.names import (
+    MODEL_ARTIFACT,
+    MODEL_EXPORT,
+    MODEL_OBJECT,
+    MODEL_SUMMARY,
+    model_blob_name,
+    model_prefix,
+    multivariate_result_name,
+)
+from shared.timefmt import format_time, utc_now
 
 logger = logging.getLogger(__name__)
 
-MODEL_STATUSES = (CREATED, RUNNING, READY, FAILED)
 #: Which status may follow which (READY and FAILED are final).
 TRANSITIONS: dict[str, frozenset[str]] = {
     CREATED: frozenset({RUNNING, FAILED}),
@@ -48,19 +57,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 MAX_MODELS = 300
 #: Most models one list page returns.
 MAX_PAGE = 100
-RESULTS_PREFIX = "multivariate/"
 _UPDATE_ATTEMPTS = 10
-
-
-def utc_now() -> datetime:
-    """The current time in UTC (the registry's default clock)."""
-    return datetime.now(UTC)
-
-
-def format_time(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and a ``Z``, as the v1.1 service wrote times."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def empty_diagnostics() -> dict[str, Any]:
@@ -171,24 +168,26 @@ class ModelRegistry:
 
     def model_ref(self, model_id: str) -> BlobRef:
         """Blob of the model object."""
-        return BlobRef(self.models_container, f"{_checked_id(model_id)}/model.json")
+        return BlobRef(self.models_container, model_blob_name(_checked_id(model_id), MODEL_OBJECT))
 
     def artifact_ref(self, model_id: str) -> BlobRef:
         """Blob of the engine's bytes."""
-        return BlobRef(self.models_container, f"{_checked_id(model_id)}/model.mvm")
+        return BlobRef(
+            self.models_container, model_blob_name(_checked_id(model_id), MODEL_ARTIFACT)
+        )
 
     def export_ref(self, model_id: str) -> BlobRef:
         """Blob of the portable export zip."""
-        return BlobRef(self.models_container, f"{_checked_id(model_id)}/export.zip")
+        return BlobRef(self.models_container, model_blob_name(_checked_id(model_id), MODEL_EXPORT))
 
     def summary_ref(self, model_id: str) -> BlobRef:
         """Blob of the training run's summary."""
-        return BlobRef(self.models_container, f"{_checked_id(model_id)}/summary.json")
+        return BlobRef(self.models_container, model_blob_name(_checked_id(model_id), MODEL_SUMMARY))
 
     def result_ref(self, result_id: str, suffix: str = "json") -> BlobRef:
         """Blob of a batch result (``json`` or ``csv``)."""
         name = _checked_id(result_id, ResultNotFoundError)
-        return BlobRef(self.results_container, f"{RESULTS_PREFIX}{name}.{suffix}")
+        return BlobRef(self.results_container, multivariate_result_name(name, suffix))
 
     # ------------------------------------------------------------------ models
 
@@ -399,7 +398,7 @@ class ModelRegistry:
         record = self.get_record(model_id)
         # The model object goes first, so a half-finished delete is never listed.
         self.store.delete(self.model_ref(model_id))
-        for name in list(self.store.list_names(self.models_container, f"{model_id}/")):
+        for name in list(self.store.list_names(self.models_container, model_prefix(model_id))):
             self.store.delete(BlobRef(self.models_container, name))
         for result_id in record.internal.get("resultIds", []):
             for suffix in ("json", "csv"):

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from shared.multivariate.statuses import FAILED, READY, TERMINAL_STATUSES
+
 #: Orchestrator function name.
 ORCHESTRATOR = "mv_training_orchestrator"
 #: Activity function names (the functions in ``functions/multivariate.py`` carry these names).
@@ -65,10 +67,6 @@ ACTIVITIES = (
 #: Retry policy of every activity call: first retry after 5 s (the runtime backs off), 3 tries.
 RETRY_FIRST_INTERVAL_MS = 5_000
 RETRY_MAX_ATTEMPTS = 3
-
-#: Model statuses (v1.1).
-CREATED, RUNNING, READY, FAILED = "CREATED", "RUNNING", "READY", "FAILED"
-TERMINAL_STATUSES = (READY, FAILED)
 
 #: Durable runtime statuses after which a duplicate trigger may start the instance again: the
 #: instance ended without finishing its work (a crash, an operator's terminate). Retraining is

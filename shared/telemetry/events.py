@@ -23,12 +23,11 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from dateutil import parser as date_parser
-
 from shared.errors import TelemetryError
+from shared.timefmt import canonical_timestamp, parse_timestamp
 
 #: Body keys that are never metrics.
 RESERVED_KEYS = frozenset(
@@ -38,8 +37,6 @@ IOTHUB_DEVICE_PROPERTY = "iothub-connection-device-id"
 _DEVICE_PROPERTY_NAMES = (IOTHUB_DEVICE_PROPERTY, b"iothub-connection-device-id")
 # Device ids and metric names become blob path segments: keep them to a safe alphabet.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
-#: Readings more than this far from the Unix epoch range are rejected (year 1970..2200).
-_MIN_EPOCH, _MAX_EPOCH = 0.0, 7_258_118_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,112 +257,6 @@ def _looks_numeric(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def parse_timestamp(raw: Any) -> float:
-    """Parse a telemetry timestamp into epoch seconds (UTC).
-
-    Accepts ISO 8601 (``2006-12-16T17:24:00Z``, offsets, fractions), the tutorial's
-    ``12/16/2006 17:24`` (read as UTC), and epoch numbers (seconds, or milliseconds when larger
-    than 10^11).
-
-    Raises:
-        TelemetryError: The value is not a timestamp, or lies outside 1970-2200.
-    """
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        seconds = float(raw) / 1000.0 if abs(raw) > 1e11 else float(raw)
-    elif isinstance(raw, str):
-        seconds = _parse_text_timestamp(raw)
-    else:
-        raise TelemetryError(
-            f"Field 'timestamp' must be ISO 8601 text or epoch seconds, got {raw!r}.",
-            code="InvalidTimestamp",
-        )
-    if not (_MIN_EPOCH <= seconds <= _MAX_EPOCH) or not math.isfinite(seconds):
-        raise TelemetryError(f"Timestamp {raw!r} is outside 1970-2200.", code="InvalidTimestamp")
-    return seconds
-
-
-def _parse_text_timestamp(text: str) -> float:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            parsed = date_parser.parse(text)
-        except (ValueError, OverflowError) as exc:
-            raise TelemetryError(
-                f"Unparseable timestamp {text[:80]!r}: use ISO 8601 such as 2006-12-16T17:24:00Z.",
-                code="InvalidTimestamp",
-            ) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-_MINUTE_PREFIX: dict[int, str] = {}
-
-
-def canonical_timestamp(raw: Any) -> str:
-    """Validate a telemetry timestamp and return it as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (UTC).
-
-    Text already in that form is only validated (the ingest hot path); anything else is parsed
-    by :func:`parse_timestamp` and formatted.
-
-    Raises:
-        TelemetryError: As :func:`parse_timestamp`.
-    """
-    if (
-        type(raw) is str
-        and 20 <= len(raw) <= 27
-        and raw[-1] == "Z"
-        and raw[10] == "T"
-        and raw[4] == "-"
-        and raw[7] == "-"
-        and raw[13] == ":"
-        and raw[16] == ":"
-        and "1970" <= raw[:4] < "2200"
-    ):
-        try:
-            datetime.fromisoformat(raw)
-        except ValueError:
-            pass  # not a real date (month 13...): the slow path explains why
-        else:
-            if len(raw) == 20:
-                return str(raw)
-            fraction = raw[20:-1]
-            if raw[19] == "." and fraction.isdigit():  # ISO fractions: 1 to 6 digits
-                fraction = fraction.ljust(6, "0")
-                return raw[:19] + ("Z" if fraction == "000000" else f".{fraction}Z")
-    return format_timestamp(parse_timestamp(raw))
-
-
-def chronological(text: str) -> str:
-    """Sort key for canonical timestamp text (whole seconds sort before their fractions)."""
-    return text[:19] if len(text) == 20 else text[:19] + text[19:26]
-
-
-def format_timestamp(seconds: float) -> str:
-    """Format epoch seconds as the v1.1 timestamp text ``YYYY-MM-DDTHH:MM:SSZ``.
-
-    Fractions of a second are kept (``...SS.ffffffZ``). The ``YYYY-MM-DDTHH:MM:`` prefix is cached
-    per minute: ingest formats every reading, and meters share minutes.
-    """
-    whole = int(seconds // 60)
-    prefix = _MINUTE_PREFIX.get(whole)
-    if prefix is None:
-        if len(_MINUTE_PREFIX) > 200_000:  # bounded: a few months of minutes
-            _MINUTE_PREFIX.clear()
-        prefix = _MINUTE_PREFIX[whole] = datetime.fromtimestamp(whole * 60, tz=UTC).strftime(
-            "%Y-%m-%dT%H:%M:"
-        )
-    rest = seconds - whole * 60
-    second = int(rest)
-    micro = round((rest - second) * 1_000_000)
-    if micro == 1_000_000:  # rounding carried into the next second
-        return format_timestamp(float(whole * 60 + second + 1))
-    if micro:
-        return f"{prefix}{second:02d}.{micro:06d}Z"
-    return f"{prefix}{second:02d}Z"
 
 
 def _json_safe(mapping: Mapping[Any, Any]) -> dict[str, Any]:

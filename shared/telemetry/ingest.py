@@ -13,31 +13,16 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from shared.errors import TelemetryError
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
-from shared.telemetry.events import (
-    RawEvent,
-    Reading,
-    chronological,
-    format_timestamp,
-    parse_event_rows,
-    parse_timestamp,
-)
+from shared.storage.names import dead_letter_name
+from shared.telemetry.events import RawEvent, parse_event_rows
+from shared.telemetry.rawbatch import BatchBlob, encode_raw_batches
 
 logger = logging.getLogger(__name__)
-
-#: Raw batch blob schema version (bump when the layout changes).
-RAW_BATCH_VERSION = 1
-
-
-class BatchBlob(NamedTuple):
-    """One serialised blob to write: a raw batch or a dead letter."""
-
-    name: str
-    data: bytes
 
 
 @dataclass(frozen=True)
@@ -58,23 +43,6 @@ class IngestReport:
     readings: int
     raw_blobs: list[str]
     dead_letters: list[str]
-
-
-def raw_batch_name(
-    device_id: str, metric: str, first_timestamp: float, partition_id: str, first: int, last: int
-) -> str:
-    """Return the deterministic raw batch blob name.
-
-    ``{device}/{metric}/{YYYY-MM-DD}/p{partition}-{first:020d}-{last:020d}.json``: the day of the
-    batch's first reading lets detection list only recent days.
-    """
-    day = format_timestamp(first_timestamp)[:10]
-    return f"{device_id}/{metric}/{day}/p{partition_id}-{first:020d}-{last:020d}.json"
-
-
-def dead_letter_name(event: RawEvent) -> str:
-    """Return the deterministic dead-letter blob name of an event."""
-    return f"ingest/p{event.partition_id}/{event.sequence_number:020d}.json"
 
 
 def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
@@ -112,39 +80,7 @@ def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
     partition = "+".join(sorted(partitions))
     first = min(event.sequence_number for event in events)
     last = max(event.sequence_number for event in events)
-    blobs: list[BatchBlob] = []
-    count = 0
-    header_tail = (
-        f'"partitionId":"{partition}","firstSequenceNumber":{first},'
-        f'"lastSequenceNumber":{last},"readings":['
-    )
-    name_tail = f"/p{partition}-{first:020d}-{last:020d}.json"
-    append = blobs.append
-    new_blob = tuple.__new__
-    # Hand-built JSON (the hot path): ids and metric names are validated to a safe alphabet,
-    # timestamps are canonical text and values finite floats, whose repr is valid JSON (tests
-    # check json.loads). The name is raw_batch_name()'s, from the first timestamp's day.
-    head = f'{{"version":{RAW_BATCH_VERSION},"deviceId":"'
-    for (device_id, metric), series in groups.items():
-        if isinstance(series, tuple):
-            first_stamp = series[0]
-            readings = f'["{first_stamp}",{series[1]!r}]'
-            count += 1
-        else:
-            stamps = sorted(series, key=chronological)
-            first_stamp = stamps[0]
-            readings = ",".join([f'["{stamp}",{series[stamp]!r}]' for stamp in stamps])
-            count += len(stamps)
-        # tuple.__new__ skips the NamedTuple's Python-level __new__ (one call per blob saved).
-        append(
-            new_blob(
-                BatchBlob,
-                (
-                    f"{device_id}/{metric}/{first_stamp[:10]}{name_tail}",
-                    f'{head}{device_id}","metric":"{metric}",{header_tail}{readings}]}}'.encode(),
-                ),
-            )
-        )
+    blobs, count = encode_raw_batches(groups, partition, first, last)
     return PreparedBatch(blobs=blobs, dead_letters=dead, readings=count, events=len(events))
 
 
@@ -160,7 +96,10 @@ def _dead_letter(event: RawEvent, error: TelemetryError) -> BatchBlob:
         "payload": payload,
         "metadata": event.metadata(),
     }
-    return BatchBlob(dead_letter_name(event), json.dumps(document, indent=1).encode())
+    return BatchBlob(
+        dead_letter_name(event.partition_id, event.sequence_number),
+        json.dumps(document, indent=1).encode(),
+    )
 
 
 def ingest_batch(events: Sequence[RawEvent], store: BlobStore, settings: Settings) -> IngestReport:
@@ -200,12 +139,3 @@ def ingest_batch(events: Sequence[RawEvent], store: BlobStore, settings: Setting
         raw_blobs=[blob.name for blob in prepared.blobs],
         dead_letters=[blob.name for blob in prepared.dead_letters],
     )
-
-
-def readings_of_batch(document: dict[str, object]) -> list[Reading]:
-    """Decode a raw batch blob document back into readings (used by detection)."""
-    device_id = str(document["deviceId"])
-    metric = str(document["metric"])
-    rows = document["readings"]
-    assert isinstance(rows, list)
-    return [Reading(device_id, metric, parse_timestamp(text), float(value)) for text, value in rows]

@@ -25,7 +25,12 @@ from shared.engine.univariate import (
     detect_last,
 )
 from shared.errors import DetectionRequestError, TelemetryError
-from shared.telemetry.events import parse_timestamp
+from shared.timefmt import parse_timestamp
+from shared.univariate.parameters import (
+    DEFAULT_MAX_ANOMALY_RATIO,
+    DEFAULT_SENSITIVITY,
+    IMPUTE_MODES,
+)
 from shared.univariate.series import (
     GRANULARITY_SECONDS,
     MAX_POINTS,
@@ -37,10 +42,6 @@ from shared.univariate.series import (
 
 if TYPE_CHECKING:
     from shared.settings import Settings
-
-IMPUTE_MODES = ("auto", "previous", "linear", "fixed", "zero", "notFill")
-DEFAULT_SENSITIVITY = 95
-DEFAULT_MAX_ANOMALY_RATIO = 0.25
 
 
 @dataclass(frozen=True)

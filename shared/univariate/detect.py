@@ -15,7 +15,6 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -26,8 +25,9 @@ from shared.engine.univariate import UnivariateConfig
 from shared.errors import DetectionRequestError, InputError
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
-from shared.telemetry.events import format_timestamp
-from shared.telemetry.ingest import readings_of_batch
+from shared.storage.names import raw_day_prefix, stream_state_name
+from shared.telemetry.rawbatch import RawBatchName, batch_rows, readings_of_batch
+from shared.timefmt import format_timestamp, iso_epoch
 from shared.univariate.contract import (
     backend_for,
     detect_changepoint_v11,
@@ -36,6 +36,7 @@ from shared.univariate.contract import (
     detect_last_v11,
     entire_response,
 )
+from shared.univariate.parameters import DEFAULT_MAX_ANOMALY_RATIO, DEFAULT_SENSITIVITY
 from shared.univariate.series import (
     MAX_POINTS,
     MIN_POINTS,
@@ -59,8 +60,8 @@ class DetectionOptions:
     granularity: str = "auto"
     custom_interval: int | None = None
     period: int | None = None
-    sensitivity: int = 95
-    max_anomaly_ratio: float = 0.25
+    sensitivity: int = DEFAULT_SENSITIVITY
+    max_anomaly_ratio: float = DEFAULT_MAX_ANOMALY_RATIO
     impute_mode: str = "auto"
     impute_fixed_value: float | None = None
     stable_trend_window: int = 10
@@ -270,39 +271,6 @@ def _from_entire_response(series: FormattedSeries, response: dict[str, Any]) -> 
 
 
 @dataclass(frozen=True)
-class RawBatchName:
-    """The parts of a raw batch blob name (see :func:`shared.telemetry.ingest.raw_batch_name`)."""
-
-    device_id: str
-    metric: str
-    day: str
-    stem: str
-
-    @classmethod
-    def parse(cls, name: str) -> RawBatchName:
-        """Parse ``{device}/{metric}/{YYYY-MM-DD}/{stem}.json``.
-
-        Raises:
-            InputError: The name is not a raw batch name.
-        """
-        parts = PurePosixPath(name).parts
-        if len(parts) != 4 or not parts[3].endswith(".json"):
-            raise InputError(
-                f"{name!r} is not a raw batch blob ({{device}}/{{metric}}/{{day}}/{{batch}}.json).",
-                "InvalidBlobName",
-            )
-        try:
-            datetime.strptime(parts[2], "%Y-%m-%d")
-        except ValueError as exc:
-            raise InputError(f"{name!r}: {parts[2]!r} is not a day.", "InvalidBlobName") from exc
-        return cls(parts[0], parts[1], parts[2], parts[3][: -len(".json")])
-
-    def result_prefix(self) -> str:
-        """Where this batch's request and results are stored in the results container."""
-        return f"{self.device_id}/{self.metric}/{self.day}/{self.stem}/"
-
-
-@dataclass(frozen=True)
 class DetectionReport:
     """What :func:`detect_raw_batch` wrote and found."""
 
@@ -383,7 +351,7 @@ def detect_raw_batch(blob_name: str, store: BlobStore, settings: Settings) -> De
     anomalies = [
         a
         for a in _anomalies_in(request, entire, batch_start, batch_end)
-        if observed_at.get(_epoch(a["timestamp"]), False)
+        if observed_at.get(iso_epoch(a["timestamp"]), False)
     ]
     summary = {
         "deviceId": name.device_id,
@@ -409,7 +377,7 @@ def detect_raw_batch(blob_name: str, store: BlobStore, settings: Settings) -> De
         "changePoints": [
             request["series"][i]["timestamp"]
             for i, flag in enumerate(changepoint["isChangePoint"])
-            if flag and batch_start <= _epoch(request["series"][i]["timestamp"]) <= batch_end
+            if flag and batch_start <= iso_epoch(request["series"][i]["timestamp"]) <= batch_end
         ],
         "streamAnomalies": stream_flags,
     }
@@ -438,10 +406,6 @@ def _skip(
     return DetectionReport(blob_name, reason, 0, [], [ref.name])
 
 
-def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
-
-
 def _anomalies_in(
     request: dict[str, Any], entire: dict[str, Any], start: float, end: float
 ) -> list[dict[str, Any]]:
@@ -449,7 +413,7 @@ def _anomalies_in(
     for i, point in enumerate(request["series"]):
         if not entire["isAnomaly"][i]:
             continue
-        moment = _epoch(point["timestamp"])
+        moment = iso_epoch(point["timestamp"])
         if not start <= moment <= end:
             continue
         found.append(
@@ -481,15 +445,16 @@ def _assemble_window(
     day = max(day, end_day)
     want = settings.detect_window_points
     for back in range(MAX_LOOKBACK_DAYS):
-        prefix = f"{name.device_id}/{name.metric}/{(day - timedelta(days=back)):%Y-%m-%d}/"
+        prefix = raw_day_prefix(
+            name.device_id, name.metric, f"{day - timedelta(days=back):%Y-%m-%d}"
+        )
         for blob in store.list_names(settings.raw_container, prefix):
-            document = store.get_json(BlobRef(settings.raw_container, blob))
-            order = int(document.get("lastSequenceNumber", 0))
-            for text, value in document["readings"]:
-                moment = _epoch(text)
+            order, rows = batch_rows(store.get_json(BlobRef(settings.raw_container, blob)))
+            for text, value in rows:
+                moment = iso_epoch(text)
                 seen = readings.get(moment)
                 if seen is None or seen[0] <= order:
-                    readings[moment] = (order, float(value))
+                    readings[moment] = (order, value)
         if len(readings) >= want and back >= 1:
             break
     stamps = np.fromiter(readings.keys(), dtype=np.float64, count=len(readings))
@@ -515,7 +480,7 @@ def _run_stream(
     Returns:
         The stream anomalies among the new points, or ``None`` when there were no new points.
     """
-    ref = BlobRef(settings.results_container, f"{name.device_id}/{name.metric}/stream-state.json")
+    ref = BlobRef(settings.results_container, stream_state_name(name.device_id, name.metric))
     for _attempt in range(5):
         saved, etag = store.get_json_with_etag(ref)
         last_seen = float(saved["lastTimestamp"]) if saved else -math.inf

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from shared.errors import DetectionRequestError
-from shared.telemetry.events import format_timestamp
+from shared.timefmt import format_timestamp
 
 #: v1.1 granularities and their length in seconds (month and year are calendar-based and
 #: approximated here only to infer them; gridding them uses calendar arithmetic in pandas).

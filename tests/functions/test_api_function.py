@@ -45,8 +45,6 @@ from shared.settings import get_settings
 from shared.storage.client import BlobRef, BlobStore
 from tests.functions.durable_history import DurableHistory
 
-pytestmark = pytest.mark.functions
-
 T = TypeVar("T")
 KEY = "function-test-key"
 HOST = "http://localhost:7071"

@@ -45,8 +45,6 @@ from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from tests.functions.durable_history import DurableHistory, stamp
 
-pytestmark = pytest.mark.functions
-
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 REQUEST = TrainingRequest.create(
     "mv-training", "energy.zip", "ab" * 32, poll_interval_seconds=30, deadline_minutes=1

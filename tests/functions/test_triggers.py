@@ -9,14 +9,12 @@ from typing import Any
 
 import azure.functions as func
 import numpy as np
-import pytest
 from azure.functions.eventhub import EventHubTriggerConverter
 from azure.functions.meta import Datum
 
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 
-pytestmark = pytest.mark.functions
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
 

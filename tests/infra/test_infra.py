@@ -1,4 +1,4 @@
-"""Offline checks of the deployment as code (issue 4): Bicep, azure.yaml, local settings.
+"""Offline checks of the deployment as code: Bicep, azure.yaml, local settings.
 
 Nothing here reaches Azure. The Bicep files are parsed with ``pycep`` and the facts are read from
 the parsed structure by a small evaluator (:class:`Scope`) that follows parameters, variables,
@@ -27,8 +27,6 @@ import pytest
 from pycep import BicepParser
 
 from shared.settings import Settings, setting_docs, setting_names
-
-pytestmark = pytest.mark.infra
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"

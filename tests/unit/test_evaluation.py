@@ -8,8 +8,6 @@ import pytest
 from shared.demo.household import AnomalyEvent
 from shared.evaluation import Scores, combine, event_scores, point_scores
 
-pytestmark = pytest.mark.unit
-
 
 def _flags(n: int, *indices: int) -> np.ndarray:
     flags = np.zeros(n, dtype=bool)

@@ -10,7 +10,6 @@ import pytest
 from shared.errors import ConfigurationError
 from shared.settings import Settings, setting_names
 
-pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
 BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 

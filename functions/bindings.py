@@ -1,0 +1,22 @@
+"""Binding helpers shared by the blueprints: connection setting names, retries, blob names."""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+
+from shared.multivariate.workflow import RETRY_FIRST_INTERVAL_MS, RETRY_MAX_ATTEMPTS
+
+#: App setting naming the storage account of the blob triggers (the host's own storage).
+STORAGE_CONNECTION = "AzureWebJobsStorage"
+
+#: Retry policy of every activity call (transient failures: storage, a recycled worker).
+RETRY_OPTIONS = df.RetryOptions(
+    first_retry_interval_in_milliseconds=RETRY_FIRST_INTERVAL_MS,
+    max_number_of_attempts=RETRY_MAX_ATTEMPTS,
+)
+
+
+def blob_name_in_container(path: str, container: str) -> str:
+    """Strip the ``container/`` prefix the binding puts in ``InputStream.name``."""
+    prefix = f"{container}/"
+    return path[len(prefix) :] if path.startswith(prefix) else path

@@ -1,0 +1,102 @@
+"""The dataSource policy: blob URLs of the configured account only; nothing else is fetched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.api.datasource import BlobSource, DataSourcePolicy, LocalSource
+from shared.errors import InputError
+
+AZURITE = DataSourcePolicy("http://127.0.0.1:10000/devstoreaccount1/")
+CLOUD = DataSourcePolicy("https://acct.blob.core.windows.net/")
+
+
+@pytest.mark.parametrize(
+    ("policy", "url", "container", "name"),
+    [
+        (AZURITE, "http://127.0.0.1:10000/devstoreaccount1/data/energy.zip", "data", "energy.zip"),
+        (AZURITE, "http://127.0.0.1:10000/devstoreaccount1/data/a/b%20c.csv", "data", "a/b c.csv"),
+        (AZURITE, "http://127.0.0.1:10000/devstoreaccount1/data/folder/", "data", "folder/"),
+        (CLOUD, "https://acct.blob.core.windows.net/mv-data/energy.zip?sv=2022&sig=abc%3D",
+         "mv-data", "energy.zip"),
+        (CLOUD, "https://ACCT.blob.core.windows.net:443/mv-data/x.zip", "mv-data", "x.zip"),
+    ],
+)  # fmt: skip
+def test_blob_urls_of_the_account_are_accepted(
+    policy: DataSourcePolicy, url: str, container: str, name: str
+) -> None:
+    source = policy.resolve(url)
+    assert source == BlobSource(container, name)
+
+
+@pytest.mark.parametrize(
+    ("policy", "url", "why"),
+    [
+        (CLOUD, "https://other.blob.core.windows.net/data/x.zip", "not the configured"),
+        (CLOUD, "https://acct.blob.core.windows.net.evil.com/data/x.zip", "not the configured"),
+        (CLOUD, "https://acct.blob.core.windows.net@evil.com/data/x.zip", "user names"),
+        (CLOUD, "https://user:pw@acct.blob.core.windows.net/data/x.zip", "user names"),
+        (CLOUD, "http://acct.blob.core.windows.net:443/data/x.zip", "https"),
+        (CLOUD, "https://acct.blob.core.windows.net:444/data/x.zip", "not the configured"),
+        (CLOUD, "http://169.254.169.254/metadata/x.zip", "private address"),
+        (CLOUD, "http://127.0.0.1:10000/devstoreaccount1/data/x.zip", "private address"),
+        (CLOUD, "http://[fd00::1]/data/x.zip", "private address"),
+        (CLOUD, "http://localhost/data/x.zip", "private address"),
+        (AZURITE, "http://127.0.0.1:10001/devstoreaccount1/data/x.zip", "private address"),
+        (AZURITE, "http://127.0.0.1:10000/otheraccount/data/x.zip", "not in the configured"),
+        (AZURITE, "http://127.0.0.1:10000/devstoreaccount1/data/../secret/x.zip", "'..'"),
+        (AZURITE, "http://127.0.0.1:10000/devstoreaccount1/data/%2e%2e/x.zip", "'..'"),
+        (AZURITE, "http://127.0.0.1:10000/devstoreaccount1/Bad_Container/x.zip", "container"),
+        (AZURITE, "http://127.0.0.1:10000/devstoreaccount1/data", "no blob"),
+        (AZURITE, "http://127.0.0.1:10000/devstoreaccount1/data/", "no blob"),
+        (CLOUD, "ftp://acct.blob.core.windows.net/data/x.zip", "scheme"),
+        (CLOUD, "gopher://127.0.0.1:6379/_INFO", "scheme"),
+        (CLOUD, "file:///etc/passwd", "local paths"),
+        (CLOUD, "/etc/passwd", "local paths"),
+        (CLOUD, "C:\\data\\x.zip", "local paths"),
+        (CLOUD, "energy.zip", "scheme"),
+        (CLOUD, "https://acct.blob.core.windows.net/data/x.zip\r\nHost: evil", "control"),
+        (CLOUD, "https://" + "a" * 5000, "longer than"),
+        (CLOUD, "http://[::1", "not a valid URL"),
+    ],
+)  # fmt: skip
+def test_everything_else_is_refused_with_a_reason(
+    policy: DataSourcePolicy, url: str, why: str
+) -> None:
+    with pytest.raises(InputError) as caught:
+        policy.resolve(url)
+    assert caught.value.code == "InvalidDataSource"
+    assert why in caught.value.message
+    assert policy.endpoint in caught.value.message  # says what is accepted
+
+
+@pytest.mark.parametrize("value", [None, 42, "", "   ", ["http://x"], {"url": "x"}])
+def test_non_strings_are_refused(value: object) -> None:
+    with pytest.raises(InputError) as caught:
+        AZURITE.resolve(value)
+    assert caught.value.code == "InvalidDataSource"
+
+
+def test_local_paths_only_when_allowed(tmp_path: Path) -> None:
+    dataset = tmp_path / "energy.zip"
+    dataset.write_bytes(b"PK")
+    allowing = DataSourcePolicy("http://127.0.0.1:10000/devstoreaccount1/", allow_local_paths=True)
+    assert allowing.resolve(str(dataset)) == LocalSource(dataset.resolve())
+    assert allowing.resolve(dataset.as_uri()) == LocalSource(dataset.resolve())
+    for refused in (str(dataset), dataset.as_uri()):
+        with pytest.raises(InputError, match="API_ALLOW_LOCAL_PATHS"):
+            AZURITE.resolve(refused)
+    with pytest.raises(InputError, match="does not exist"):
+        allowing.resolve(str(tmp_path / "missing.zip"))
+    with pytest.raises(InputError, match="absolute"):
+        allowing.resolve("./energy.zip")
+    with pytest.raises(InputError, match="'..'"):
+        allowing.resolve(f"{tmp_path}/../{tmp_path.name}/energy.zip")
+    with pytest.raises(InputError, match="other hosts"):
+        allowing.resolve("file://server/share/energy.zip")
+    # Blob URLs of the account are still accepted when local paths are allowed.
+    assert allowing.resolve("http://127.0.0.1:10000/devstoreaccount1/data/x.zip") == BlobSource(
+        "data", "x.zip"
+    )

@@ -1,0 +1,282 @@
+"""Univariate detection: exact points on small series with known anomalies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shared.engine.univariate import (
+    UnivariateConfig,
+    detect_entire,
+    detect_last,
+    detect_period,
+    margin_factor,
+)
+
+
+def _seasonal(n: int = 400, period: int = 50, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return 10 + 5 * np.sin(2 * np.pi * t / period) + rng.normal(0, 0.3, n)
+
+
+def _noise(n: int, seed: int, level: float = 10.0) -> np.ndarray:
+    return level + np.random.default_rng(seed).normal(0, 1, n)
+
+
+@pytest.mark.parametrize("period", [None, 50])
+def test_entire_finds_exactly_the_spike_and_the_dip(period: int | None) -> None:
+    x = _seasonal()
+    x[123] += 6
+    x[301] -= 6
+    result = detect_entire(x, UnivariateConfig(period=period))
+    assert result.period == 50
+    assert np.flatnonzero(result.is_anomaly).tolist() == [123, 301]
+    assert np.flatnonzero(result.is_positive_anomaly).tolist() == [123]
+    assert np.flatnonzero(result.is_negative_anomaly).tolist() == [301]
+    # The expected value follows the season, not the anomaly.
+    assert abs(result.expected_values[123] - (x[123] - 6)) < 1.0
+
+
+def test_result_arrays_are_well_formed() -> None:
+    x = _seasonal()
+    x[200] += 8
+    result = detect_entire(x, UnivariateConfig())
+    for array in (result.expected_values, result.upper_margins, result.lower_margins):
+        assert array.shape == x.shape and array.dtype == np.float64
+        assert np.isfinite(array).all()
+    assert (result.upper_margins >= 0).all() and (result.lower_margins >= 0).all()
+    for flags in (result.is_anomaly, result.is_positive_anomaly, result.is_negative_anomaly):
+        assert flags.dtype == bool and flags.shape == x.shape
+    assert ((result.severity > 0) == result.is_anomaly).all()
+    assert ((result.severity >= 0) & (result.severity <= 1)).all()
+    # Every point outside its band is flagged, every flagged point (no flat-line here) is out.
+    outside = (x > result.expected_values + result.upper_margins) | (
+        x < result.expected_values - result.lower_margins
+    )
+    assert np.array_equal(outside, result.is_anomaly)
+
+
+@pytest.mark.parametrize("period", [12, 24, 60, 144])
+def test_detect_period_of_a_noisy_sine(period: int) -> None:
+    rng = np.random.default_rng(period)
+    n = 12 * period if period > 60 else 2000
+    x = np.sin(2 * np.pi * np.arange(n) / period) + rng.normal(0, 0.5, n)
+    assert detect_period(x) == period
+
+
+def test_detect_period_prefers_the_day_to_the_week_and_to_half_a_day() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(24 * 7 * 8)
+    day = np.sin(2 * np.pi * t / 24) + 0.6 * np.sin(4 * np.pi * t / 24)
+    week = np.where((t // 24) % 7 >= 5, -0.3, 0.0)
+    assert detect_period(10 + day + week + rng.normal(0, 0.2, t.size)) == 24
+
+
+def test_no_period_in_noise_and_rarely_one_in_a_random_walk() -> None:
+    noise = [detect_period(np.random.default_rng(s).normal(size=3000)) for s in range(10)]
+    assert noise == [0] * 10
+    # A random walk's slow wander can look periodic by chance; it must stay rare.
+    walks = [
+        detect_period(np.cumsum(np.random.default_rng(s).normal(size=3000))) for s in range(20)
+    ]
+    assert sum(1 for p in walks if p) <= 1
+
+
+def test_higher_sensitivity_narrows_margins_and_never_finds_fewer() -> None:
+    rng = np.random.default_rng(5)
+    x = _seasonal(1000, 50, seed=5)
+    spikes = rng.choice(np.arange(20, 980), 12, replace=False)
+    x[spikes] += rng.uniform(1.0, 6.0, 12)
+    counts = []
+    previous = None
+    for sensitivity in (0, 25, 50, 75, 90, 95, 99):
+        result = detect_entire(x, UnivariateConfig(sensitivity=sensitivity, period=50))
+        counts.append(int(result.is_anomaly.sum()))
+        if previous is not None:
+            assert (result.upper_margins <= previous.upper_margins + 1e-12).all()
+            assert (result.lower_margins <= previous.lower_margins + 1e-12).all()
+        previous = result
+    assert counts == sorted(counts)
+    assert counts[0] < counts[-1]
+    assert [margin_factor(s) for s in (0, 50, 95, 99)] == sorted(
+        [margin_factor(s) for s in (0, 50, 95, 99)], reverse=True
+    )
+
+
+def test_max_anomaly_ratio_keeps_the_most_severe() -> None:
+    x = _noise(200, seed=11)
+    spikes = np.arange(10, 190, 9)  # 20 spikes of growing size
+    x[spikes] += np.linspace(8, 27, spikes.size)
+    full = detect_entire(x, UnivariateConfig(period=0))
+    assert np.array_equal(np.flatnonzero(full.is_anomaly), spikes)
+    capped = detect_entire(x, UnivariateConfig(period=0, max_anomaly_ratio=0.05))
+    most_severe = np.sort(np.argsort(-full.severity)[:10])
+    assert np.array_equal(np.flatnonzero(capped.is_anomaly), most_severe)
+    assert set(most_severe) <= set(spikes[5:].tolist())  # the smallest spikes go first
+    assert (capped.severity[~capped.is_anomaly] == 0).all()
+
+
+def test_severity_grows_with_the_distance_outside_the_band() -> None:
+    x = _noise(300, seed=2)
+    x[100] += 8
+    x[200] += 30
+    result = detect_entire(x, UnivariateConfig(period=0))
+    assert np.flatnonzero(result.is_anomaly).tolist() == [100, 200]
+    assert 0 < result.severity[100] < result.severity[200] < 1
+
+
+def test_missing_values_are_never_flagged_but_get_expectations() -> None:
+    x = _seasonal()
+    x[123] += 6
+    x[301] -= 6
+    x[[50, 51, 52, 200, 301]] = np.nan  # the dip at 301 goes missing
+    result = detect_entire(x, UnivariateConfig(period=50))
+    assert np.flatnonzero(result.is_anomaly).tolist() == [123]
+    assert np.isfinite(result.expected_values).all()
+    assert np.isfinite(result.upper_margins).all() and np.isfinite(result.lower_margins).all()
+    assert abs(result.expected_values[51] - (10 + 5 * np.sin(2 * np.pi * 51 / 50))) < 1.0
+
+
+def test_level_shift_is_flagged_at_its_start_then_adapted_to() -> None:
+    x = _noise(500, seed=3)
+    x[250:] += 8
+    result = detect_entire(x, UnivariateConfig(period=0))
+    assert np.flatnonzero(result.is_anomaly).tolist() == [250]
+    # At the onset the expectation is the old level; afterwards the new one.
+    assert abs(result.expected_values[250] - 10) < 1.0
+    assert abs(result.expected_values[300] - 18) < 1.0
+
+
+def test_flatline_is_flagged_inside_the_stuck_stretch_only() -> None:
+    x = _noise(600, seed=4)
+    x[300:340] = x[299]
+    flagged = np.flatnonzero(detect_entire(x, UnivariateConfig(period=0)).is_anomaly)
+    assert flagged.size > 0
+    assert flagged.min() > 299 and flagged.max() < 340
+
+
+def test_normal_bursts_of_a_sub_meter_are_not_flagged_but_an_extreme_one_is() -> None:
+    rng = np.random.default_rng(6)
+    x = np.zeros(2000)
+    start = 30
+    while start < 1990:  # mostly zero, an appliance every hour or two
+        x[start : start + int(rng.integers(3, 15))] = rng.integers(30, 40)
+        start += int(rng.integers(40, 160))
+    x[1233:1236] = [0, 150, 0]
+    assert np.flatnonzero(detect_entire(x, UnivariateConfig()).is_anomaly).tolist() == [1234]
+
+
+def test_constant_series_with_one_blip() -> None:
+    x = np.full(100, 3.0)
+    x[40] = 4.0
+    result = detect_entire(x, UnivariateConfig())
+    assert np.flatnonzero(result.is_anomaly).tolist() == [40]
+    assert np.allclose(result.expected_values, 3.0)
+
+
+def test_last_judges_the_final_point_like_entire() -> None:
+    x = _noise(300, seed=9)
+    x[-1] = 20
+    last = detect_last(x, UnivariateConfig(period=0))
+    entire = detect_entire(x, UnivariateConfig(period=0))
+    assert last.is_anomaly and last.is_positive_anomaly and not last.is_negative_anomaly
+    assert entire.is_anomaly[-1]
+    assert 0 < last.severity < 1
+    assert abs(last.expected_value - 10) < 1.0
+    assert abs(last.expected_value - entire.expected_values[-1]) < 1.0
+    assert last.suggested_window >= 12
+
+    x[-1] = 10.2
+    last = detect_last(x, UnivariateConfig(period=0))
+    assert not last.is_anomaly and last.severity == 0.0
+    assert not detect_entire(x, UnivariateConfig(period=0)).is_anomaly[-1]
+
+
+def test_last_uses_the_season_one_cycle_back() -> None:
+    x = _seasonal(400, 50)
+    last = detect_last(x, UnivariateConfig(period=50))
+    assert last.period == 50
+    assert abs(last.expected_value - (10 + 5 * np.sin(2 * np.pi * 399 / 50))) < 1.0
+    assert not last.is_anomaly
+    x[-1] -= 6
+    assert detect_last(x, UnivariateConfig(period=50)).is_negative_anomaly
+
+
+def test_last_of_a_missing_point_is_not_an_anomaly() -> None:
+    x = _noise(100, seed=1)
+    x[-1] = np.nan
+    last = detect_last(x, UnivariateConfig())
+    assert not last.is_anomaly and np.isfinite(last.expected_value)
+
+
+def test_bad_input_and_configuration_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least 12"):
+        detect_entire(np.ones(11), UnivariateConfig())
+    with pytest.raises(ValueError, match="at least 12"):
+        detect_last(np.ones((20, 2)), UnivariateConfig())
+    with pytest.raises(ValueError, match="sensitivity"):
+        UnivariateConfig(sensitivity=100)
+    with pytest.raises(ValueError, match="max_anomaly_ratio"):
+        UnivariateConfig(max_anomaly_ratio=0.6)
+    with pytest.raises(ValueError, match="period"):
+        UnivariateConfig(period=-1)
+
+
+def test_period_longer_than_half_the_series_is_ignored() -> None:
+    x = _noise(100, seed=8)
+    assert detect_entire(x, UnivariateConfig(period=60)).period == 0
+
+
+def _positive_skewed(n: int, seed: int = 3) -> np.ndarray:
+    """A busy positive meter (power, flow): never near zero, heavy upper tail."""
+    return 0.3 + np.random.default_rng(seed).gamma(1.0, 1.5, n)
+
+
+def test_dropout_of_a_positive_series_is_flagged_inside_a_wide_band() -> None:
+    x = _positive_skewed(1500)
+    x[[700, 701]] = 0.0  # the meter reports 0
+    result = detect_entire(x, UnivariateConfig(period=0))
+    # The band is wide enough to hold 0 (the series is busy), yet a reading far below
+    # anything the series shows is a dropout.
+    assert result.expected_values[700] - result.lower_margins[700] < 0
+    assert np.flatnonzero(result.is_anomaly).tolist() == [700, 701]
+    assert result.is_negative_anomaly[[700, 701]].all()
+    assert detect_last(x[:701], UnivariateConfig(period=0)).is_anomaly
+    assert not detect_last(x[:700], UnivariateConfig(period=0)).is_anomaly
+
+
+def test_series_reaching_zero_have_no_dropout_floor() -> None:
+    x = _positive_skewed(1500) - 0.3  # now reaching 0 now and then
+    x[[700, 701]] = 0.0
+    assert not detect_entire(x, UnivariateConfig(period=0)).is_anomaly[[700, 701]].any()
+
+
+def test_heater_cycling_on_busy_evenings_is_not_flagged() -> None:
+    rng = np.random.default_rng(4)
+    p = 1440
+    t = np.arange(6 * p)
+    x = 0.8 + 0.2 * np.sin(2 * np.pi * t / p) + rng.normal(0, 0.03, t.size)
+    for day in range(6):  # every evening a thermostat switches a 2 kW heater on and off
+        pos = day * p + 1000 + int(rng.integers(0, 120))
+        end = pos + int(rng.integers(60, 200))
+        while pos < end:
+            on = int(rng.integers(2, 10))
+            x[pos : pos + on] += rng.uniform(1.8, 2.6)
+            pos += on + int(rng.integers(2, 12))
+    # Its switching makes steps far larger than the quiet noise, but they are this series'
+    # normal behaviour where it is busy: none is a level shift.
+    assert not detect_entire(x, UnivariateConfig(period=p)).is_anomaly.any()
+
+
+def test_a_stuck_sub_meter_is_flagged_even_when_its_run_is_the_longest_in_the_window() -> None:
+    # The first day of the synthetic kitchen meter: mostly 0 with short appliance bursts, and
+    # stuck at 37 for three hours (a labelled flat-line). In a one-day window the stuck run is
+    # the longest run there is: it must not set its own threshold.
+    from shared.demo.household import household
+
+    kitchen = household(days=4, seed=0)["kitchen"]
+    (stuck,) = [e for e in kitchen.events if e.kind == "flatline"]
+    result = detect_entire(kitchen.values[:1440], UnivariateConfig(sensitivity=95))
+    assert result.is_anomaly[stuck.start : stuck.end + 1].mean() > 0.9
+    assert not result.is_anomaly[: stuck.start].any()
