@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 TOOLS_STAMP := .venv-tools/.installed
 
-.PHONY: demo test lint typecheck bench azurite clean
+.PHONY: demo test check unit bench azurite clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml package.json
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,11 +24,19 @@ demo: $(STAMP)
 $(TOOLS_STAMP): requirements-tools.txt
 	scripts/tools-venv.sh $(PY)
 
-## make test: lint, type-check and run every test tier (Azurite is started by the tests)
-test: $(STAMP) $(TOOLS_STAMP)
+## make check: the fast static checks (lint, format, strict types, the import-layer contract)
+check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## make unit: the fast unit tier only (no Azurite)
+unit: $(STAMP)
+	$(BIN)/pytest -q -m unit
+
+## make test: check, then every test tier (Azurite is started by the tests)
+test: check $(TOOLS_STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
