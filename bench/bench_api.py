@@ -4,8 +4,7 @@
   tutorial's ``power.csv``, one-minute steps) through the ASGI application in-process (key check,
   size-limited body read, JSON parsing, routing, the worker-thread hop, JSON rendering), minus
   the same detection called directly (:func:`shared.univariate.contract.detect_entire_v11` on the
-  body
-  already decoded: the engine alone). Calls are interleaved (API, direct, API, ...) and the
+  body already decoded: the engine alone). Calls are interleaved (API, direct, API, ...) and the
   figure is the median of the paired differences, so drifts in machine load cancel out.
   Target: <= 2 ms.
 * ``api_rps`` / ``api_p99_ms``: ``meterwatch serve`` runs in a child process (uvicorn, one

@@ -164,8 +164,7 @@ def paired_rates(
 
 
 def to_raw_events(specs: Sequence[EventSpec]) -> list[Any]:
-    """Wrap simulated deliveries in ``shared.telemetry.ingest.RawEvent`` (partition 3, IoT Hub
-    metadata).
+    """Wrap simulated deliveries in ``RawEvent`` (partition 3, IoT Hub metadata).
 
     Raises:
         NotAvailable: ``shared.telemetry.ingest`` (or its ``RawEvent``/``prepare_batch``) is

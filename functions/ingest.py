@@ -1,11 +1,10 @@
 """Event Hub trigger: telemetry batches in, raw batch blobs and dead letters out.
 
 The trigger decodes the binding's ``EventHubEvent`` objects into
-:class:`shared.telemetry.events.RawEvent`
-values and hands the batch to :func:`shared.telemetry.ingest.ingest_batch`. Bad events are
-dead-lettered
-there; storage failures raise, so the retry policy below re-runs the batch before the
-checkpoint moves (deterministic blob names make the re-run overwrite, not duplicate).
+:class:`shared.telemetry.events.RawEvent` values and hands the batch to
+:func:`shared.telemetry.ingest.ingest_batch`. Bad events are dead-lettered there; storage
+failures raise, so the retry policy below re-runs the batch before the checkpoint moves
+(deterministic blob names make the re-run overwrite, not duplicate).
 """
 
 from __future__ import annotations

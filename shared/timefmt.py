@@ -173,8 +173,7 @@ def to_datetime64(value: Any, field_name: str = "timestamp") -> np.datetime64:
 
 
 def as_datetime(stamp: np.datetime64) -> datetime:
-    """A ``datetime64`` as an aware UTC ``datetime`` (what
-    :func:`shared.multivariate.datasets.align` takes)."""
+    """A ``datetime64`` as an aware UTC ``datetime`` (what ``datasets.align`` takes)."""
     seconds = int(stamp.astype("datetime64[s]").astype(np.int64))
     return datetime.fromtimestamp(seconds, UTC)
 

@@ -1,15 +1,13 @@
 """The multivariate routes: train, list, get, delete, batch detect, results, last detect, export.
 
 Everything here is plumbing around the multivariate use cases of
-:mod:`shared.multivariate.pipeline`,
-:mod:`shared.multivariate.registry` and :mod:`shared.multivariate.workflow`; nothing is implemented
-twice:
+:mod:`shared.multivariate.pipeline`, :mod:`shared.multivariate.registry` and
+:mod:`shared.multivariate.workflow`; nothing is implemented twice:
 
 * **Train** (``POST multivariate/models``): the ``dataSource`` passes the policy of
   :mod:`shared.api.datasource`, its bytes are hashed, and the request becomes the same
   :class:`~shared.multivariate.workflow.TrainingRequest` an uploaded zip becomes (deterministic
-  instance
-  and model ids). The model is registered at once by the orchestration's own ``prepare``
+  instance and model ids). The model is registered at once by the orchestration's own ``prepare``
   activity (so ``GET`` right after the 201 finds it, CREATED, or FAILED with the coded error of
   a bad dataset), then the training orchestration is started (prepare → train → monitor →
   detect → export → summary) by the Durable host in the function app, or by the in-process
@@ -642,9 +640,8 @@ class InProcessStarter:
     """Runs the training and detection orchestrations in background threads (``serve``).
 
     The orchestrator generators (:mod:`shared.multivariate.workflow`, :mod:`shared.api.batch`) are
-    driven
-    by :class:`shared.multivariate.local_runner.LocalTaskHub`, the runner the demo and the tests
-    use;
+    driven by :class:`shared.multivariate.local_runner.LocalTaskHub`, the runner the demo and
+    the tests use;
     instances that are still running report ``Running`` so a duplicate request does not start
     a second run.
 

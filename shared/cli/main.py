@@ -1,8 +1,8 @@
 """The ``meterwatch`` command line: detect, simulate, demo (and the multivariate commands).
 
 Every command calls the same use cases as the triggers (``shared.univariate.detect``,
-``shared.telemetry.ingest``);
-there is no second implementation here, only argument parsing and file formats.
+``shared.telemetry.ingest``); there is no second implementation here, only argument parsing
+and file formats.
 """
 
 from __future__ import annotations

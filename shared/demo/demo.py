@@ -6,8 +6,8 @@
 3. Turn it into device messages as a meter would send them (multi-metric JSON, a few readings
    lost, a few delivered twice, one malformed message) and replay them batch by batch through
    the same use cases the triggers call: :func:`shared.telemetry.ingest.ingest_batch` (Event Hub
-   trigger)
-   then :func:`shared.univariate.detect.detect_raw_batch` for every raw blob written (blob trigger).
+   trigger) then :func:`shared.univariate.detect.detect_raw_batch` for every raw blob written
+   (blob trigger).
 4. Read the stored results back, write a CSV and a picture per series, and a precision/recall
    table against the labels.
 

@@ -7,8 +7,7 @@
    the orchestration unless it exists. The orchestration is the real one
    (:func:`shared.multivariate.workflow.training_orchestration`), run in-process by
    :mod:`shared.multivariate.local_runner` through the same activity functions the Durable host
-   calls.
-   A second, duplicate trigger shows that it does not train twice.
+   calls. A second, duplicate trigger shows that it does not train twice.
 3. Read the stored v1.1 result back, write it as JSON and CSV with the export zip and the
    root-cause picture, and score the flags against the injected anomalies: how many labelled
    events were found, and how often the top contributor was the meter the anomaly was put in.

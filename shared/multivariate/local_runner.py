@@ -10,8 +10,7 @@ real runtime could not carry fails here too.
 
 :class:`LocalTaskHub` adds what a Durable client sees: instances by id with a runtime status,
 so the "start only if new" rule of the triggers (:func:`shared.multivariate.workflow.should_start`)
-runs
-here unchanged.
+runs here unchanged.
 """
 
 from __future__ import annotations

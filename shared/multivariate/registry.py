@@ -374,7 +374,7 @@ class ModelRegistry:
             )
         models: list[dict[str, Any]] = []
         for name in self.store.list_names(self.models_container):
-            if not name.endswith("/model.json"):
+            if not name.endswith("/" + MODEL_OBJECT):
                 continue
             document = self.store.get_json_or_none(BlobRef(self.models_container, name))
             if document is not None:  # deleted between listing and reading

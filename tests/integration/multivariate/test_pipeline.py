@@ -2,8 +2,8 @@
 
 Uploads go to the training container and through the blob trigger's own request builder
 (:func:`functions.multivariate.upload_request`, fed a real ``InputStream``); the orchestration
-is the real generator, run in process by :mod:`shared.multivariate.local_runner` with the real
-activities.
+is the real generator, run in process by :mod:`shared.multivariate.local_runner` with the
+real activities.
 """
 
 from __future__ import annotations
