@@ -23,11 +23,7 @@ from shared.engine.multivariate import (
     MultivariatePoint,
 )
 from shared.errors import DatasetError, json_type
-from shared.multivariate.datasets import (
-    AlignPolicy,
-    Dataset,
-    align,
-)
+from shared.multivariate.datasets import AlignPolicy, Dataset, align
 from shared.multivariate.payloads import DetectionJob
 from shared.multivariate.spec import MAX_TOP_CONTRIBUTORS, whole_number
 from shared.multivariate.statuses import FAILED, READY

@@ -20,10 +20,7 @@ from shared.engine.multivariate import (
     MultivariateModel,
 )
 from shared.errors import DatasetError, ModelError
-from shared.multivariate.datasets import (
-    MIB,
-    AlignPolicy,
-)
+from shared.multivariate.datasets import MIB, AlignPolicy
 from shared.multivariate.statuses import READY
 from shared.multivariate.training import TrainedModel, diagnostics_info, model_info
 from shared.timefmt import format_time, utc_now

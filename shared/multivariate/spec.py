@@ -27,9 +27,7 @@ from shared.engine.multivariate import (
     SLIDING_WINDOW_RANGE,
 )
 from shared.errors import DatasetError
-from shared.multivariate.datasets import (
-    AlignPolicy,
-)
+from shared.multivariate.datasets import AlignPolicy
 from shared.timefmt import iso, optional_time, to_datetime64
 
 logger = logging.getLogger(__name__)

@@ -19,14 +19,9 @@ from shared.engine.multivariate import (
     MultivariateModel,
 )
 from shared.errors import DatasetError
-from shared.multivariate.datasets import (
-    MIB,
-    Dataset,
-    DatasetLimits,
-    align,
-    load_dataset,
-)
+from shared.multivariate.datasets import MIB, Dataset, DatasetLimits, align
 from shared.multivariate.spec import TrainingSpec, Windows, data_schema_of, resolve_windows
+from shared.multivariate.uploads import load_dataset
 from shared.settings import Settings
 from shared.timefmt import as_datetime, iso
 

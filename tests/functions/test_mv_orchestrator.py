@@ -23,7 +23,7 @@ import pytest
 from azure.durable_functions.constants import DATETIME_STRING_FORMAT
 from azure.durable_functions.models.actions.ActionType import ActionType
 
-from functions.multivariate import HTTP_STARTER, STATUS_QUERY, UPLOAD_TRIGGER, upload_request
+from functions.multivariate import upload_request
 from shared.multivariate.activities import TrainingActivities
 from shared.multivariate.local_runner import LocalRetry, run_orchestration, training_activities
 from shared.multivariate.payloads import TrainingRequest
@@ -32,13 +32,16 @@ from shared.multivariate.workflow import (
     DETECT_ACTIVITY,
     EXPORT_ACTIVITY,
     FAIL_ACTIVITY,
+    HTTP_STARTER,
     ORCHESTRATOR,
     PREPARE_ACTIVITY,
     RETRY_FIRST_INTERVAL_MS,
     RETRY_MAX_ATTEMPTS,
     STATUS_ACTIVITY,
+    STATUS_QUERY,
     SUMMARY_ACTIVITY,
     TRAIN_ACTIVITY,
+    UPLOAD_TRIGGER,
     training_orchestration,
 )
 from shared.settings import Settings

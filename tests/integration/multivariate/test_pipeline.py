@@ -261,7 +261,8 @@ def test_a_one_table_csv_with_a_spec_in_blob_metadata(chain: Chain) -> None:
         },
     )
     run = chain.trigger(request)
-    assert run is not None and run.output["status"] == "READY", run.output
+    assert run is not None
+    assert run.output["status"] == "READY", run.output
     info = chain.registry.get(request.model_id)["modelInfo"]
     assert info["dataSchema"] == "OneTable" and info["slidingWindow"] == 60
     assert info["alignPolicy"]["fillNAMethod"] == "Previous"
