@@ -76,7 +76,7 @@ class BatchDetection:
 
 
 def setup_info(
-    data_source: str, top_contributor_count: int, start: Any, end: Any
+    data_source: str, top_contributor_count: int, start: object, end: object
 ) -> dict[str, Any]:
     """The v1.1 ``setupInfo`` of a batch detection."""
     return {
@@ -138,7 +138,7 @@ def failed_result(
     }
 
 
-def result_id_for(model_id: str, start: Any, end: Any, top: int, sha256: str = "") -> str:
+def result_id_for(model_id: str, start: object, end: object, top: int, sha256: str = "") -> str:
     """A deterministic ``resultId``: the same model, window and data give the same id."""
     key = f"{model_id}\n{iso(start)}\n{iso(end)}\n{top}\n{sha256}"
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "meterwatch:mv-result:" + key))
@@ -149,8 +149,8 @@ def detect_batch(
     series: Mapping[str, pd.Series],
     policy: AlignPolicy,
     *,
-    start: Any = None,
-    end: Any = None,
+    start: object = None,
+    end: object = None,
     top_contributor_count: int | None = None,
     data_source: str = "",
     result_id: str | None = None,
@@ -330,7 +330,7 @@ MAX_LAST_VARIABLES = 300
 MAX_LAST_POINTS = 2880 * 4
 
 
-def detecting_points(value: Any, available: int) -> int:
+def detecting_points(value: object, available: int) -> int:
     """How many trailing timestamps to judge (``detectingPoints`` of the preview; v1.1: 1)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise DatasetError(
@@ -339,7 +339,7 @@ def detecting_points(value: Any, available: int) -> int:
     return min(value, available)
 
 
-def required_time(value: Any, field_name: str, code: str) -> np.datetime64:
+def required_time(value: object, field_name: str, code: str) -> np.datetime64:
     """A required ISO 8601 time of a detection request, or a DatasetError with ``code``."""
     if not isinstance(value, str) or not value.strip():
         raise DatasetError(
@@ -351,7 +351,7 @@ def required_time(value: Any, field_name: str, code: str) -> np.datetime64:
         raise DatasetError(exc.message, code) from exc
 
 
-def parse_variables(value: Any) -> dict[str, pd.Series]:
+def parse_variables(value: object) -> dict[str, pd.Series]:
     """The ``variables`` of a detect-last request as raw series (v1.1 and preview names)."""
     if not isinstance(value, list) or not value:
         raise DatasetError(
@@ -421,7 +421,7 @@ def parse_variables(value: Any) -> dict[str, pd.Series]:
     return series
 
 
-def top_contributors(value: Any) -> int:
+def top_contributors(value: object) -> int:
     """A request's ``topContributorCount`` (1 to 300), or a DatasetError."""
     return whole_number(
         value, "topContributorCount", 1, MAX_TOP_CONTRIBUTORS, "InvalidTopContributorCount"

@@ -348,7 +348,7 @@ def resolve_windows(spec: TrainingSpec, timestamps: np.ndarray) -> Windows:
     return Windows(train_start, train_end, detect_start, detect_end)
 
 
-def whole_number(value: Any, field_name: str, low: int, high: int, code: str) -> int:
+def whole_number(value: object, field_name: str, low: int, high: int, code: str) -> int:
     """``value`` as a whole number in ``[low, high]``, or a DatasetError with ``code``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DatasetError(
