@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import DatasetError
+from shared.multivariate.payloads import JSONObject
 from shared.timefmt import bound_datetime64, iso_or_open
 
 logger = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ class AlignPolicy:
             padding_value=padding,
         )
 
-    def to_v11(self) -> dict[str, Any]:
+    def to_v11(self) -> JSONObject:
         """Return the policy as the v1.1 JSON object."""
         return {
             "alignMode": self.align_mode,

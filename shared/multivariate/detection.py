@@ -24,7 +24,7 @@ from shared.engine.multivariate import (
 )
 from shared.errors import DatasetError, json_type
 from shared.multivariate.datasets import AlignPolicy, Dataset, align
-from shared.multivariate.payloads import DetectionJob
+from shared.multivariate.payloads import DetectionJob, JSONObject
 from shared.multivariate.spec import MAX_TOP_CONTRIBUTORS, whole_number
 from shared.multivariate.statuses import FAILED, READY
 from shared.timefmt import as_datetime, iso, to_datetime64
@@ -59,7 +59,7 @@ class BatchDetection:
         """The anomalous points, in time order."""
         return [point for point in self.points if point.is_anomaly]
 
-    def to_v11(self) -> dict[str, Any]:
+    def to_v11(self) -> JSONObject:
         """The v1.1 batch result (``resultId``, ``summary``, ``results``)."""
         return {
             "resultId": self.result_id,
@@ -77,7 +77,7 @@ class BatchDetection:
 
 def setup_info(
     data_source: str, top_contributor_count: int, start: object, end: object
-) -> dict[str, Any]:
+) -> JSONObject:
     """The v1.1 ``setupInfo`` of a batch detection."""
     return {
         "dataSource": data_source,
@@ -87,7 +87,7 @@ def setup_info(
     }
 
 
-def variable_states(window: Dataset) -> list[dict[str, Any]]:
+def variable_states(window: Dataset) -> list[JSONObject]:
     """v1.1 ``variableStates`` of the data a detection judged."""
     if len(window) == 0:
         return []
@@ -103,7 +103,7 @@ def variable_states(window: Dataset) -> list[dict[str, Any]]:
     ]
 
 
-def pending_result(job: DetectionJob) -> dict[str, Any]:
+def pending_result(job: DetectionJob) -> JSONObject:
     """The v1.1 batch result of an accepted detection that has not run yet (status CREATED)."""
     return {
         "resultId": job.result_id,
@@ -124,7 +124,7 @@ def pending_result(job: DetectionJob) -> dict[str, Any]:
 
 def failed_result(
     result_id: str, setup: Mapping[str, Any], errors: Sequence[Mapping[str, str]]
-) -> dict[str, Any]:
+) -> JSONObject:
     """A v1.1 batch result whose detection failed (``summary.status`` FAILED, no results)."""
     return {
         "resultId": result_id,
@@ -262,7 +262,7 @@ def result_csv(result: Mapping[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def top_anomalies(result: Mapping[str, Any], count: int = 5) -> list[dict[str, Any]]:
+def top_anomalies(result: Mapping[str, Any], count: int = 5) -> list[JSONObject]:
     """The ``count`` most severe anomalies of a v1.1 batch result, with their top contributors."""
     flagged = [
         item for item in result.get("results", []) if (item.get("value") or {}).get("isAnomaly")
@@ -282,7 +282,7 @@ def top_anomalies(result: Mapping[str, Any], count: int = 5) -> list[dict[str, A
     ]
 
 
-def _point_v11(point: MultivariatePoint) -> dict[str, Any]:
+def _point_v11(point: MultivariatePoint) -> JSONObject:
     return {
         "timestamp": iso(point.timestamp),
         "value": {

@@ -28,6 +28,7 @@ from shared.engine.multivariate import (
 )
 from shared.errors import DatasetError
 from shared.multivariate.datasets import AlignPolicy
+from shared.multivariate.payloads import JSONObject
 from shared.timefmt import iso, optional_time, to_datetime64
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class TrainingSpec:
     display_name: str = ""
     data_schema: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """The spec with v1.1 field names (times as ISO 8601 ``Z``; unset times left out)."""
         document: dict[str, Any] = {
             "slidingWindow": self.sliding_window,
@@ -202,7 +203,7 @@ def parse_training_spec(document: Mapping[str, Any] | None) -> TrainingSpec:
     )
 
 
-def spec_from_metadata(metadata: Mapping[str, str]) -> dict[str, Any]:
+def spec_from_metadata(metadata: Mapping[str, str]) -> JSONObject:
     """Turn blob metadata into a training-spec object (v1.1 names).
 
     Metadata values are text and cannot nest, so the align policy comes as the flat keys
