@@ -140,6 +140,28 @@ class BlobStore:
             metadata=metadata,
         )
 
+    def put_bytes_if_absent(
+        self, ref: BlobRef, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> bool:
+        """Create a blob only if it does not exist yet (one request either way).
+
+        For blobs whose name determines their content (raw batches, dead letters): a
+        redelivery finds the blob there and writes nothing, so no second blob trigger fires.
+
+        Returns:
+            ``False`` when the blob already existed (nothing written).
+        """
+        try:
+            self.container(ref.container).upload_blob(
+                ref.name,
+                data,
+                overwrite=False,
+                content_settings=ContentSettings(content_type=content_type),
+            )
+        except ResourceExistsError:
+            return False
+        return True
+
     def put_json(self, ref: BlobRef, document: Any) -> None:
         """Write a JSON document (compact, keys in insertion order)."""
         data = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()

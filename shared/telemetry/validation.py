@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TypeGuard
 
 from shared.errors import InputError, TelemetryError
 from shared.timefmt import canonical_timestamp
@@ -73,7 +74,7 @@ def checked_name(raw: object, what: str, error: type[InputError] = TelemetryErro
     return raw
 
 
-def is_known_name(raw: object) -> bool:
+def is_known_name(raw: object) -> TypeGuard[str]:
     """Whether ``raw`` is a name already accepted (the ingest's one-lookup fast path)."""
     return type(raw) is str and raw in _KNOWN_NAMES
 
