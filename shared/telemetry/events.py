@@ -21,18 +21,18 @@ whole (its original payload is kept, so nothing is lost).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from shared.errors import TelemetryError
 from shared.telemetry.validation import (
+    KNOWN_NAMES,
     READING_LIMIT,
     checked_name,
     checked_timestamp,
     checked_value,
-    is_known_name,
     looks_numeric,
 )
 from shared.timefmt import parse_timestamp
@@ -99,6 +99,8 @@ def parse_event(event: RawEvent) -> list[Reading]:
 
 
 _JSON = json.JSONDecoder()
+#: The decoder's C scanner (undocumented in typeshed, present in every CPython since 2.6).
+_SCAN: Callable[[str, int], tuple[Any, int]] = _JSON.scan_once  # type: ignore[attr-defined]
 
 #: ``((device_id, metric), canonical timestamp text, value)``: the series key comes ready-made,
 #: since ingest groups by it.
@@ -129,7 +131,13 @@ def parse_event_rows(event: RawEvent, stamp_cache: dict[Any, str]) -> list[Readi
         text = event.body.decode("utf-8")
         if text.startswith("\ufeff"):
             text = text[1:]
-        payload = _JSON.decode(text)
+        try:
+            # The scanner json.loads ends in, without its whitespace regexes (the hot path).
+            payload, end = _SCAN(text, 0)
+        except StopIteration:
+            payload, end = _JSON.decode(text), len(text)  # raises the proper error
+        if end != len(text) and not text[end:].isspace():
+            payload = _JSON.decode(text)  # trailing data: raises the proper error
     except (UnicodeDecodeError, ValueError) as exc:
         # ValueError includes integers of more than 4,300 digits (Python's int parsing limit).
         raise TelemetryError(f"Body is not UTF-8 JSON: {exc}", code="InvalidJson") from exc
@@ -156,7 +164,7 @@ def _rows_of(
     body: Mapping[str, Any], event: RawEvent, stamp_cache: dict[Any, str], out: list[ReadingRow]
 ) -> None:
     device_id = body.get("deviceId") or event.system_properties.get(IOTHUB_DEVICE_PROPERTY)
-    if not is_known_name(device_id):  # fast path: ids already accepted
+    if type(device_id) is not str or device_id not in KNOWN_NAMES:  # fast path: known ids
         device_id = _device_id(body, event)
     raw_stamp = body.get("timestamp")
     if raw_stamp is None or raw_stamp == "":
@@ -168,7 +176,7 @@ def _rows_of(
             stamp_cache[raw_stamp] = timestamp
     if "value" in body:
         metric = body.get("metric") or event.properties.get("metric") or "value"
-        if not is_known_name(metric):
+        if type(metric) is not str or metric not in KNOWN_NAMES:
             metric = checked_name(metric, "metric")
         raw_value = body["value"]
         kind = type(raw_value)
@@ -205,7 +213,7 @@ def _rows_of(
         if not -READING_LIMIT <= value <= READING_LIMIT:
             checked_value(value, key)
         found = True
-        metric = key if is_known_name(key) else checked_name(key, "metric")
+        metric = key if key in KNOWN_NAMES else checked_name(key, "metric")
         out.append(((device_id, metric), timestamp, value))
     if not found:
         raise TelemetryError(

@@ -7,7 +7,7 @@ delivered batch and the enqueued hour of its lowest-sequence event; a dead lette
 and sequence number. So a redelivered batch lands on the same names, and with create-only writes
 it costs one refused request per blob and fires no second blob trigger.
 
-Which reading a repeated timestamp keeps: events are taken in (sequence number, body) order and
+Which reading a repeated timestamp keeps: events are taken in sequence-number order and
 an event's readings in their position order, later ones winning, so the reading with the highest
 (sequence number, position) stays, whatever order the batch was delivered in.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,8 +62,8 @@ class IngestReport:
     already_written: int = 0
 
 
-def _delivery_order(event: RawEvent) -> tuple[int, bytes]:
-    return event.sequence_number, event.body
+#: Events in sequence order (a C-level key; a sequence number is one event, so ties are copies).
+_delivery_order = operator.attrgetter("sequence_number")
 
 
 def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:

@@ -56,7 +56,7 @@ def test_hostile_events_are_dead_lettered_and_the_batch_persists(
         for n in store.list_names(settings.deadletter_container)
     )
     assert codes == sorted(
-        ["InvalidJson", "InvalidValue", "InvalidTimestamp", "InvalidName", "InvalidName",
+        ["InvalidJson", "ValueOutOfRange", "InvalidTimestamp", "InvalidName", "InvalidName",
          "InvalidName", "ValueOutOfRange"]
     )  # fmt: skip
 

@@ -133,9 +133,9 @@ def test_redelivery_in_another_order_and_resplit_gives_identical_bytes() -> None
 HOSTILE_BODIES: list[tuple[bytes, str]] = [
     (b"[" * 50_000 + b"]" * 50_000, "InvalidJson"),  # RecursionError before
     (b'{"deviceId":"m1","timestamp":"2026-11-01T10:00:00Z","value":' + b"9" * 309 + b"}",
-     "InvalidValue"),  # OverflowError before
+     "ValueOutOfRange"),  # OverflowError before
     (b'{"deviceId":"m1","timestamp":"2026-11-01T10:00:00Z","power":' + b"9" * 400 + b"}",
-     "InvalidValue"),
+     "ValueOutOfRange"),
     (b'{"deviceId":"m1","timestamp":' + b"9" * 309 + b',"value":1}', "InvalidTimestamp"),
     (b'{"deviceId":"m1","timestamp":"2026-11-01T10:00:00Z","metric":["x"],"value":1}',
      "InvalidName"),  # TypeError before
