@@ -100,8 +100,7 @@ def checked_value(raw: object, what: str, error: type[InputError] = TelemetryErr
             value = float(raw)  # type: ignore[arg-type]
         except OverflowError as exc:  # an integer beyond any float
             raise error(
-                f"Field {what!r} is {_excerpt(raw)}: readings must lie within "
-                f"±{READING_LIMIT:g}.",
+                f"Field {what!r} is {_excerpt(raw)}: readings must lie within ±{READING_LIMIT:g}.",
                 "ValueOutOfRange",
             ) from exc
         except ValueError as exc:
@@ -110,8 +109,7 @@ def checked_value(raw: object, what: str, error: type[InputError] = TelemetryErr
             ) from exc
         if math.isinf(value) and "inf" not in str(raw).lower():  # "9" * 400 as text
             raise error(
-                f"Field {what!r} is {_excerpt(raw)}: readings must lie within "
-                f"±{READING_LIMIT:g}.",
+                f"Field {what!r} is {_excerpt(raw)}: readings must lie within ±{READING_LIMIT:g}.",
                 "ValueOutOfRange",
             )
     else:
