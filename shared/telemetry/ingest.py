@@ -125,7 +125,7 @@ def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
         blobs.append(
             BatchBlob(raw_batch_v2_name(iso_epoch(enqueued), partition, first, last), data)
         )
-        readings += sum(len(series) for series in groups.values())
+        readings += sum(map(len, groups.values()))
     return PreparedBatch(blobs=blobs, dead_letters=dead, readings=readings, events=len(events))
 
 

@@ -181,7 +181,9 @@ def encode_raw_batch(
             continue
         if not readings:
             continue
-        stamps = sorted(readings, key=chronological)
+        stamps = sorted(readings)  # text order is time order while all have the same form
+        if any(len(stamp) != len(stamps[0]) for stamp in stamps):
+            stamps.sort(key=chronological)  # whole seconds mixed with fractions
         count += len(stamps)
         lines.append(
             f'{{"deviceId":"{device_id}","metric":"{metric}","timestamps":["'
