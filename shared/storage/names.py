@@ -14,6 +14,7 @@ Results container::
                                            changepoint.json|stream.json|summary.json
     {device}/{metric}/stream-state.json                                           stream state
     multivariate/{resultId}.json|.csv                                             mv results
+    anomalies/{YYYY-MM-DD}/{HH}/{writer}.jsonl                    anomaly log (append blobs)
 
 Models container::
 
@@ -89,3 +90,21 @@ def model_prefix(model_id: str) -> str:
 def multivariate_result_name(result_id: str, suffix: str = "json") -> str:
     """A multivariate batch result (``json`` or ``csv``) in the results container."""
     return f"{MULTIVARIATE_RESULTS_PREFIX}{result_id}.{suffix}"
+
+
+#: Folder of the anomaly log in the results container (one folder per UTC day of the anomaly).
+ANOMALY_LOG_PREFIX = "anomalies/"
+
+
+def anomaly_log_day_prefix(day: str) -> str:
+    """The anomaly log's folder of one UTC day (``YYYY-MM-DD``) of anomalies."""
+    return f"{ANOMALY_LOG_PREFIX}{day}/"
+
+
+def anomaly_log_name(day: str, hour: str, writer: str) -> str:
+    """One append blob of the anomaly log: a day and hour of anomalies, from one writer.
+
+    Writers (``live-p0``, ``entire``, ``multivariate``) append to blobs of their own, and an
+    hour per blob keeps each blob far below the 50,000 blocks an append blob may hold.
+    """
+    return f"{anomaly_log_day_prefix(day)}{hour}/{writer}.jsonl"
