@@ -15,6 +15,12 @@ Results container::
     {device}/{metric}/stream-state.json                                           stream state
     multivariate/{resultId}.json|.csv                                             mv results
     anomalies/{YYYY-MM-DD}/{HH}/{writer}.jsonl                    anomaly log (append blobs)
+    live/{raw batch name}.result.json                             live judgement of one batch
+    live-state/{shards:04d}/{shard:04d}.json                      stream states, one shard
+
+Dead-letter container, live detection::
+
+    live/{raw batch name}.json                                    unreadable blob / rejected
 
 Models container::
 
@@ -108,3 +114,22 @@ def anomaly_log_name(day: str, hour: str, writer: str) -> str:
     hour per blob keeps each blob far below the 50,000 blocks an append blob may hold.
     """
     return f"{anomaly_log_day_prefix(day)}{hour}/{writer}.jsonl"
+
+
+def live_result_name(raw_name: str) -> str:
+    """The live judgement of one raw batch (results container), named after the batch."""
+    return f"live/{raw_name}.result.json"
+
+
+def live_state_shard_name(shard: int, shards: int) -> str:
+    """One shard of the stream states (results container).
+
+    The shard count is in the path: changing ``LIVE_STATE_SHARDS`` starts new shards instead of
+    mixing two layouts in one document.
+    """
+    return f"live-state/{shards:04d}/{shard:04d}.json"
+
+
+def live_dead_letter_name(raw_name: str) -> str:
+    """What live detection refused of one raw batch (dead-letter container)."""
+    return f"live/{raw_name}.json"
