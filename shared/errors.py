@@ -7,6 +7,7 @@ Anomaly Detector v1.1 error code where the service had one) and a message that s
     ├── ConfigurationError               a missing or malformed app setting (names the setting)
     ├── InputError                       bad input from a user or device (coded, never retried)
     │   ├── TelemetryError               one bad event: not JSON, missing field, NaN, bad timestamp
+    │   ├── RawBatchError                a raw blob that cannot be read (empty, truncated, schema)
     │   ├── DetectionRequestError        a v1.1 request the engine refuses (InvalidSeries, ...)
     │   ├── CsvFormatError               a CSV file that is not ``timestamp,value`` shaped
     │   ├── DatasetError                 a multivariate dataset or zip that cannot be used
@@ -59,6 +60,17 @@ class TelemetryError(InputError):
     """One telemetry event cannot be used (it is dead-lettered with this reason)."""
 
     default_code = "InvalidTelemetry"
+
+
+class RawBatchError(InputError):
+    """A raw blob cannot be read as a batch of readings; the blob trigger dead-letters it whole.
+
+    Codes: ``EmptyBlob``, ``InvalidGzip``, ``TooLarge``, ``InvalidEncoding``, ``InvalidJson``,
+    ``InvalidSchema``, ``UnsupportedVersion``, ``InvalidName``, ``InvalidValue``,
+    ``InvalidTimestamp``, ``InvalidAvro``.
+    """
+
+    default_code = "InvalidRawBatch"
 
 
 class DetectionRequestError(InputError):

@@ -2,7 +2,12 @@
 
 Raw container (ingest)::
 
-    {device}/{metric}/{YYYY-MM-DD}/p{partition}-{first:020d}-{last:020d}.json   raw batch
+    batches/{YYYY}/{MM}/{DD}/{HH}/p{partition}-{first:020d}-{last:020d}.jsonl.gz  raw batch v2
+    {device}/{metric}/{YYYY-MM-DD}/p{partition}-{first:020d}-{last:020d}.json   raw batch v1 (old)
+
+A v2 raw batch holds every valid reading of one delivered batch (all devices and metrics); its
+hour is the enqueued time (UTC) of the batch's lowest-sequence event, so a reading with a stray
+timestamp cannot move the batch out of sight. v1 names are still parsed for the archive.
 
 Dead-letter container::
 
@@ -44,10 +49,40 @@ MODEL_EXPORT = "export.zip"
 MODEL_SUMMARY = "summary.json"
 
 
+#: Folder of the v2 raw batches in the raw container.
+RAW_BATCHES_PREFIX = "batches/"
+#: File suffix of a v2 raw batch (gzip of JSON lines).
+RAW_BATCH_SUFFIX = ".jsonl.gz"
+
+
+def raw_batch_v2_name(enqueued_time: float, partition_id: str, first: int, last: int) -> str:
+    """Return the deterministic v2 raw batch blob name (one blob per delivered batch).
+
+    ``batches/{YYYY}/{MM}/{DD}/{HH}/p{partition}-{first:020d}-{last:020d}.jsonl.gz``.
+
+    Args:
+        enqueued_time: Epoch seconds (UTC) at which the batch's lowest-sequence event was enqueued.
+        partition_id: The Event Hub partition.
+        first: The lowest sequence number of the delivered batch (bad events included).
+        last: The highest sequence number of the delivered batch.
+    """
+    return (
+        raw_hour_prefix(enqueued_time)
+        + raw_batch_stem(partition_id, first, last)
+        + RAW_BATCH_SUFFIX
+    )
+
+
+def raw_hour_prefix(enqueued_time: float) -> str:
+    """The folder of the v2 raw batches enqueued in one UTC hour (``batches/YYYY/MM/DD/HH/``)."""
+    text = format_timestamp(enqueued_time)
+    return f"{RAW_BATCHES_PREFIX}{text[0:4]}/{text[5:7]}/{text[8:10]}/{text[11:13]}/"
+
+
 def raw_batch_name(
     device_id: str, metric: str, first_timestamp: float, partition_id: str, first: int, last: int
 ) -> str:
-    """Return the deterministic raw batch blob name.
+    """Return the v1 raw batch blob name (one series per blob; kept to read the old archive).
 
     ``{device}/{metric}/{YYYY-MM-DD}/p{partition}-{first:020d}-{last:020d}.json``: the day of the
     batch's first reading lets detection list only recent days.
