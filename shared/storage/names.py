@@ -49,6 +49,9 @@ MODEL_EXPORT = "export.zip"
 MODEL_SUMMARY = "summary.json"
 
 
+#: Folder of the compacted per-device history in the raw container (not raw batches: the blob
+#: trigger skips it).
+RAW_HISTORY_PREFIX = "history/"
 #: Folder of the v2 raw batches in the raw container.
 RAW_BATCHES_PREFIX = "batches/"
 #: File suffix of a v2 raw batch (gzip of JSON lines).
