@@ -21,6 +21,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.core.pipeline import PipelineRequest
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
+from shared.errors import ConfigurationError
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,11 @@ def service_client(
     from azure.identity import DefaultAzureCredential  # only the cloud path needs it
 
     credential = DefaultAzureCredential(managed_identity_client_id=client_id or None)
-    assert service_uri  # checked by Settings
+    if not service_uri:  # Settings refuses this; a hand-built call may not
+        raise ConfigurationError(
+            "Missing app setting AzureWebJobsStorage: set a storage connection string or "
+            "AzureWebJobsStorage__blobServiceUri for identity-based access."
+        )
     return BlobServiceClient(service_uri, credential=credential, **options)
 
 
@@ -178,6 +183,28 @@ class BlobStore:
             content_settings=ContentSettings(content_type=content_type),
             metadata=metadata,
         )
+
+    def put_bytes_if_absent(
+        self, ref: BlobRef, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> bool:
+        """Create a blob only if it does not exist yet (one request either way).
+
+        For blobs whose name determines their content (raw batches, dead letters): a
+        redelivery finds the blob there and writes nothing, so no second blob trigger fires.
+
+        Returns:
+            ``False`` when the blob already existed (nothing written).
+        """
+        try:
+            self.container(ref.container).upload_blob(
+                ref.name,
+                data,
+                overwrite=False,
+                content_settings=ContentSettings(content_type=content_type),
+            )
+        except ResourceExistsError:
+            return False
+        return True
 
     def put_json(self, ref: BlobRef, document: Any) -> None:
         """Write a JSON document (compact, keys in insertion order)."""

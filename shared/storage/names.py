@@ -171,3 +171,12 @@ def live_state_shard_name(shard: int, shards: int) -> str:
 def live_dead_letter_name(raw_name: str) -> str:
     """What live detection refused of one raw batch (dead-letter container)."""
     return f"live/{raw_name}.json"
+
+
+#: Where the API stores datasets given as a local path or a blob folder (training container).
+MATERIALIZED_PREFIX = "api-datasets/"
+
+
+def materialized_dataset_name(sha256: str, name: str) -> str:
+    """Blob name of a dataset the API packed or copied: keyed by its content, so one copy each."""
+    return f"{MATERIALIZED_PREFIX}{sha256[:32]}/{name}"

@@ -62,7 +62,7 @@ def test_event_hub_trigger_persists_iot_hub_telemetry(
     settings = Settings.from_env(function_env)
     store = BlobStore.from_settings(settings)
     assert list(store.list_names(settings.raw_container)) == [
-        "iot-meter/power/2026-11-02/p2-00000000000000000500-00000000000000000530.json"
+        "batches/2026/11/02/00/p2-00000000000000000500-00000000000000000530.jsonl.gz"
     ]
     (letter,) = list(store.list_names(settings.deadletter_container))
     document = store.get_json(BlobRef(settings.deadletter_container, letter))
