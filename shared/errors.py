@@ -10,7 +10,8 @@ Anomaly Detector v1.1 error code where the service had one) and a message that s
     │   ├── RawBatchError                a raw blob that cannot be read (empty, truncated, schema)
     │   ├── DetectionRequestError        a v1.1 request the engine refuses (InvalidSeries, ...)
     │   ├── CsvFormatError               a CSV file that is not ``timestamp,value`` shaped
-    │   └── DatasetError                 a multivariate dataset or zip that cannot be used
+    │   ├── DatasetError                 a multivariate dataset or zip that cannot be used
+    │   └── AlertError                   an alert document that breaks ``meterwatch.alert/1``
     ├── ModelError                       a multivariate model that cannot serve the call
     │   ├── ModelNotFoundError           no model with that id (HTTP 404)
     │   └── ModelNotReadyError           the model exists but is not READY
@@ -91,6 +92,12 @@ class DatasetError(InputError):
     """A multivariate dataset (zip or one-table CSV) cannot be used for training or detection."""
 
     default_code = "InvalidDataset"
+
+
+class AlertError(InputError):
+    """An alert document is not a valid ``meterwatch.alert/1`` event (field, schema or id)."""
+
+    default_code = "InvalidAlert"
 
 
 class ModelError(MeterwatchError):

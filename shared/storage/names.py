@@ -19,6 +19,13 @@ Results container::
                                            changepoint.json|stream.json|summary.json
     {device}/{metric}/stream-state.json                                           stream state
     multivariate/{resultId}.json|.csv                                             mv results
+    anomalies/{YYYY-MM-DD}/{HH}/{writer}.jsonl                    anomaly log (append blobs)
+    live/{raw batch name}.result.json                             live judgement of one batch
+    live-state/{shards:04d}/{shard:04d}.json                      stream states, one shard
+
+Dead-letter container, live detection::
+
+    live/{raw batch name}.json                                    unreadable blob / rejected
 
 Models container::
 
@@ -42,6 +49,9 @@ MODEL_EXPORT = "export.zip"
 MODEL_SUMMARY = "summary.json"
 
 
+#: Folder of the compacted per-device history in the raw container (not raw batches: the blob
+#: trigger skips it).
+RAW_HISTORY_PREFIX = "history/"
 #: Folder of the v2 raw batches in the raw container.
 RAW_BATCHES_PREFIX = "batches/"
 #: File suffix of a v2 raw batch (gzip of JSON lines).
@@ -124,6 +134,43 @@ def model_prefix(model_id: str) -> str:
 def multivariate_result_name(result_id: str, suffix: str = "json") -> str:
     """A multivariate batch result (``json`` or ``csv``) in the results container."""
     return f"{MULTIVARIATE_RESULTS_PREFIX}{result_id}.{suffix}"
+
+
+#: Folder of the anomaly log in the results container (one folder per UTC day of the anomaly).
+ANOMALY_LOG_PREFIX = "anomalies/"
+
+
+def anomaly_log_day_prefix(day: str) -> str:
+    """The anomaly log's folder of one UTC day (``YYYY-MM-DD``) of anomalies."""
+    return f"{ANOMALY_LOG_PREFIX}{day}/"
+
+
+def anomaly_log_name(day: str, hour: str, writer: str) -> str:
+    """One append blob of the anomaly log: a day and hour of anomalies, from one writer.
+
+    Writers (``live-p0``, ``entire``, ``multivariate``) append to blobs of their own, and an
+    hour per blob keeps each blob far below the 50,000 blocks an append blob may hold.
+    """
+    return f"{anomaly_log_day_prefix(day)}{hour}/{writer}.jsonl"
+
+
+def live_result_name(raw_name: str) -> str:
+    """The live judgement of one raw batch (results container), named after the batch."""
+    return f"live/{raw_name}.result.json"
+
+
+def live_state_shard_name(shard: int, shards: int) -> str:
+    """One shard of the stream states (results container).
+
+    The shard count is in the path: changing ``LIVE_STATE_SHARDS`` starts new shards instead of
+    mixing two layouts in one document.
+    """
+    return f"live-state/{shards:04d}/{shard:04d}.json"
+
+
+def live_dead_letter_name(raw_name: str) -> str:
+    """What live detection refused of one raw batch (dead-letter container)."""
+    return f"live/{raw_name}.json"
 
 
 #: Where the API stores datasets given as a local path or a blob folder (training container).
