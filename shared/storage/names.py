@@ -3,11 +3,11 @@
 Raw container (ingest)::
 
     batches/{YYYY}/{MM}/{DD}/{HH}/p{partition}-{first:020d}-{last:020d}.jsonl.gz  raw batch v2
-    {device}/{metric}/{YYYY-MM-DD}/p{partition}-{first:020d}-{last:020d}.json   raw batch v1 (old)
+    {device}/{metric}/{YYYY-MM-DD}/p{partition}-{first:020d}-{last:020d}.json   raw batch v1 (read)
 
 A v2 raw batch holds every valid reading of one delivered batch (all devices and metrics); its
 hour is the enqueued time (UTC) of the batch's lowest-sequence event, so a reading with a stray
-timestamp cannot move the batch out of sight. v1 names are still parsed for the archive.
+timestamp cannot move the batch out of sight. v1 blobs are still read (``read_raw_batch``).
 
 Dead-letter container::
 
@@ -82,28 +82,9 @@ def raw_hour_prefix(enqueued_time: float) -> str:
     return f"{RAW_BATCHES_PREFIX}{text[0:4]}/{text[5:7]}/{text[8:10]}/{text[11:13]}/"
 
 
-def raw_batch_name(
-    device_id: str, metric: str, first_timestamp: float, partition_id: str, first: int, last: int
-) -> str:
-    """Return the v1 raw batch blob name (one series per blob; kept to read the old archive).
-
-    ``{device}/{metric}/{YYYY-MM-DD}/p{partition}-{first:020d}-{last:020d}.json``: the day of the
-    batch's first reading lets detection list only recent days.
-    """
-    day = format_timestamp(first_timestamp)[:10]
-    return (
-        raw_day_prefix(device_id, metric, day) + raw_batch_stem(partition_id, first, last) + ".json"
-    )
-
-
 def raw_batch_stem(partition_id: str, first: int, last: int) -> str:
     """The file stem of a raw batch: its partition and sequence-number range."""
     return f"p{partition_id}-{first:020d}-{last:020d}"
-
-
-def raw_day_prefix(device_id: str, metric: str, day: str) -> str:
-    """The folder of one device's metric on one day (``YYYY-MM-DD``) in the raw container."""
-    return f"{device_id}/{metric}/{day}/"
 
 
 def dead_letter_name(partition_id: str, sequence_number: int) -> str:

@@ -36,9 +36,6 @@ IoT Hub blob its partition):
 
 Anything else raises :class:`~shared.errors.RawBatchError` with a code and a reason, so the blob
 trigger dead-letters the blob instead of retrying it.
-
-:class:`RawBatchName`, :func:`batch_rows` and :func:`readings_of_batch` read the v1 layout for the
-v1 detector until the per-batch judge replaces it.
 """
 
 from __future__ import annotations
@@ -48,7 +45,7 @@ import binascii
 import gzip
 import json
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -57,10 +54,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from shared.errors import InputError, RawBatchError
-from shared.storage.names import batch_result_prefix, raw_batch_stem
-from shared.telemetry.events import IOTHUB_DEVICE_PROPERTY, RawEvent, Reading, parse_event_rows
+from shared.telemetry.events import IOTHUB_DEVICE_PROPERTY, RawEvent, parse_event_rows
 from shared.telemetry.validation import checked_name, checked_timestamp, checked_value
-from shared.timefmt import chronological, iso_epoch, parse_timestamp
+from shared.timefmt import chronological, iso_epoch
 
 #: The ``format`` of a raw batch header.
 RAW_BATCH_FORMAT = "meterwatch.rawbatch"
@@ -646,79 +642,16 @@ def _read_avro(name: str, data: bytes) -> RawBatch:
     return routed_batch(name, read_routed_avro(name, data), "Avro")
 
 
-# ---------------------------------------------------------------- v1 helpers (the v1 detector)
-
-
-def batch_rows(document: Mapping[str, Any]) -> tuple[int, list[tuple[str, float]]]:
-    """The delivery order (last sequence) and ``(timestamp, value)`` rows of a v1 batch."""
-    order = int(document.get("lastSequenceNumber", 0))
-    return order, [(text, float(value)) for text, value in document["readings"]]
-
-
-def readings_of_batch(document: dict[str, object]) -> list[Reading]:
-    """Decode a v1 raw batch document back into readings (the v1 detector)."""
-    device_id = str(document["deviceId"])
-    metric = str(document["metric"])
-    rows = document["readings"]
-    assert isinstance(rows, list)
-    return [Reading(device_id, metric, parse_timestamp(text), float(value)) for text, value in rows]
-
-
-@dataclass(frozen=True)
-class RawBatchName:
-    """The parts of a v1 raw batch blob name (see :func:`shared.storage.names.raw_batch_name`)."""
-
-    device_id: str
-    metric: str
-    day: str
-    stem: str
-
-    @classmethod
-    def parse(cls, name: str) -> RawBatchName:
-        """Parse ``{device}/{metric}/{YYYY-MM-DD}/{stem}.json``.
-
-        Raises:
-            InputError: The name is not a v1 raw batch name.
-        """
-        parts = PurePosixPath(name).parts
-        if len(parts) != 4 or not parts[3].endswith(".json"):
-            raise InputError(
-                f"{name!r} is not a raw batch blob ({{device}}/{{metric}}/{{day}}/{{batch}}.json).",
-                "InvalidBlobName",
-            )
-        try:
-            datetime.strptime(parts[2], "%Y-%m-%d")
-        except ValueError as exc:
-            raise InputError(f"{name!r}: {parts[2]!r} is not a day.", "InvalidBlobName") from exc
-        return cls(parts[0], parts[1], parts[2], parts[3][: -len(".json")])
-
-    def result_prefix(self) -> str:
-        """Where this batch's request and results are stored in the results container."""
-        return batch_result_prefix(self.device_id, self.metric, self.day, self.stem)
-
-
-def iter_readings(batch: RawBatch) -> Iterable[Reading]:
-    """Every reading of a batch, series by series (for callers that want rows)."""
-    for one in batch.series:
-        for epoch, value in zip(one.epochs.tolist(), one.values.tolist(), strict=True):
-            yield Reading(one.device_id, one.metric, epoch, value)
-
-
 __all__ = [
     "MAX_RAW_BATCH_BYTES",
     "RAW_BATCH_FORMAT",
     "RAW_BATCH_VERSION",
     "BatchBlob",
     "RawBatch",
-    "RawBatchName",
     "RejectedRecord",
     "RoutedMessage",
     "SeriesBatch",
-    "batch_rows",
     "encode_raw_batch",
-    "iter_readings",
-    "raw_batch_stem",
     "read_raw_batch",
-    "readings_of_batch",
     "routed_batch",
 ]
