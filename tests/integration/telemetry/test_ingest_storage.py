@@ -147,6 +147,8 @@ class RestartableAzurite:
         return connection_string(*self.ports)
 
     def start(self) -> None:
+        if self.process is not None:  # never drop a running server unreaped
+            self.stop()
         blob, queue, table = self.ports
         args = [
             azurite_binary(), "--silent", "--disableTelemetry", "--skipApiVersionCheck",
@@ -163,14 +165,14 @@ class RestartableAzurite:
 
     def stop(self) -> None:
         """SIGTERM by PID (Azurite saves its store and exits), bounded to 10 s."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGTERM)
+        process, self.process = self.process, None
+        assert process is not None
+        os.kill(process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=10)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        self.process = None
+            process.kill()
+            process.wait()  # SIGKILL is immediate; always reaped, never left a zombie
 
     def restart(self) -> None:
         self.start()
