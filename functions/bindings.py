@@ -9,6 +9,10 @@ from shared.multivariate.workflow import RETRY_FIRST_INTERVAL_MS, RETRY_MAX_ATTE
 #: App setting naming the storage account of the blob triggers (the host's own storage).
 STORAGE_CONNECTION = "AzureWebJobsStorage"
 
+#: Connection setting prefix of the ``anomalies`` Event Hub output
+#: (``AnomaliesConnection__fullyQualifiedNamespace``, identity-based).
+ANOMALIES_CONNECTION = "AnomaliesConnection"
+
 #: Retry policy of every activity call (transient failures: storage, a recycled worker).
 RETRY_OPTIONS = df.RetryOptions(
     first_retry_interval_in_milliseconds=RETRY_FIRST_INTERVAL_MS,

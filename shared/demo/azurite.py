@@ -100,3 +100,4 @@ def running_azurite(*, reuse: bool = True) -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()  # reap it (SIGKILL is immediate): no zombie, no ResourceWarning
