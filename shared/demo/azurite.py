@@ -100,4 +100,6 @@ def running_azurite(*, reuse: bool = True) -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()  # reap it (SIGKILL is immediate): no zombie, no ResourceWarning
+            # Reap it: an unreaped child is a ResourceWarning, an error under pytest's
+            # warnings-as-errors (seen on a loaded machine, where 10 s did not suffice).
+            process.wait(timeout=10)

@@ -106,8 +106,8 @@ def run_fleet_demo(
     settings: Settings,
     store: BlobStore,
     *,
-    meters: int = 40,
-    minutes: int = 180,
+    meters: int = 30,
+    minutes: int = 150,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> FleetCost:
