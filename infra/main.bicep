@@ -167,6 +167,7 @@ var containerSettings = {
   DEADLETTER_CONTAINER: 'deadletter'
   TRAINING_CONTAINER: 'mv-training'
   MODELS_CONTAINER: 'mv-models'
+  HISTORY_CONTAINER: 'history'
 }
 var appContainerNames = [for container in items(containerSettings): container.value]
 
@@ -196,6 +197,9 @@ var appSettings = union(containerSettings, {
   DETECT_IMPUTE_MODE: detectImputeMode
   DETECT_IMPUTE_FIXED_VALUE: detectImputeFixedValue
   DETECT_WINDOW_POINTS: string(detectWindowPoints)
+  HISTORY_COMPACTION_SCHEDULE: '0 */15 * * * *'
+  SCHEDULED_DETECTION_SCHEDULE: '0 5 * * * *'
+  SCHEDULED_DETECTION_LOOKBACK_HOURS: '24'
   MV_POLL_INTERVAL_SECONDS: string(mvPollIntervalSeconds)
   MV_TRAINING_DEADLINE_MINUTES: string(mvTrainingDeadlineMinutes)
   MV_MAX_UPLOAD_MB: string(mvMaxUploadMB)
