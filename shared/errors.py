@@ -7,9 +7,11 @@ Anomaly Detector v1.1 error code where the service had one) and a message that s
     ├── ConfigurationError               a missing or malformed app setting (names the setting)
     ├── InputError                       bad input from a user or device (coded, never retried)
     │   ├── TelemetryError               one bad event: not JSON, missing field, NaN, bad timestamp
+    │   ├── RawBatchError                a raw blob that cannot be read (empty, truncated, schema)
     │   ├── DetectionRequestError        a v1.1 request the engine refuses (InvalidSeries, ...)
     │   ├── CsvFormatError               a CSV file that is not ``timestamp,value`` shaped
-    │   └── DatasetError                 a multivariate dataset or zip that cannot be used
+    │   ├── DatasetError                 a multivariate dataset or zip that cannot be used
+    │   └── AlertError                   an alert document that breaks ``meterwatch.alert/1``
     ├── ModelError                       a multivariate model that cannot serve the call
     │   ├── ModelNotFoundError           no model with that id (HTTP 404)
     │   └── ModelNotReadyError           the model exists but is not READY
@@ -64,6 +66,17 @@ class TelemetryError(InputError):
     default_code = "InvalidTelemetry"
 
 
+class RawBatchError(InputError):
+    """A raw blob cannot be read as a batch of readings; the blob trigger dead-letters it whole.
+
+    Codes: ``EmptyBlob``, ``InvalidGzip``, ``TooLarge``, ``InvalidEncoding``, ``InvalidJson``,
+    ``InvalidSchema``, ``UnsupportedVersion``, ``InvalidName``, ``InvalidValue``,
+    ``InvalidTimestamp``, ``InvalidAvro``.
+    """
+
+    default_code = "InvalidRawBatch"
+
+
 class DetectionRequestError(InputError):
     """A detection request violates the v1.1 contract (series limits, parameters)."""
 
@@ -80,6 +93,12 @@ class DatasetError(InputError):
     """A multivariate dataset (zip or one-table CSV) cannot be used for training or detection."""
 
     default_code = "InvalidDataset"
+
+
+class AlertError(InputError):
+    """An alert document is not a valid ``meterwatch.alert/1`` event (field, schema or id)."""
+
+    default_code = "InvalidAlert"
 
 
 class ModelError(MeterwatchError):

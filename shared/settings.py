@@ -121,6 +121,24 @@ class Settings:
         24,
         doc="Hours of history each scheduled detection judges (1-720)",
     )
+    # Live detection per raw batch (blob trigger) and the alerts it publishes.
+    live_state_shards: int = _setting(
+        "LIVE_STATE_SHARDS",
+        64,
+        doc="Stream-state documents the fleet's series are hashed into (about series/100)",
+    )
+    live_snapshot_points: int = _setting(
+        "LIVE_SNAPSHOT_POINTS",
+        60,
+        doc="Points a series learns between full snapshots of its detector state",
+    )
+    live_bootstrap_days: int = _setting(
+        "LIVE_BOOTSTRAP_DAYS", 3, doc="Days of history a series without state starts from"
+    )
+    anomalies_namespace: str | None = _setting(
+        "AnomaliesConnection__fullyQualifiedNamespace",
+        doc="Event Hubs namespace of the anomalies hub (identity-based output binding)",
+    )
     # Multivariate training (Durable orchestration).
     mv_poll_interval_seconds: int = _setting(
         "MV_POLL_INTERVAL_SECONDS", 10, doc="How often the orchestrator polls training status"
@@ -204,6 +222,12 @@ class Settings:
             raise ConfigurationError("DETECT_MAX_ANOMALY_RATIO must be in (0, 0.5].")
         if not 12 <= self.detect_window_points <= 8640:
             raise ConfigurationError("DETECT_WINDOW_POINTS must be from 12 to 8640.")
+        if not 1 <= self.live_state_shards <= 9999:
+            raise ConfigurationError("LIVE_STATE_SHARDS must be from 1 to 9999.")
+        if self.live_snapshot_points < 1:
+            raise ConfigurationError("LIVE_SNAPSHOT_POINTS must be positive.")
+        if not 0 <= self.live_bootstrap_days <= 62:
+            raise ConfigurationError("LIVE_BOOTSTRAP_DAYS must be from 0 to 62.")
         if self.mv_poll_interval_seconds < 1 or self.mv_training_deadline_minutes < 1:
             raise ConfigurationError(
                 "MV_POLL_INTERVAL_SECONDS and MV_TRAINING_DEADLINE_MINUTES must be positive."
@@ -243,6 +267,9 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "detect_max_anomaly_ratio": float,
     "detect_impute_fixed_value": float,
     "detect_window_points": int,
+    "live_state_shards": int,
+    "live_snapshot_points": int,
+    "live_bootstrap_days": int,
     "mv_poll_interval_seconds": int,
     "mv_training_deadline_minutes": int,
     "mv_max_upload_mb": int,

@@ -95,6 +95,7 @@ class BlobStore:
     def __init__(self, service: BlobServiceClient) -> None:
         self._service = service
         self._ready: set[str] = set()
+        self._appendable: set[BlobRef] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BlobStore:
@@ -208,6 +209,42 @@ class BlobStore:
         """Yield blob names under ``prefix`` in lexical order."""
         for item in self.container(container).list_blobs(name_starts_with=prefix or None):
             yield str(item.name)
+
+    def list_prefixes(self, container: str, prefix: str = "") -> list[str]:
+        """The "folders" right under ``prefix`` (names up to the next ``/``), in lexical order."""
+        found: list[str] = []
+        for item in self.container(container).walk_blobs(
+            name_starts_with=prefix or None, delimiter="/"
+        ):
+            name = str(item.name)
+            if name.endswith("/"):
+                found.append(name)
+        return found
+
+    def append(self, ref: BlobRef, data: bytes) -> None:
+        """Append ``data`` (at most 4 MiB) as one atomic block to an append blob.
+
+        The blob is created on first use (one request more, once per blob and process);
+        appends of concurrent writers never interleave within a block.
+        """
+        blob = self.container(ref.container).get_blob_client(ref.name)
+        if ref not in self._appendable:
+            try:
+                blob.create_append_blob(
+                    content_settings=ContentSettings(content_type="application/x-ndjson"),
+                    match_condition=MatchConditions.IfMissing,
+                )
+            except ResourceExistsError:
+                pass
+            self._appendable.add(ref)
+        try:
+            blob.append_block(data)
+        except ResourceNotFoundError:  # deleted since (a retention rule): create it once more
+            blob.create_append_blob(
+                content_settings=ContentSettings(content_type="application/x-ndjson"),
+                match_condition=MatchConditions.IfMissing,
+            )
+            blob.append_block(data)
 
     def delete(self, ref: BlobRef) -> bool:
         """Delete a blob; return whether it existed."""

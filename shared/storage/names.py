@@ -2,7 +2,12 @@
 
 Raw container (ingest)::
 
-    {device}/{metric}/{YYYY-MM-DD}/p{partition}-{first:020d}-{last:020d}.json   raw batch
+    batches/{YYYY}/{MM}/{DD}/{HH}/p{partition}-{first:020d}-{last:020d}.jsonl.gz  raw batch v2
+    {device}/{metric}/{YYYY-MM-DD}/p{partition}-{first:020d}-{last:020d}.json   raw batch v1 (old)
+
+A v2 raw batch holds every valid reading of one delivered batch (all devices and metrics); its
+hour is the enqueued time (UTC) of the batch's lowest-sequence event, so a reading with a stray
+timestamp cannot move the batch out of sight. v1 names are still parsed for the archive.
 
 Dead-letter container::
 
@@ -14,6 +19,13 @@ Results container::
                                            changepoint.json|stream.json|summary.json
     {device}/{metric}/stream-state.json                                           stream state
     multivariate/{resultId}.json|.csv                                             mv results
+    anomalies/{YYYY-MM-DD}/{HH}/{writer}.jsonl                    anomaly log (append blobs)
+    live/{raw batch name}.result.json                             live judgement of one batch
+    live-state/{shards:04d}/{shard:04d}.json                      stream states, one shard
+
+Dead-letter container, live detection::
+
+    live/{raw batch name}.json                                    unreadable blob / rejected
 
 Models container::
 
@@ -37,10 +49,40 @@ MODEL_EXPORT = "export.zip"
 MODEL_SUMMARY = "summary.json"
 
 
+#: Folder of the v2 raw batches in the raw container.
+RAW_BATCHES_PREFIX = "batches/"
+#: File suffix of a v2 raw batch (gzip of JSON lines).
+RAW_BATCH_SUFFIX = ".jsonl.gz"
+
+
+def raw_batch_v2_name(enqueued_time: float, partition_id: str, first: int, last: int) -> str:
+    """Return the deterministic v2 raw batch blob name (one blob per delivered batch).
+
+    ``batches/{YYYY}/{MM}/{DD}/{HH}/p{partition}-{first:020d}-{last:020d}.jsonl.gz``.
+
+    Args:
+        enqueued_time: Epoch seconds (UTC) at which the batch's lowest-sequence event was enqueued.
+        partition_id: The Event Hub partition.
+        first: The lowest sequence number of the delivered batch (bad events included).
+        last: The highest sequence number of the delivered batch.
+    """
+    return (
+        raw_hour_prefix(enqueued_time)
+        + raw_batch_stem(partition_id, first, last)
+        + RAW_BATCH_SUFFIX
+    )
+
+
+def raw_hour_prefix(enqueued_time: float) -> str:
+    """The folder of the v2 raw batches enqueued in one UTC hour (``batches/YYYY/MM/DD/HH/``)."""
+    text = format_timestamp(enqueued_time)
+    return f"{RAW_BATCHES_PREFIX}{text[0:4]}/{text[5:7]}/{text[8:10]}/{text[11:13]}/"
+
+
 def raw_batch_name(
     device_id: str, metric: str, first_timestamp: float, partition_id: str, first: int, last: int
 ) -> str:
-    """Return the deterministic raw batch blob name.
+    """Return the v1 raw batch blob name (one series per blob; kept to read the old archive).
 
     ``{device}/{metric}/{YYYY-MM-DD}/p{partition}-{first:020d}-{last:020d}.json``: the day of the
     batch's first reading lets detection list only recent days.
@@ -139,3 +181,40 @@ def cursor_name(job: str) -> str:
 def scheduled_result_prefix(device_id: str, metric: str, run: str) -> str:
     """Where one scheduled run's request and v1.1 responses of a series are stored."""
     return f"{SCHEDULED_RESULTS_PREFIX}{device_id}/{metric}/{run}/"
+
+
+#: Folder of the anomaly log in the results container (one folder per UTC day of the anomaly).
+ANOMALY_LOG_PREFIX = "anomalies/"
+
+
+def anomaly_log_day_prefix(day: str) -> str:
+    """The anomaly log's folder of one UTC day (``YYYY-MM-DD``) of anomalies."""
+    return f"{ANOMALY_LOG_PREFIX}{day}/"
+
+
+def anomaly_log_name(day: str, hour: str, writer: str) -> str:
+    """One append blob of the anomaly log: a day and hour of anomalies, from one writer.
+
+    Writers (``live-p0``, ``entire``, ``multivariate``) append to blobs of their own, and an
+    hour per blob keeps each blob far below the 50,000 blocks an append blob may hold.
+    """
+    return f"{anomaly_log_day_prefix(day)}{hour}/{writer}.jsonl"
+
+
+def live_result_name(raw_name: str) -> str:
+    """The live judgement of one raw batch (results container), named after the batch."""
+    return f"live/{raw_name}.result.json"
+
+
+def live_state_shard_name(shard: int, shards: int) -> str:
+    """One shard of the stream states (results container).
+
+    The shard count is in the path: changing ``LIVE_STATE_SHARDS`` starts new shards instead of
+    mixing two layouts in one document.
+    """
+    return f"live-state/{shards:04d}/{shard:04d}.json"
+
+
+def live_dead_letter_name(raw_name: str) -> str:
+    """What live detection refused of one raw batch (dead-letter container)."""
+    return f"live/{raw_name}.json"
