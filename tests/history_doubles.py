@@ -1,117 +1,17 @@
-"""Test doubles for the history tests: a raw batch v2 writer and reader, and a request counter.
-
-The raw batch v2 format is ``ingest``'s (TEAM.md states it; ``shared.telemetry.rawbatch`` will hold
-the one writer and reader). Until that lands, these doubles write and read exactly the stated
-format (gzip JSON lines, header then one line per series) so the history code is tested against
-the interface, not against itself.
-"""
+"""Helpers of the history tests: raw batches written by the one writer, and a request counter."""
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from azure.storage.blob import BlobServiceClient
 
-from shared.errors import InputError
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
-from shared.timefmt import format_timestamp, parse_timestamp
-
-
-@dataclass(frozen=True)
-class SeriesBatchDouble:
-    device_id: str
-    metric: str
-    timestamps: tuple[str, ...]
-    epochs: np.ndarray
-    values: np.ndarray
-
-
-@dataclass(frozen=True)
-class RawBatchDouble:
-    name: str
-    source: str
-    partition: str
-    first_sequence: int
-    last_sequence: int
-    enqueued_time: str
-    series: tuple[SeriesBatchDouble, ...]
-
-
-def raw_batch_name(partition: str, first: int, last: int, enqueued: str) -> str:
-    moment = datetime.fromtimestamp(parse_timestamp(enqueued), tz=UTC)
-    return f"batches/{moment:%Y/%m/%d/%H}/p{partition}-{first:020d}-{last:020d}.jsonl.gz"
-
-
-def encode_raw_batch(
-    partition: str,
-    first: int,
-    last: int,
-    enqueued: str,
-    rows: Mapping[tuple[str, str], Sequence[tuple[float, float]]],
-) -> tuple[str, bytes]:
-    """A raw batch v2 blob (name, bytes) holding ``rows[(device, metric)] = [(epoch, value)]``."""
-    lines = [
-        {
-            "format": "meterwatch.rawbatch",
-            "version": 2,
-            "source": "eventhub",
-            "partition": partition,
-            "firstSequence": first,
-            "lastSequence": last,
-            "enqueuedTime": enqueued,
-            "readings": sum(len(v) for v in rows.values()),
-        }
-    ]
-    for (device, metric), points in sorted(rows.items()):
-        ordered = sorted(dict(points).items())
-        lines.append(
-            {
-                "deviceId": device,
-                "metric": metric,
-                "timestamps": [format_timestamp(t) for t, _ in ordered],
-                "values": [float(v) for _, v in ordered],
-            }
-        )
-    text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
-    return raw_batch_name(partition, first, last, enqueued), gzip.compress(text.encode(), mtime=0)
-
-
-def read_raw_batch(name: str, data: bytes) -> RawBatchDouble:
-    """Read a raw batch v2 blob (the double of ``shared.telemetry.rawbatch.read_raw_batch``)."""
-    try:
-        lines = gzip.decompress(data).decode().splitlines()
-        header = json.loads(lines[0])
-        assert header["format"] == "meterwatch.rawbatch" and header["version"] == 2
-        series = []
-        for line in lines[1:]:
-            row = json.loads(line)
-            series.append(
-                SeriesBatchDouble(
-                    row["deviceId"],
-                    row["metric"],
-                    tuple(row["timestamps"]),
-                    np.array([parse_timestamp(t) for t in row["timestamps"]], dtype=np.float64),
-                    np.array(row["values"], dtype=np.float64),
-                )
-            )
-    except Exception as exc:
-        raise InputError(f"{name} is not a raw batch: {exc!r}", "InvalidRawBatch") from exc
-    return RawBatchDouble(
-        name,
-        header["source"],
-        header["partition"],
-        header["firstSequence"],
-        header["lastSequence"],
-        header["enqueuedTime"],
-        tuple(series),
-    )
+from shared.storage.names import raw_batch_v2_name
+from shared.telemetry.rawbatch import encode_raw_batch
+from shared.timefmt import canonical_timestamp, format_timestamp, parse_timestamp
 
 
 def put_raw_batch(
@@ -123,8 +23,15 @@ def put_raw_batch(
     enqueued: str,
     rows: Mapping[tuple[str, str], Sequence[tuple[float, float]]],
 ) -> str:
-    """Write a raw batch v2 blob to the raw container; return its name."""
-    name, data = encode_raw_batch(partition, first, last, enqueued, rows)
+    """Write a raw batch v2 (``rows[(device, metric)] = [(epoch, value)]``); return its name."""
+    data = encode_raw_batch(
+        {key: {format_timestamp(t): v for t, v in points} for key, points in rows.items()},
+        partition=partition,
+        first_sequence=first,
+        last_sequence=last,
+        enqueued_time=canonical_timestamp(enqueued),
+    )
+    name = raw_batch_v2_name(parse_timestamp(enqueued), partition, first, last)
     store.put_bytes(BlobRef(settings.raw_container, name), data)
     return name
 

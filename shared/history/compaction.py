@@ -26,7 +26,6 @@ redeliveries change nothing. Work per run is bounded: batches are taken in chunk
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections import defaultdict
@@ -57,6 +56,7 @@ from shared.storage.names import (
     RAW_JOURNAL_PREFIX,
     cursor_name,
     history_day_name,
+    raw_hour_prefix,
 )
 from shared.timefmt import format_timestamp, parse_timestamp
 
@@ -78,10 +78,10 @@ _JSON = ContentSettings(content_type="application/json")
 
 
 def default_reader() -> RawBatchReader:
-    """The raw-batch v2 reader of ``shared.telemetry.rawbatch`` (the one reader of raw blobs)."""
-    module = importlib.import_module("shared.telemetry.rawbatch")
-    reader: RawBatchReader = module.read_raw_batch
-    return reader
+    """The raw-batch reader of ``shared.telemetry.rawbatch`` (the one reader of raw blobs)."""
+    from shared.telemetry.rawbatch import read_raw_batch
+
+    return read_raw_batch
 
 
 def record_raw_batches(
@@ -406,7 +406,7 @@ def backfill(
     hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     names: list[str] = []
     while hour <= end:
-        names.extend(store.list_names(settings.raw_container, f"batches/{hour:%Y/%m/%d/%H}/"))
+        names.extend(store.list_names(settings.raw_container, raw_hour_prefix(hour.timestamp())))
         hour += timedelta(hours=1)
     record_raw_batches(store, settings, names, now)
     return len(names)

@@ -5,8 +5,8 @@ are a 404 and nothing more), whatever the size of the fleet. With ``tail=True`` 
 the readings not yet compacted are added: the raw batches recorded in the raw journal since the
 compaction's cursor (a list per open journal hour, a ranged read per journal blob that grew, and
 one GET per such batch: bounded by what arrived since the last compaction run, not by the
-range). Callers that judge in bulk (the live bootstrap, the scheduled detection right after a
-compaction) pass ``tail=False``.
+range; at most :data:`TAIL_MAX_AGE` back). Callers that judge in bulk (the live bootstrap, the
+scheduled detection right after a compaction) pass ``tail=False``.
 
 Points are merged by the same rank rule as the compaction (newest delivery wins per timestamp),
 so a reading present both in a history blob and in the tail is counted once.
@@ -18,7 +18,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from shared.history.compaction import (
     read_cursor,
 )
 from shared.history.daily import RankedPoints, decode_day, merge_points
-from shared.history.journal import read_journal
+from shared.history.journal import JournalCursor, hour_key, read_journal
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.storage.names import RAW_JOURNAL_PREFIX, history_day_name
@@ -41,6 +41,9 @@ from shared.timefmt import parse_timestamp
 
 logger = logging.getLogger(__name__)
 
+#: How far back the tail reads the raw journal at most (a compaction far behind is an outage
+#: the tail does not paper over: listing every hour since would cost a request per hour).
+TAIL_MAX_AGE = timedelta(hours=48)
 #: Longest range one read serves (one request per day: split longer ranges).
 MAX_RANGE_DAYS = 400
 
@@ -185,6 +188,15 @@ def _add_tail(
 ) -> int:
     now = datetime.now(UTC)
     cursor, _etag = read_cursor(store, settings, COMPACTION_JOB, now)
+    oldest = hour_key(now - TAIL_MAX_AGE)
+    if cursor.settled < oldest:
+        # The compaction is far behind (or never ran): bound the listing, say so.
+        logger.warning(
+            "History tail: the compaction cursor is at %s; reading the tail from %s only",
+            cursor.settled,
+            oldest,
+        )
+        cursor = JournalCursor(oldest, cursor.offsets)
     journal = read_journal(store, settings.history_container, RAW_JOURNAL_PREFIX, cursor, now)
     names = list(dict.fromkeys(entry.line for entry in journal.entries))
     read_batch = reader or (default_reader() if names else None)

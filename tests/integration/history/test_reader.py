@@ -12,7 +12,7 @@ from shared.history.compaction import compact, record_raw_batches
 from shared.history.reader import read_device_history, read_history
 from shared.settings import Settings
 from shared.storage.client import BlobStore
-from tests.history_doubles import counted_store, put_raw_batch, read_raw_batch
+from tests.history_doubles import counted_store, put_raw_batch
 
 DAY0 = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
 
@@ -42,7 +42,7 @@ def fleet_archive(store: BlobStore, settings: Settings, devices: int, days: int)
         )
     now = datetime.fromtimestamp(DAY0 + days * 86_400, tz=UTC)
     record_raw_batches(store, settings, names, now)
-    compact(store, settings, now + timedelta(minutes=1), reader=read_raw_batch)
+    compact(store, settings, now + timedelta(minutes=1))
 
 
 def test_a_range_read_costs_one_request_per_day_whatever_the_fleet(
@@ -84,7 +84,7 @@ def test_the_tail_adds_what_is_not_compacted_yet(azurite: str, settings: Setting
         {("m1", "power"): [(DAY0 + 36_000, 1.0), (DAY0 + 36_060, 2.0)]},
     )
     record_raw_batches(store, settings, [early], datetime.now(UTC) - timedelta(minutes=1))
-    compact(store, settings, datetime.now(UTC), reader=read_raw_batch)
+    compact(store, settings, datetime.now(UTC))
     # Delivered after the compaction: a correction of 10:01 and a new reading, plus another meter.
     late = put_raw_batch(
         store,
@@ -103,7 +103,7 @@ def test_the_tail_adds_what_is_not_compacted_yet(azurite: str, settings: Setting
     compacted = read_history(store, settings, "m1", "power", DAY0, DAY0 + 86_399, tail=False)
     assert counter.count == 1 and compacted.values.tolist() == [1.0, 2.0]
     counter.reset()
-    full = read_history(store, settings, "m1", "power", DAY0, DAY0 + 86_399, reader=read_raw_batch)
+    full = read_history(store, settings, "m1", "power", DAY0, DAY0 + 86_399)
     assert full.values.tolist() == [1.0, 2.5, 3.0]
     # 1 day + cursor + journal listing(s) of the open hours + 1 journal range + 1 batch.
     assert 5 <= counter.count <= 6, counter.requests
