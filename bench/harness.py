@@ -152,6 +152,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("ingest_events_per_s", "ev/s", "ingest", "prepare_batch, 256-event batches, 1 core"),
     Metric("json_parse_events_per_s", "ev/s", "ingest", "bare json.loads of the same bodies"),
     Metric("ingest_vs_json_ratio", "x", "ingest", "ingest time / JSON time, paired median"),
+    Metric("ingest_requests_per_batch", "", "ingest", "storage writes per 256-event batch"),
+    Metric("ingest_raw_bytes_per_reading", "B", "ingest", "raw batch v2 gzip bytes per reading"),
     Metric("import_s", "s", "import", "import function_app, fresh process, median"),
     Metric("import_mb", "MB", "import", "peak RSS of that process, median"),
     Metric("f1_entire", "", "quality", "ours, entire, event-wise micro F1 over the corpus"),

@@ -1,10 +1,12 @@
-"""Event Hub trigger: telemetry batches in, raw batch blobs and dead letters out.
+"""Event Hub trigger: a delivered batch in, ONE raw batch blob (v2) and dead letters out.
 
-The trigger decodes the binding's ``EventHubEvent`` objects into
+The trigger decodes the binding's ``EventHubEvent`` objects (partition, sequence numbers,
+enqueued times, properties, IoT Hub system properties) into
 :class:`shared.telemetry.events.RawEvent` values and hands the batch to
-:func:`shared.telemetry.ingest.ingest_batch`. Bad events are dead-lettered there; storage
-failures raise, so the retry policy below re-runs the batch before the checkpoint moves
-(deterministic blob names make the re-run overwrite, not duplicate).
+:func:`shared.telemetry.ingest.ingest_batch`. Bad events are dead-lettered there, one by one,
+and never stop the batch; storage failures raise, so the retry policy below re-runs the batch
+before the checkpoint moves (deterministic names and create-only writes make the re-run write
+only what is missing).
 """
 
 from __future__ import annotations

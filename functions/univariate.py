@@ -1,9 +1,12 @@
-"""Blob trigger on the raw container: format the series window and run univariate detection.
+"""Blob trigger on the raw container: judge each raw batch live and publish its anomalies.
 
 The trigger source is ``LogsAndContainerScan`` locally (Azurite) and ``EventGrid`` in the cloud
-(setting ``BLOB_TRIGGER_SOURCE``). The function reads nothing from the stream itself: it passes
-the blob's name to :func:`shared.univariate.detect.detect_raw_batch`, which reads the batch and its
-history through the storage client.
+(setting ``BLOB_TRIGGER_SOURCE``). The function hands the blob's name and bytes to
+:func:`shared.univariate.live.judge_raw_blob` (one judgement per series of the batch, state in
+shards, result and anomaly log before state) and sets the batch's alerts on the ``anomalies``
+Event Hub output binding (identity-based connection ``AnomaliesConnection``). The host sends
+them when the invocation succeeds; a failed invocation sends nothing and its retry re-emits
+the stored result's alerts with the same ids.
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ import logging
 
 import azure.functions as func
 
-from functions.bindings import STORAGE_CONNECTION, blob_name_in_container
-from shared.errors import InputError
+from functions.bindings import ANOMALIES_CONNECTION, STORAGE_CONNECTION, blob_name_in_container
 from shared.settings import get_settings, trigger_source_from_env
 from shared.storage.client import BlobStore
-from shared.univariate.detect import detect_raw_batch
+from shared.univariate.live import judge_raw_blob
 
 logger = logging.getLogger(__name__)
 
@@ -30,20 +32,24 @@ bp = func.Blueprint()
     connection=STORAGE_CONNECTION,
     source=func.BlobSource(trigger_source_from_env()),
 )
-def raw_blob_trigger(blob: func.InputStream) -> None:
-    """Detect anomalies for a new raw batch and store request, results and summary."""
+@bp.event_hub_output(
+    arg_name="anomalies",
+    event_hub_name="%ANOMALIES_EVENTHUB_NAME%",
+    connection=ANOMALIES_CONNECTION,
+)
+def raw_blob_trigger(blob: func.InputStream, anomalies: func.Out[list[str]]) -> None:
+    """Judge a new raw batch; publish its anomalies (one message per alert)."""
     settings = get_settings()
     name = blob_name_in_container(blob.name or "", settings.raw_container)
-    try:
-        report = detect_raw_batch(name, BlobStore.from_settings(settings), settings)
-    except InputError as exc:
-        # Not a raw batch (someone dropped a file in the container): log, do not retry forever.
-        logger.error("Ignoring %s: %s (%s)", name, exc.message, exc.code)
-        return
+    report = judge_raw_blob(name, blob.read(), BlobStore.from_settings(settings), settings)
+    if report.alerts:
+        anomalies.set(report.alert_messages())
     logger.info(
-        "Detection for %s: %s points, %s anomalies%s",
+        "Live detection of %s: %s points in %s series, %s alerts%s%s",
         name,
         report.points,
-        len(report.anomalies),
-        f" (skipped: {report.skipped})" if report.skipped else "",
+        report.series,
+        len(report.alerts),
+        " (re-emitted from the stored result)" if report.replayed else "",
+        f", {len(report.rejected)} refused" if report.rejected else "",
     )

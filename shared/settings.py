@@ -135,6 +135,9 @@ class Settings:
     live_bootstrap_days: int = _setting(
         "LIVE_BOOTSTRAP_DAYS", 3, doc="Days of history a series without state starts from"
     )
+    anomalies_eventhub_name: str = _setting(
+        "ANOMALIES_EVENTHUB_NAME", "anomalies", doc="Event Hub the alerts are published to"
+    )
     anomalies_namespace: str | None = _setting(
         "AnomaliesConnection__fullyQualifiedNamespace",
         doc="Event Hubs namespace of the anomalies hub (identity-based output binding)",

@@ -249,10 +249,10 @@ class _Pacer:
 
 
 def _simulate_local(bodies: list[bytes], settings: Any, batch_size: int, pacer: _Pacer) -> int:
-    from shared.storage.client import BlobStore
+    from shared.storage.client import BlobRef, BlobStore
     from shared.telemetry.events import RawEvent
     from shared.telemetry.ingest import ingest_batch
-    from shared.univariate.detect import detect_raw_batch
+    from shared.univariate.live import judge_raw_blob
 
     store = BlobStore.from_settings(settings)
     anomalies = 0
@@ -261,7 +261,8 @@ def _simulate_local(bodies: list[bytes], settings: Any, batch_size: int, pacer: 
         events = [RawEvent(body, "0", start + i) for i, body in enumerate(chunk)]
         report = ingest_batch(events, store, settings)
         for blob in report.raw_blobs:
-            anomalies += len(detect_raw_batch(blob, store, settings).anomalies)
+            data = store.get_bytes(BlobRef(settings.raw_container, blob))
+            anomalies += len(judge_raw_blob(blob, data, store, settings).alerts)
         pacer.wait(len(chunk))
         print(f"\rsent {start + len(chunk)}/{len(bodies)}, anomalies {anomalies}", end="")
     print(f"\nresults in container '{settings.results_container}'")

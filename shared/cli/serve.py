@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.errors import ConfigurationError
+from shared.errors import ConfigurationError, MeterwatchError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -93,9 +93,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _multivariate_service(settings: Any, store: Any) -> Any:
     """The multivariate service with an in-process orchestration runner."""
-    from shared.api.multivariate import MultivariateService
+    from shared.multivariate.local_runner import in_process_service
 
-    return MultivariateService.in_process(settings, store)
+    return in_process_service(settings, store)
 
 
 def _url_host(host: str) -> str:
@@ -198,9 +198,10 @@ def serve_in_subprocess(
                 if process.poll() is not None or time.monotonic() > deadline:
                     output.seek(0)
                     text = output.read().decode(errors="replace")
-                    raise RuntimeError(
+                    raise MeterwatchError(
                         f"meterwatch serve did not start on {host}:{port} "
-                        f"(exit code {process.returncode}):\n{text}"
+                        f"(exit code {process.returncode}):\n{text}",
+                        "ServeDidNotStart",
                     )
                 try:
                     with socket.create_connection((host, port), timeout=0.2):

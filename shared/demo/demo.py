@@ -6,10 +6,13 @@
 3. Turn it into device messages as a meter would send them (multi-metric JSON, a few readings
    lost, a few delivered twice, one malformed message) and replay them batch by batch through
    the same use cases the triggers call: :func:`shared.telemetry.ingest.ingest_batch` (Event Hub
-   trigger) then :func:`shared.univariate.detect.detect_raw_batch` for every raw blob written
-   (blob trigger).
-4. Read the stored results back, write a CSV and a picture per series, and a precision/recall
-   table against the labels.
+   trigger) then :func:`shared.univariate.live.judge_raw_blob` for every raw blob written
+   (blob trigger: live streaming judgement, alerts).
+4. Read the live results back, run entire-series detection over the series they hold (what
+   the scheduled and on-demand jobs do), write a CSV and a picture per series, and a
+   precision/recall table against the labels.
+5. A fleet (dozens of meters, one reading a minute) through ingest and live detection, with
+   what a reading costs (:mod:`shared.demo.fleet`).
 
 The multivariate part (zip upload, Durable train → detect → export, root cause) is
 :func:`shared.demo.multivariate.run_multivariate_demo`.
@@ -29,15 +32,18 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from shared.demo.fleet import run_fleet_demo
 from shared.demo.household import LabelledSeries, household
 from shared.demo.plots import plot_univariate
 from shared.evaluation import Scores, event_scores
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
+from shared.storage.names import live_result_name
 from shared.telemetry.events import RawEvent
 from shared.telemetry.ingest import ingest_batch
 from shared.timefmt import format_timestamp, iso_epoch
-from shared.univariate.detect import detect_raw_batch
+from shared.univariate.detect import DetectionOptions, detect_series
+from shared.univariate.live import judge_raw_blob
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +74,11 @@ class Progress:
             max(total, 1),
             time.time(),
         )
+
+    def redraw(self, done: int, total: int) -> None:
+        """Redraw with a new total (for callers that report ``(done, total)``)."""
+        self.total = max(total, 1)
+        self.update(done)
 
     def update(self, done: int, note: str = "") -> None:
         """Redraw the bar at ``done`` of ``total``."""
@@ -141,6 +152,7 @@ def run_univariate_demo(
     bar = Progress(progress_stream, "ingest + detect", len(batches))
     sequence = 0
     dead = 0
+    raw_blobs: list[str] = []
     for number, batch in enumerate(batches, start=1):
         events = []
         for body in batch:
@@ -149,21 +161,49 @@ def run_univariate_demo(
         report = ingest_batch(events, store, settings)
         dead += len(report.dead_letters)
         for blob in report.raw_blobs:
-            detect_raw_batch(blob, store, settings)
+            judge_raw_blob(
+                blob, store.get_bytes(BlobRef(settings.raw_container, blob)), store, settings
+            )
+            raw_blobs.append(blob)
         bar.update(number, f"{report.readings} readings")
     progress_stream.write(
         f"  dead-lettered: {dead} message(s) in '{settings.deadletter_container}'\n"
     )
+    judged = _live_points(store, settings, raw_blobs)
     outcomes = []
     for metric, labelled in series.items():
-        outcomes.append(_collect(store, settings, metric, labelled, output))
+        outcomes.append(_collect(settings, judged.get(metric, {}), metric, labelled, output))
     return outcomes
 
 
+def _live_points(
+    store: BlobStore, settings: Settings, raw_blobs: list[str]
+) -> dict[str, dict[float, tuple[float, bool]]]:
+    """Per metric of the demo meter: ``{epoch: (value, stream anomaly)}`` from live results."""
+    points: dict[str, dict[float, tuple[float, bool]]] = {}
+    for blob in raw_blobs:
+        document = store.get_json_or_none(
+            BlobRef(settings.results_container, live_result_name(blob))
+        )
+        for item in (document or {}).get("series", []):
+            if item["deviceId"] != DEVICE_ID:
+                continue
+            target = points.setdefault(item["metric"], {})
+            for stamp, value, flag in zip(
+                item["timestamps"], item["values"], item["isAnomaly"], strict=True
+            ):
+                target[iso_epoch(stamp)] = (value, flag)
+    return points
+
+
 def _collect(
-    store: BlobStore, settings: Settings, metric: str, labelled: LabelledSeries, output: Path
+    settings: Settings,
+    judged: dict[float, tuple[float, bool]],
+    metric: str,
+    labelled: LabelledSeries,
+    output: Path,
 ) -> SeriesOutcome:
-    """Read the stored per-batch results of one metric back into per-point arrays."""
+    """Entire-series detection over the judged points, and the live (stream) flags."""
     stamps = labelled.timestamps.astype("datetime64[s]").astype(np.int64).astype(np.float64)
     index = {float(t): i for i, t in enumerate(stamps)}
     n = stamps.size
@@ -173,33 +213,24 @@ def _collect(
     flagged = np.zeros(n, dtype=bool)
     severity = np.zeros(n)
     stream_flagged = np.zeros(n, dtype=bool)
-    prefix = f"{DEVICE_ID}/{metric}/"
-    container = settings.results_container
-    for name in store.list_names(container, prefix):
-        if not name.endswith("/summary.json"):
-            continue
-        summary = store.get_json(BlobRef(container, name))
-        if summary.get("skipped"):
-            continue
-        base = name[: -len("summary.json")]
-        request = store.get_json(BlobRef(container, base + "request.json"))
-        entire = store.get_json(BlobRef(container, base + "entire.json"))
-        start = iso_epoch(summary["batchRange"]["start"])
-        end = iso_epoch(summary["batchRange"]["end"])
-        for j, point in enumerate(request["series"]):
-            moment = iso_epoch(point["timestamp"])
+    moments = np.array(sorted(judged), dtype=np.float64)
+    if moments.size >= 12:
+        values = np.array([judged[m][0] for m in moments.tolist()])
+        entire = detect_series(moments, values, "entire", DetectionOptions.from_settings(settings))
+        fields = {
+            name: entire.per_input(name)
+            for name in ("expectedValue", "lowerMargin", "upperMargin", "isAnomaly", "severity")
+        }
+        for j, moment in enumerate(moments.tolist()):
             i = index.get(moment)
-            if i is None or not start <= moment <= end:
+            if i is None:
                 continue
-            expected[i] = entire["expectedValues"][j]
-            lower[i] = expected[i] - entire["lowerMargins"][j]
-            upper[i] = expected[i] + entire["upperMargins"][j]
-            flagged[i] = entire["isAnomaly"][j]
-            severity[i] = entire["severity"][j]
-        for anomaly in summary.get("streamAnomalies", []):
-            i = index.get(iso_epoch(anomaly["timestamp"]))
-            if i is not None:
-                stream_flagged[i] = True
+            expected[i] = fields["expectedValue"][j]
+            lower[i] = expected[i] - fields["lowerMargin"][j]
+            upper[i] = expected[i] + fields["upperMargin"][j]
+            flagged[i] = bool(fields["isAnomaly"][j])
+            severity[i] = fields["severity"][j]
+            stream_flagged[i] = judged[moment][1]
     picture = plot_univariate(
         output / f"{metric}.png",
         title=f"{DEVICE_ID} {metric}: {int(flagged.sum())} points flagged, "
@@ -275,6 +306,7 @@ def run_demo(
     seed: int = 0,
     connection: str | None = None,
     multivariate: bool = True,
+    fleet_meters: int = 40,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the whole demo; return its summary (also written to ``output/summary.json``)."""
@@ -288,7 +320,25 @@ def run_demo(
         echo(f"meterwatch demo: synthetic household, {days} days per minute, on Azurite")
         outcomes = run_univariate_demo(settings, store, output, days=days, seed=seed)
         table = score_table(outcomes)
+        fleet = run_fleet_demo(
+            settings, store, meters=fleet_meters, progress=Progress(sys.stderr, "fleet", 1).redraw
+        )
+        fleet_line = (
+            f"fleet: {fleet.meters} meters x 2 metrics, one reading a minute; {fleet.found} of "
+            f"{fleet.spikes} injected spikes alerted ({fleet.alerts} alerts); a reading cost "
+            f"{fleet.requests_per_reading:.3f} storage requests and "
+            f"{fleet.cpu_ms_per_reading:.3f} ms of CPU (ingest + detection, steady state)"
+        )
         summary: dict[str, Any] = {
+            "fleet": {
+                "meters": fleet.meters,
+                "readings": fleet.readings,
+                "alerts": fleet.alerts,
+                "spikes": fleet.spikes,
+                "spikesAlerted": fleet.found,
+                "requestsPerReading": round(fleet.requests_per_reading, 4),
+                "cpuMsPerReading": round(fleet.cpu_ms_per_reading, 4),
+            },
             "univariate": [
                 {
                     "metric": o.metric,
@@ -300,7 +350,7 @@ def run_demo(
                     "csv": o.csv.name,
                 }
                 for o in outcomes
-            ]
+            ],
         }
         if multivariate:
             from shared.demo.multivariate import run_multivariate_demo
@@ -312,5 +362,6 @@ def run_demo(
     (output / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     echo("\nDetection against the labels (event-wise, ±3 points):\n")
     echo(table)
+    echo("\n" + fleet_line)
     echo(f"\nResults, pictures and tables are in {output}/")
     return summary

@@ -26,23 +26,22 @@ from typing import Any, TextIO
 import numpy as np
 
 from shared.demo.household import AnomalyEvent, LabelledSeries, household
+from shared.errors import MeterwatchError
 from shared.evaluation import event_scores
-from shared.multivariate.local_runner import LocalContext, LocalRetry, LocalTaskHub
-from shared.multivariate.pipeline import (
-    TrainingActivities,
-    parse_training_spec,
-    read_dataset,
-    result_csv,
-    top_anomalies,
+from shared.multivariate.activities import TrainingActivities
+from shared.multivariate.detection import result_csv, top_anomalies
+from shared.multivariate.ids import content_hash
+from shared.multivariate.local_runner import (
+    LocalContext,
+    LocalRetry,
+    LocalTaskHub,
+    training_activities,
 )
+from shared.multivariate.payloads import TrainingRequest
 from shared.multivariate.registry import ModelRegistry
-from shared.multivariate.workflow import (
-    ORCHESTRATOR,
-    TRAIN_ACTIVITY,
-    TrainingRequest,
-    content_hash,
-    training_orchestration,
-)
+from shared.multivariate.spec import parse_training_spec
+from shared.multivariate.training import read_dataset
+from shared.multivariate.workflow import ORCHESTRATOR, TRAIN_ACTIVITY, training_orchestration
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.timefmt import format_timestamp
@@ -121,7 +120,9 @@ def run_multivariate_demo(
     )
 
     activities = TrainingActivities(store, settings)
-    hub = LocalTaskHub({ORCHESTRATOR: lambda context: _orchestrate(context)}, activities.handlers())
+    hub = LocalTaskHub(
+        {ORCHESTRATOR: lambda context: _orchestrate(context)}, training_activities(activities)
+    )
     request = TrainingRequest.create(
         container,
         name,
@@ -132,8 +133,9 @@ def run_multivariate_demo(
     run = hub.start_if_new(ORCHESTRATOR, request.instance_id, request.to_dict())
     duplicate = hub.start_if_new(ORCHESTRATOR, request.instance_id, request.to_dict())
     if run is None or run.runtime_status != "Completed":
-        raise RuntimeError(
-            f"The multivariate orchestration did not complete: {run.error if run else 'not run'}"
+        raise MeterwatchError(
+            f"The multivariate orchestration did not complete: {run.error if run else 'not run'}",
+            "DemoFailed",
         )
     summary: dict[str, Any] = run.output
     progress_stream.write(

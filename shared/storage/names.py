@@ -49,6 +49,9 @@ MODEL_EXPORT = "export.zip"
 MODEL_SUMMARY = "summary.json"
 
 
+#: Folder of the compacted per-device history in the raw container (not raw batches: the blob
+#: trigger skips it).
+RAW_HISTORY_PREFIX = "history/"
 #: Folder of the v2 raw batches in the raw container.
 RAW_BATCHES_PREFIX = "batches/"
 #: File suffix of a v2 raw batch (gzip of JSON lines).
@@ -218,3 +221,12 @@ def live_state_shard_name(shard: int, shards: int) -> str:
 def live_dead_letter_name(raw_name: str) -> str:
     """What live detection refused of one raw batch (dead-letter container)."""
     return f"live/{raw_name}.json"
+
+
+#: Where the API stores datasets given as a local path or a blob folder (training container).
+MATERIALIZED_PREFIX = "api-datasets/"
+
+
+def materialized_dataset_name(sha256: str, name: str) -> str:
+    """Blob name of a dataset the API packed or copied: keyed by its content, so one copy each."""
+    return f"{MATERIALIZED_PREFIX}{sha256[:32]}/{name}"

@@ -11,7 +11,9 @@ Accepted message shapes (UTF-8 JSON):
 * a JSON array of either shape (devices that batch several readings into one message).
 
 The device id is the body's ``deviceId``, else the IoT Hub system property
-``iothub-connection-device-id``, else an application property ``deviceId``. Anything else raises
+``iothub-connection-device-id``, else an application property ``deviceId``. Every field is checked
+by :mod:`shared.telemetry.validation` (names matched whole, values finite within ±10^15,
+timestamps 1970-2200). Anything else raises
 :class:`~shared.errors.TelemetryError` with a code and a reason, and the event is dead-lettered
 whole (its original payload is kept, so nothing is lost).
 """
@@ -19,15 +21,21 @@ whole (its original payload is kept, so nothing is lost).
 from __future__ import annotations
 
 import json
-import math
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from shared.errors import TelemetryError
-from shared.timefmt import canonical_timestamp, parse_timestamp
+from shared.telemetry.validation import (
+    KNOWN_NAMES,
+    READING_LIMIT,
+    checked_name,
+    checked_timestamp,
+    checked_value,
+    looks_numeric,
+)
+from shared.timefmt import parse_timestamp
 
 #: Body keys that are never metrics.
 RESERVED_KEYS = frozenset(
@@ -35,8 +43,6 @@ RESERVED_KEYS = frozenset(
 )
 IOTHUB_DEVICE_PROPERTY = "iothub-connection-device-id"
 _DEVICE_PROPERTY_NAMES = (IOTHUB_DEVICE_PROPERTY, b"iothub-connection-device-id")
-# Device ids and metric names become blob path segments: keep them to a safe alphabet.
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,8 @@ def parse_event(event: RawEvent) -> list[Reading]:
 
 
 _JSON = json.JSONDecoder()
+#: The decoder's C scanner (undocumented in typeshed, present in every CPython since 2.6).
+_SCAN: Callable[[str, int], tuple[Any, int]] = _JSON.scan_once  # type: ignore[attr-defined]
 
 #: ``((device_id, metric), canonical timestamp text, value)``: the series key comes ready-made,
 #: since ingest groups by it.
@@ -100,10 +108,13 @@ ReadingRow = tuple[tuple[str, str], str, float]
 
 
 def parse_event_rows(event: RawEvent, stamp_cache: dict[Any, str]) -> list[ReadingRow]:
-    """Decode one event into ``(device_id, metric, timestamp, value)`` rows (the fast path).
+    """Decode one event into ``((device_id, metric), timestamp, value)`` rows (the fast path).
 
     Timestamps come back as canonical text (:func:`canonical_timestamp`), which sorts in time
-    order and is what raw batches store.
+    order and is what raw batches store. Rows are in the order of the event (its position), so
+    a caller that lets later rows win keeps the highest position for a repeated timestamp.
+    Every field goes through :mod:`shared.telemetry.validation` (the hot path keeps one-lookup
+    shortcuts for names already accepted and for plain numbers within range).
 
     Args:
         event: The delivered event.
@@ -111,7 +122,8 @@ def parse_event_rows(event: RawEvent, stamp_cache: dict[Any, str]) -> list[Readi
             batch repeats the same few minutes many times), raw value to canonical text.
 
     Raises:
-        TelemetryError: As :func:`parse_event`.
+        TelemetryError: As :func:`parse_event`; never another exception for bad input (deep
+            nesting, huge integers and wrong types are coded errors too).
     """
     try:
         # JSON between systems is UTF-8 (RFC 8259): decode it ourselves rather than let
@@ -119,13 +131,24 @@ def parse_event_rows(event: RawEvent, stamp_cache: dict[Any, str]) -> list[Readi
         text = event.body.decode("utf-8")
         if text.startswith("\ufeff"):
             text = text[1:]
-        payload = _JSON.decode(text)
+        try:
+            # The scanner json.loads ends in, without its whitespace regexes (the hot path).
+            payload, end = _SCAN(text, 0)
+        except StopIteration:
+            payload, end = _JSON.decode(text), len(text)  # raises the proper error
+        if end != len(text) and not text[end:].isspace():
+            payload = _JSON.decode(text)  # trailing data: raises the proper error
     except (UnicodeDecodeError, ValueError) as exc:
+        # ValueError includes integers of more than 4,300 digits (Python's int parsing limit).
         raise TelemetryError(f"Body is not UTF-8 JSON: {exc}", code="InvalidJson") from exc
+    except RecursionError as exc:
+        raise TelemetryError(
+            "Body is JSON nested too deeply to be telemetry.", code="InvalidJson"
+        ) from exc
     rows: list[ReadingRow] = []
     if type(payload) is dict:
         _rows_of(payload, event, stamp_cache, rows)
-    elif isinstance(payload, list) and payload and all(isinstance(i, dict) for i in payload):
+    elif type(payload) is list and payload and all(type(i) is dict for i in payload):
         for item in payload:
             _rows_of(item, event, stamp_cache, rows)
     else:
@@ -141,31 +164,34 @@ def _rows_of(
     body: Mapping[str, Any], event: RawEvent, stamp_cache: dict[Any, str], out: list[ReadingRow]
 ) -> None:
     device_id = body.get("deviceId") or event.system_properties.get(IOTHUB_DEVICE_PROPERTY)
-    if type(device_id) is not str or device_id not in _VALID_NAMES:  # fast path: known ids
+    if type(device_id) is not str or device_id not in KNOWN_NAMES:  # fast path: known ids
         device_id = _device_id(body, event)
     raw_stamp = body.get("timestamp")
     if raw_stamp is None or raw_stamp == "":
         raise TelemetryError("Missing field 'timestamp'.", code="MissingField")
     timestamp: str | None = stamp_cache.get(raw_stamp) if type(raw_stamp) is str else None
     if timestamp is None:
-        timestamp = canonical_timestamp(raw_stamp)
-        if type(raw_stamp) is str:
+        timestamp = checked_timestamp(raw_stamp)
+        if type(raw_stamp) is str and len(stamp_cache) < _STAMP_CACHE_LIMIT:
             stamp_cache[raw_stamp] = timestamp
     if "value" in body:
         metric = body.get("metric") or event.properties.get("metric") or "value"
-        if metric not in _VALID_NAMES:
-            metric = _checked_name(metric, "metric")
+        if type(metric) is not str or metric not in KNOWN_NAMES:
+            metric = checked_name(metric, "metric")
         raw_value = body["value"]
         kind = type(raw_value)
-        if kind is str or kind is float or kind is int:  # the common shapes, inline
+        value: float
+        if kind is float:
+            value = raw_value
+        elif kind is str or kind is int:
             try:
                 value = float(raw_value)
-            except ValueError:
-                value = _number("value", body)  # raises with the message
-            if value - value != 0.0:  # NaN or infinite
-                _finite("value", value)
+            except (ValueError, OverflowError):
+                value = checked_value(raw_value, "value")  # raises with the message
         else:
-            value = _number("value", body)
+            value = checked_value(raw_value, "value")
+        if not -READING_LIMIT <= value <= READING_LIMIT:  # NaN, infinite or out of range
+            checked_value(value, "value")
         out.append(((device_id, metric), timestamp, value))
         return
     found = False
@@ -173,22 +199,31 @@ def _rows_of(
         if key in RESERVED_KEYS or raw is None or raw is True or raw is False:
             continue
         kind = type(raw)
-        if kind is float or kind is int:
-            value = float(raw)
-            if value - value != 0.0:  # NaN or infinite (json accepts NaN/Infinity literals)
-                _finite(key, value)
-        elif kind is str and _looks_numeric(raw):
-            value = _number(key, body)
+        if kind is float:
+            value = raw
+        elif kind is int:
+            try:
+                value = float(raw)
+            except OverflowError:
+                value = checked_value(raw, key)  # raises with the message
+        elif kind is str and looks_numeric(raw):
+            value = checked_value(raw, key)
         else:
             continue  # text or nested metadata, not a metric
+        if not -READING_LIMIT <= value <= READING_LIMIT:
+            checked_value(value, key)
         found = True
-        metric = key if key in _VALID_NAMES else _checked_name(key, "metric")
+        metric = key if key in KNOWN_NAMES else checked_name(key, "metric")
         out.append(((device_id, metric), timestamp, value))
     if not found:
         raise TelemetryError(
             "No metric found: expected 'value' or at least one numeric field such as 'power'.",
             code="MissingField",
         )
+
+
+#: A batch repeats a few minutes many times; an attacker's batch of unique stamps stays bounded.
+_STAMP_CACHE_LIMIT = 10_000
 
 
 def _device_id(body: Mapping[str, Any], event: RawEvent) -> str:
@@ -200,63 +235,13 @@ def _device_id(body: Mapping[str, Any], event: RawEvent) -> str:
                 break
     if not candidate:
         candidate = event.properties.get("deviceId")
-    if isinstance(candidate, bytes):
-        candidate = candidate.decode("utf-8", errors="replace")
     if not candidate:
         raise TelemetryError(
             "Missing device id: set 'deviceId' in the body, or send through IoT Hub "
             f"(system property {IOTHUB_DEVICE_PROPERTY}).",
             code="MissingField",
         )
-    return _checked_name(candidate, "deviceId")
-
-
-_VALID_NAMES: set[str] = set()
-
-
-def _checked_name(name: Any, what: str) -> str:
-    if type(name) is str and name in _VALID_NAMES:
-        return name
-    text = str(name)
-    if not _NAME_RE.match(text):
-        raise TelemetryError(
-            f"Invalid {what} {text[:80]!r}: use 1-128 letters, digits and _.:@- "
-            "(it becomes part of a blob name).",
-            code="InvalidName",
-        )
-    if len(_VALID_NAMES) < 100_000:  # bounded: device ids are many but finite
-        _VALID_NAMES.add(text)
-    return text
-
-
-def _number(key: str, body: Mapping[str, Any]) -> float:
-    raw = body[key]
-    if raw is None or isinstance(raw, bool):
-        raise TelemetryError(f"Field {key!r} must be a number, got {raw!r}.", code="InvalidValue")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError) as exc:
-        raise TelemetryError(
-            f"Field {key!r} must be a number, got {str(raw)[:80]!r}.", code="InvalidValue"
-        ) from exc
-    return _finite(key, value)
-
-
-def _finite(key: str, value: float) -> float:
-    if not math.isfinite(value):
-        raise TelemetryError(
-            f"Field {key!r} is {value}: NaN and infinite readings are not accepted.",
-            code="InvalidValue",
-        )
-    return value
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return checked_name(candidate, "deviceId")
 
 
 def _json_safe(mapping: Mapping[Any, Any]) -> dict[str, Any]:

@@ -16,8 +16,8 @@ The rules:
 * **Values** are JSON numbers or numeric text, finite, and within ``±READING_LIMIT`` (10^15).
   Meter registers (energy in Wh over decades, pulse counts) stay far below it, and detection
   arithmetic on values up to 10^15 (squares, sums over days of points) stays finite in float64;
-  ±1e308 would overflow to infinity and poison a detector state. Codes ``InvalidValue`` and
-  ``ValueOutOfRange``.
+  ±1e308 would overflow to infinity and poison a detector state. Codes ``InvalidValue`` (not a
+  number, NaN, infinite) and ``ValueOutOfRange`` (beyond the range, integers of 309+ digits).
 * **Timestamps**: ISO 8601 text, ``12/16/2006 17:24`` or epoch seconds/milliseconds, between
   1970 and 2200, returned as canonical text (:func:`shared.timefmt.canonical_timestamp`). Code
   ``InvalidTimestamp``.
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TypeGuard
 
 from shared.errors import InputError, TelemetryError
 from shared.timefmt import canonical_timestamp
@@ -37,8 +38,9 @@ READING_LIMIT = 1e15
 #: What a device id or metric name may be (always matched with ``fullmatch``).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 
-# Names already accepted (device ids are many but finite): the hot path is one set lookup.
-_KNOWN_NAMES: set[str] = set()
+#: Names already accepted (device ids are many but finite): the hot path is one set lookup.
+#: Read-only outside this module; only :func:`checked_name` adds to it.
+KNOWN_NAMES: set[str] = set()
 _KNOWN_NAMES_LIMIT = 200_000
 
 
@@ -53,7 +55,7 @@ def checked_name(raw: object, what: str, error: type[InputError] = TelemetryErro
     Raises:
         InputError: ``InvalidName`` (as ``error``).
     """
-    if type(raw) is str and raw in _KNOWN_NAMES:
+    if type(raw) is str and raw in KNOWN_NAMES:
         return raw
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
@@ -68,14 +70,14 @@ def checked_name(raw: object, what: str, error: type[InputError] = TelemetryErro
             "(it becomes part of a blob name).",
             "InvalidName",
         )
-    if len(_KNOWN_NAMES) < _KNOWN_NAMES_LIMIT:
-        _KNOWN_NAMES.add(raw)
+    if len(KNOWN_NAMES) < _KNOWN_NAMES_LIMIT:
+        KNOWN_NAMES.add(raw)
     return raw
 
 
-def is_known_name(raw: object) -> bool:
+def is_known_name(raw: object) -> TypeGuard[str]:
     """Whether ``raw`` is a name already accepted (the ingest's one-lookup fast path)."""
-    return type(raw) is str and raw in _KNOWN_NAMES
+    return type(raw) is str and raw in KNOWN_NAMES
 
 
 def checked_value(raw: object, what: str, error: type[InputError] = TelemetryError) -> float:
@@ -96,10 +98,20 @@ def checked_value(raw: object, what: str, error: type[InputError] = TelemetryErr
     elif kind is int or kind is str:
         try:
             value = float(raw)  # type: ignore[arg-type]
-        except (ValueError, OverflowError) as exc:
+        except OverflowError as exc:  # an integer beyond any float
+            raise error(
+                f"Field {what!r} is {_excerpt(raw)}: readings must lie within ±{READING_LIMIT:g}.",
+                "ValueOutOfRange",
+            ) from exc
+        except ValueError as exc:
             raise error(
                 f"Field {what!r} must be a number, got {_excerpt(raw)}.", "InvalidValue"
             ) from exc
+        if math.isinf(value) and "inf" not in str(raw).lower():  # "9" * 400 as text
+            raise error(
+                f"Field {what!r} is {_excerpt(raw)}: readings must lie within ±{READING_LIMIT:g}.",
+                "ValueOutOfRange",
+            )
     else:
         raise error(
             f"Field {what!r} must be a number, got {type(raw).__name__} {_excerpt(raw)}.",
@@ -121,11 +133,18 @@ def checked_value(raw: object, what: str, error: type[InputError] = TelemetryErr
 
 def looks_numeric(raw: str) -> bool:
     """Whether text is a number (``"1.5"``, ``"1e3"``), so a field is a metric, not metadata."""
+    if raw in _NOT_NUMERIC:  # firmware versions and the like repeat in every message
+        return False
     try:
         float(raw)
     except ValueError:
+        if len(_NOT_NUMERIC) < _KNOWN_NAMES_LIMIT:
+            _NOT_NUMERIC.add(raw)
         return False
     return True
+
+
+_NOT_NUMERIC: set[str] = set()
 
 
 def checked_timestamp(raw: object, error: type[InputError] = TelemetryError) -> str:
@@ -138,8 +157,20 @@ def checked_timestamp(raw: object, error: type[InputError] = TelemetryError) -> 
     Raises:
         InputError: ``InvalidTimestamp`` (as ``error``).
     """
+    if type(raw) is str and 20 <= len(raw) <= 27 and raw[-1] == "Z" and raw[:17] in _MINUTES:
+        # The hot path: a minute already validated (meters share minutes), whole seconds or a
+        # fraction of 1-6 ASCII digits; the same text canonical_timestamp returns (a property
+        # test checks it).
+        second = raw[17:19]
+        if second.isascii() and second.isdigit() and second < "60":
+            if len(raw) == 20:
+                return raw
+            fraction = raw[20:-1]
+            if raw[19] == "." and fraction.isascii() and fraction.isdigit():
+                fraction = fraction.ljust(6, "0")
+                return raw[:19] + ("Z" if fraction == "000000" else f".{fraction}Z")
     try:
-        return canonical_timestamp(raw)
+        canonical = canonical_timestamp(raw)
     except TelemetryError as exc:
         if error is TelemetryError:
             raise
@@ -150,6 +181,14 @@ def checked_timestamp(raw: object, error: type[InputError] = TelemetryError) -> 
             f"Unusable timestamp {_excerpt(raw)}: use ISO 8601 such as 2006-12-16T17:24:00Z.",
             "InvalidTimestamp",
         ) from exc
+    if len(_MINUTES) < _MINUTES_LIMIT:
+        _MINUTES.add(canonical[:17])
+    return canonical
+
+
+#: ``YYYY-MM-DDTHH:MM:`` prefixes of canonical timestamps already seen (a few days of minutes).
+_MINUTES: set[str] = set()
+_MINUTES_LIMIT = 20_000
 
 
 def _excerpt(raw: object) -> str:

@@ -62,56 +62,10 @@ def test_event_hub_trigger_persists_iot_hub_telemetry(
     settings = Settings.from_env(function_env)
     store = BlobStore.from_settings(settings)
     assert list(store.list_names(settings.raw_container)) == [
-        "iot-meter/power/2026-11-02/p2-00000000000000000500-00000000000000000530.json"
+        "batches/2026/11/02/00/p2-00000000000000000500-00000000000000000530.jsonl.gz"
     ]
     (letter,) = list(store.list_names(settings.deadletter_container))
     document = store.get_json(BlobRef(settings.deadletter_container, letter))
     assert document["payload"] == "garbage"
     assert document["metadata"]["partitionId"] == "2"
     assert document["metadata"]["sequenceNumber"] == 530
-
-
-def test_blob_trigger_writes_request_results_and_summary(
-    function_env: dict[str, str], app_functions: dict[str, Any]
-) -> None:
-    rng = np.random.default_rng(3)
-    values = 1.0 + 0.05 * rng.standard_normal(240)
-    values[200] = 4.0  # a spike in the second batch
-    ingest = app_functions["eventhub_ingest"].get_user_function()
-    detect = app_functions["raw_blob_trigger"].get_user_function()
-    settings = Settings.from_env(function_env)
-    store = BlobStore.from_settings(settings)
-    bodies = tutorial_bodies(values)
-    for first in (0, 120):
-        ingest(delivered(bodies[first : first + 120], first))
-    names = sorted(store.list_names(settings.raw_container))
-    assert len(names) == 2
-    for name in names:
-        content = store.get_bytes(BlobRef(settings.raw_container, name))
-        detect(func.blob.InputStream(data=content, name=f"{settings.raw_container}/{name}"))
-    results = sorted(store.list_names(settings.results_container))
-    stem = names[1].rsplit("/", 1)[1][: -len(".json")]
-    prefix = f"iot-meter/power/2026-11-02/{stem}/"
-    for part in ("request.json", "entire.json", "last.json", "changepoint.json", "summary.json"):
-        assert prefix + part in results
-    request = store.get_json(BlobRef(settings.results_container, prefix + "request.json"))
-    assert request["granularity"] == "minutely"
-    assert len(request["series"]) == 240
-    summary = store.get_json(BlobRef(settings.results_container, prefix + "summary.json"))
-    assert [a["timestamp"] for a in summary["anomalies"]] == ["2026-11-02T03:20:00Z"]
-    assert summary["anomalies"][0]["direction"] == "up"
-    # The first batch had its own request, never overwritten by the second.
-    first_stem = names[0].rsplit("/", 1)[1][: -len(".json")]
-    first_request = store.get_json(
-        BlobRef(settings.results_container, f"iot-meter/power/2026-11-02/{first_stem}/request.json")
-    )
-    assert len(first_request["series"]) == 120
-
-
-def test_blob_trigger_ignores_a_foreign_blob(
-    function_env: dict[str, str], app_functions: dict[str, Any]
-) -> None:
-    detect = app_functions["raw_blob_trigger"].get_user_function()
-    detect(func.blob.InputStream(data=b"hello", name="raw/notes.txt"))
-    settings = Settings.from_env(function_env)
-    assert list(BlobStore.from_settings(settings).list_names(settings.results_container)) == []
