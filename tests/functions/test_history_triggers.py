@@ -28,7 +28,8 @@ class Collected(func.Out[T], Generic[T]):
     def set(self, val: T) -> None:
         self.value = val
 
-    def get(self) -> T | None:
+    def get(self) -> T:
+        assert self.value is not None, "nothing was set"
         return self.value
 
 
