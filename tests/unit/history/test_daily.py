@@ -66,7 +66,10 @@ def test_encoding_is_deterministic_and_round_trips() -> None:
     assert lines[0] == (
         '{"format":"meterwatch.history","version":1,"deviceId":"m1","day":"2026-11-02","points":3}'
     )
-    assert [line[:17] for line in lines[1:]] == ['{"metric":"power"', '{"metric":"voltag']
+    assert [line[:28] for line in lines[1:]] == [
+        '{"metric":"power","points":1',
+        '{"metric":"voltage","points"',
+    ]
     back = decode_day("x", data)
     assert back.device_id == "m1" and back.day == "2026-11-02"
     assert as_tuple(back.series["voltage"]) == ((1793577600.0, 1793577660.5), (230.1, 229.9))
@@ -92,7 +95,13 @@ def test_merge_day_keeps_metrics_it_was_not_given() -> None:
         gzip.compress(b'{"format":"meterwatch.history","version":9}\n'),
         gzip.compress(
             b'{"format":"meterwatch.history","version":1,"deviceId":"m","day":"d"}\n'
-            b'{"metric":"p","epochs":[1,2],"values":[1],"enqueued":[1],"sequences":[1]}\n'
+            b'{"metric":"p","points":2,"epochs":"AQAAAAAAAAA=","values":"AAAAAAAA8D8=",'
+            b'"enqueued":"AQAAAAAAAAA=","sequences":"AQAAAAAAAAA="}\n'
+        ),
+        gzip.compress(
+            b'{"format":"meterwatch.history","version":1,"deviceId":"m","day":"d"}\n'
+            b'{"metric":"p","points":1,"epochs":"not base64!","values":"","enqueued":"",'
+            b'"sequences":""}\n'
         ),
         gzip.compress(b'{"format":"meterwatch.history","version":1}\n{"metric":"p"}\n'),
     ],
