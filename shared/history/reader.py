@@ -15,6 +15,7 @@ so a reading present both in a history blob and in the tail is counted once.
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 #: How far back the tail reads the raw journal at most (a compaction far behind is an outage
 #: the tail does not paper over: listing every hour since would cost a request per hour).
 TAIL_MAX_AGE = timedelta(hours=48)
+#: Largest epoch accepted (year 9999).
+MAX_EPOCH = 253_402_300_799.0
 #: Longest range one read serves (one request per day: split longer ranges).
 MAX_RANGE_DAYS = 400
 
@@ -87,6 +90,8 @@ def epoch_of(moment: Moment, name: str = "time") -> float:
     if isinstance(moment, bool):
         raise HistoryError(f"{name} must be a time, got {moment!r}.")
     if isinstance(moment, int | float):
+        if not math.isfinite(float(moment)) or abs(float(moment)) > MAX_EPOCH:
+            raise HistoryError(f"{name} {moment!r} is not a time (epoch seconds expected).")
         return float(moment)
     try:
         return parse_timestamp(moment)
