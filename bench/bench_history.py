@@ -9,7 +9,7 @@ and the scheduled detection runs at the end of the hour. Storage requests are co
 HTTP layer (every try of every call, through the SDK's request hook) and app CPU with
 ``time.process_time`` (this process only: Azurite is another process).
 
-    .venv/bin/python -m bench.bench_history [--meters 200] [--output FILE]
+    .venv/bin/python -m bench.bench_history [--meters 200] [--every 15] [--output FILE]
 
 Prints one JSON document of figures.
 """
@@ -104,7 +104,7 @@ def prefill(store: BlobStore, settings: Settings, meters: int, minutes: int) -> 
     return seq
 
 
-def measure(meters: int) -> dict[str, Any]:
+def measure(meters: int, every: int = 15) -> dict[str, Any]:
     with running_azurite(reuse=False) as connection:
         counter = Counter()
         service = BlobServiceClient.from_connection_string(connection, raw_request_hook=counter)
@@ -131,7 +131,7 @@ def measure(meters: int) -> dict[str, Any]:
             before = counter.count
             record_raw_batches(store, settings, [name], now)
             record_requests += counter.count - before
-            if (minute + 1) % 15 == 0:
+            if (minute + 1) % every == 0:
                 before, cpu = counter.count, time.process_time()
                 report = compact(store, settings, now + timedelta(seconds=20))
                 compaction_cpu += time.process_time() - cpu
@@ -165,6 +165,7 @@ def measure(meters: int) -> dict[str, Any]:
             reads[f"{days}d"] = {"requests": counter.count - before, "points": history.size}
         return {
             "meters": meters,
+            "compactionEveryMinutes": every,
             "metrics": len(METRICS),
             "readingsMeasured": readings,
             "recordRequestsPerReading": record_requests / readings,
@@ -188,9 +189,10 @@ def measure(meters: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meters", type=int, default=200)
+    parser.add_argument("--every", type=int, default=15, help="compaction interval, minutes")
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
-    figures = measure(args.meters)
+    figures = measure(args.meters, args.every)
     text = json.dumps(figures, indent=2)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
