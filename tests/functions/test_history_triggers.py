@@ -11,9 +11,12 @@ from azure.functions.meta import Datum
 from azure.functions.timer import TimerRequestConverter
 
 from shared.alerts import alert_id, read_anomalies
+from shared.history.compaction import compact
+from shared.history.reader import read_history
 from shared.settings import Settings
-from shared.storage.client import BlobStore
+from shared.storage.client import BlobRef, BlobStore
 from shared.timefmt import format_timestamp
+from tests.history_doubles import put_raw_batch
 from tests.history_fleet import STEP, write_archive
 
 T = TypeVar("T")
@@ -101,3 +104,34 @@ def test_timers_compact_then_publish_the_missed_anomaly_once(
     again: Collected[list[str]] = Collected()
     app_functions["scheduled_detection"].get_user_function()(timer_request(), again)
     assert again.value is None
+
+
+def test_the_raw_blob_trigger_records_each_batch_for_the_compaction(
+    function_env: dict[str, str], app_functions: dict[str, Any]
+) -> None:
+    settings = Settings.from_env(function_env)
+    store = BlobStore.from_settings(settings)
+    now = datetime.now(UTC)
+    stamp = (now - timedelta(minutes=3)).timestamp() // 60 * 60
+    name = put_raw_batch(
+        store,
+        settings,
+        "3",
+        70,
+        71,
+        format_timestamp(stamp + 1),
+        {("m1", "power"): [(stamp, 1.5)], ("m2", "power"): [(stamp, 2.5)]},
+    )
+    data = store.get_bytes(BlobRef(settings.raw_container, name))
+    trigger = app_functions["raw_blob_trigger"].get_user_function()
+    for _delivery in range(2):  # a redelivered blob event records the name again: harmless
+        trigger(
+            func.blob.InputStream(
+                data=data, name=f"{settings.raw_container}/{name}", length=len(data)
+            ),
+            Collected(),
+        )
+    report = compact(store, settings)
+    assert (report.batches, report.readings) == (1, 2)
+    history = read_history(store, settings, "m2", "power", stamp - 60, stamp + 60, tail=False)
+    assert history.values.tolist() == [2.5]
