@@ -1,9 +1,9 @@
 """Timer triggers of the history jobs: compaction, and scheduled entire / change-point detection.
 
-* ``history_compaction`` (``HISTORY_COMPACTION_SCHEDULE``, every 15 minutes by default) folds
+* ``history_compaction`` (``HISTORY_COMPACTION_SCHEDULE``, hourly on the hour by default) folds
   the raw batches recorded since its last run into the per-device-day history
   (:func:`shared.history.compaction.compact`).
-* ``scheduled_detection`` (``SCHEDULED_DETECTION_SCHEDULE``, hourly at minute 5 by default) judges
+* ``scheduled_detection`` (``SCHEDULED_DETECTION_SCHEDULE``, hourly at minute 10 by default) judges
   each series that got readings since its last run over its retained history and publishes
   what the live judge missed on the ``anomalies`` Event Hub output binding
   (:func:`shared.history.detection.run_scheduled_detection`). The host sends the messages when

@@ -197,8 +197,8 @@ var appSettings = union(containerSettings, {
   DETECT_IMPUTE_MODE: detectImputeMode
   DETECT_IMPUTE_FIXED_VALUE: detectImputeFixedValue
   DETECT_WINDOW_POINTS: string(detectWindowPoints)
-  HISTORY_COMPACTION_SCHEDULE: '0 */15 * * * *'
-  SCHEDULED_DETECTION_SCHEDULE: '0 5 * * * *'
+  HISTORY_COMPACTION_SCHEDULE: '0 0 * * * *'
+  SCHEDULED_DETECTION_SCHEDULE: '0 10 * * * *'
   SCHEDULED_DETECTION_LOOKBACK_HOURS: '24'
   MV_POLL_INTERVAL_SECONDS: string(mvPollIntervalSeconds)
   MV_TRAINING_DEADLINE_MINUTES: string(mvTrainingDeadlineMinutes)

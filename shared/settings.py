@@ -108,12 +108,12 @@ class Settings:
     )
     history_compaction_schedule: str = _setting(
         "HISTORY_COMPACTION_SCHEDULE",
-        "0 */15 * * * *",
+        "0 0 * * * *",
         doc="NCRONTAB schedule of the compaction job (folds new raw batches into history)",
     )
     scheduled_detection_schedule: str = _setting(
         "SCHEDULED_DETECTION_SCHEDULE",
-        "0 5 * * * *",
+        "0 10 * * * *",
         doc="NCRONTAB schedule of entire and change-point detection over active series",
     )
     scheduled_detection_lookback_hours: int = _setting(

@@ -1,7 +1,7 @@
 """Compaction: fold new raw batches into one history blob per device and day.
 
 Raw batches (one per delivered Event Hub batch, every device mixed) are the archive; reading one
-device from them would mean reading every batch. The compaction job (a timer, every 15 minutes by
+device from them would mean reading every batch. The compaction job (a timer, hourly by
 default) turns them into ``series/{device}/{YYYY-MM-DD}.jsonl.gz`` in the history container
 (:mod:`shared.history.daily`), which :func:`shared.history.reader.read_history` reads by range.
 

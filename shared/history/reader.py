@@ -5,8 +5,10 @@ are a 404 and nothing more), whatever the size of the fleet. With ``tail=True`` 
 the readings not yet compacted are added: the raw batches recorded in the raw journal since the
 compaction's cursor (a list per open journal hour, a ranged read per journal blob that grew, and
 one GET per such batch: bounded by what arrived since the last compaction run, not by the
-range; at most :data:`TAIL_MAX_AGE` back). Callers that judge in bulk (the live bootstrap, the
-scheduled detection right after a compaction) pass ``tail=False``.
+range; at most :data:`TAIL_MAX_AGE` back and :data:`TAIL_MAX_BATCHES` batches, else the tail is
+skipped with a warning, so one read never costs a scan of a large fleet's last hour). Callers
+that judge in bulk (the live bootstrap, the scheduled detection right after a compaction) pass
+``tail=False``.
 
 Points are merged by the same rank rule as the compaction (newest delivery wins per timestamp),
 so a reading present both in a history blob and in the tail is counted once.
@@ -45,6 +47,8 @@ logger = logging.getLogger(__name__)
 #: How far back the tail reads the raw journal at most (a compaction far behind is an outage
 #: the tail does not paper over: listing every hour since would cost a request per hour).
 TAIL_MAX_AGE = timedelta(hours=48)
+#: Most not-yet-compacted raw batches the tail reads (one GET each); beyond, it is skipped.
+TAIL_MAX_BATCHES = 200
 #: Largest epoch accepted (year 9999).
 MAX_EPOCH = 253_402_300_799.0
 #: Longest range one read serves (one request per day: split longer ranges).
@@ -204,6 +208,15 @@ def _add_tail(
         cursor = JournalCursor(oldest, cursor.offsets)
     journal = read_journal(store, settings.history_container, RAW_JOURNAL_PREFIX, cursor, now)
     names = list(dict.fromkeys(entry.line for entry in journal.entries))
+    if len(names) > TAIL_MAX_BATCHES:
+        # A large fleet between two compactions: reading every batch of it for one series would
+        # be the scan of the fleet this module exists to avoid. The compacted history is served.
+        logger.warning(
+            "History tail: %s raw batches not compacted yet (over %s): tail skipped",
+            len(names),
+            TAIL_MAX_BATCHES,
+        )
+        return 0
     read_batch = reader or (default_reader() if names else None)
     for name in names:
         assert read_batch is not None

@@ -133,3 +133,26 @@ def test_bad_ranges_are_coded_errors(
         read_history(store, settings, "m1", "power", start, end)
     assert caught.value.code == "InvalidHistoryRange"
     assert counter.count == 0
+
+
+def test_a_tail_over_its_bound_is_skipped_not_scanned(
+    azurite: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.history import reader
+
+    store, counter = counted_store(azurite)
+    compact(store, settings)  # the compaction's cursor stands at the current hour
+    names = [
+        put_raw_batch(
+            store, settings, "0", i, i, "2026-11-01T10:00:00Z", {("m1", "power"): [(DAY0 + i, 1.0)]}
+        )
+        for i in range(4)
+    ]
+    record_raw_batches(store, settings, names, datetime.now(UTC))
+    monkeypatch.setattr(reader, "TAIL_MAX_BATCHES", 3)
+    counter.reset()
+    found = read_device_history(store, settings, "m1", DAY0, DAY0 + 3600)
+    assert found.tail_batches == 0 and found.series == {}
+    assert counter.count <= 5  # the day, the cursor, the journal listing(s) and its one blob
+    monkeypatch.setattr(reader, "TAIL_MAX_BATCHES", 4)
+    assert read_device_history(store, settings, "m1", DAY0, DAY0 + 3600).tail_batches == 4
