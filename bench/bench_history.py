@@ -4,9 +4,10 @@ A fleet of ``--meters`` meters x 2 metrics reading once a minute, one raw batch 
 writer) per minute holding every reading of that minute, as the ingest writes them. The day is
 prefilled with 23 hours of history (compacted, not counted), so the measured hour is the most
 expensive of the day (the largest day blobs). Then, for one hour: each minute's batch is
-recorded in the raw journal (the raw blob trigger's hook), the compaction runs every ``--every`` minutes,
-and the scheduled detection runs at the end of the hour. Storage requests are counted at the
-HTTP layer (every try of every call, through the SDK's request hook) and app CPU with
+recorded in the raw journal (the raw blob trigger's hook), the compaction runs every
+``--every`` minutes, and the scheduled detection runs at the end of the hour. Storage requests
+are counted at the HTTP layer (every try of every call, through the SDK's request hook) and app
+CPU with
 ``time.process_time`` (this process only: Azurite is another process).
 
     .venv/bin/python -m bench.bench_history [--meters 200] [--every 15] [--output FILE]

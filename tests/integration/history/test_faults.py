@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from shared.history import compaction
@@ -118,7 +119,7 @@ def test_a_concurrent_writer_is_merged_not_overwritten(
     )
     record_raw_batches(store, settings, [name], NOW - timedelta(minutes=5))
     ref = BlobRef(settings.history_container, history_day_name("m1", "2026-11-02"))
-    real_merge = compaction.merge_day
+    real_merge = merge_day
     raced = {"done": False}
 
     def merge_while_another_writes(*args: Any) -> Any:
@@ -128,7 +129,7 @@ def test_a_concurrent_writer_is_merged_not_overwritten(
                 None,
                 "m1",
                 "2026-11-02",
-                {"power": RankedPoints.of_delivery([T0 + 60], [2.0], 9, 9)},
+                {"power": RankedPoints.of_delivery(np.array([T0 + 60]), np.array([2.0]), 9, 9)},
             )
             store.put_bytes(ref, encode_day(other))
         return real_merge(*args)
