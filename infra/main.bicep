@@ -40,6 +40,23 @@ param resourceGroupName string = ''
 @description('Event Hub the ingest function reads (EVENTHUB_NAME).')
 param eventHubName string = 'telemetry'
 
+@description('Event Hub the alerts are published to (ANOMALIES_EVENTHUB_NAME).')
+param anomaliesEventHubName string = 'anomalies'
+
+@description('Stream-state shard documents (LIVE_STATE_SHARDS): about the number of series / 100.')
+@minValue(1)
+@maxValue(9999)
+param liveStateShards int = 64
+
+@description('Points a series learns between detector snapshots (LIVE_SNAPSHOT_POINTS).')
+@minValue(1)
+param liveSnapshotPoints int = 60
+
+@description('Days of history a series without state starts from (LIVE_BOOTSTRAP_DAYS).')
+@minValue(0)
+@maxValue(62)
+param liveBootstrapDays int = 3
+
 @description('Partitions of the Event Hub: the most instances that ingest at once; fixed after creation.')
 @minValue(1)
 @maxValue(32)
@@ -200,6 +217,10 @@ var appSettings = union(containerSettings, {
   HISTORY_COMPACTION_SCHEDULE: '0 0 * * * *'
   SCHEDULED_DETECTION_SCHEDULE: '0 10 * * * *'
   SCHEDULED_DETECTION_LOOKBACK_HOURS: '24'
+  LIVE_STATE_SHARDS: string(liveStateShards)
+  LIVE_SNAPSHOT_POINTS: string(liveSnapshotPoints)
+  LIVE_BOOTSTRAP_DAYS: string(liveBootstrapDays)
+  ANOMALIES_EVENTHUB_NAME: anomaliesEventHubName
   MV_POLL_INTERVAL_SECONDS: string(mvPollIntervalSeconds)
   MV_TRAINING_DEADLINE_MINUTES: string(mvTrainingDeadlineMinutes)
   MV_MAX_UPLOAD_MB: string(mvMaxUploadMB)
@@ -271,6 +292,7 @@ module eventHubs './app/eventhubs.bicep' = {
     tags: tags
     namespaceName: 'evhns-${resourceToken}'
     eventHubName: eventHubName
+    anomaliesEventHubName: anomaliesEventHubName
     partitionCount: eventHubPartitionCount
     messageRetentionInDays: eventHubRetentionDays
     capacity: eventHubCapacity
@@ -306,6 +328,7 @@ module rbac './app/rbac.bicep' = {
     storageAccountName: storage.outputs.storageAccountName
     eventHubNamespaceName: eventHubs.outputs.namespaceName
     eventHubName: eventHubs.outputs.eventHubName
+    anomaliesEventHubName: eventHubs.outputs.anomaliesEventHubName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     keyVaultName: keyVault.outputs.keyVaultName
     appPrincipalId: identity.outputs.appIdentityPrincipalId

@@ -72,6 +72,10 @@ var hostSettings = {
   EventHubConnection__fullyQualifiedNamespace: eventHubFullyQualifiedNamespace
   EventHubConnection__credential: 'managedidentity'
   EventHubConnection__clientId: identityClientId
+  // The alerts' output binding (the anomalies hub, same namespace, same identity).
+  AnomaliesConnection__fullyQualifiedNamespace: eventHubFullyQualifiedNamespace
+  AnomaliesConnection__credential: 'managedidentity'
+  AnomaliesConnection__clientId: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
 }

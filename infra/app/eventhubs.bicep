@@ -29,6 +29,9 @@ param messageRetentionInDays int = 1
 @maxValue(20)
 param capacity int = 1
 
+@description('Event Hub the live detection publishes its alerts to (ANOMALIES_EVENTHUB_NAME).')
+param anomaliesEventHubName string = 'anomalies'
+
 @description('Consumer group of the cloud function app (EVENTHUB_CONSUMER_GROUP).')
 param consumerGroupName string
 
@@ -61,6 +64,17 @@ resource hub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
   }
 }
 
+// The alerts: one event per anomaly (schema meterwatch.alert/1), sent by the blob trigger's
+// output binding with the app's identity (Azure Event Hubs Data Sender on this hub only).
+resource anomaliesHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
+  parent: namespace
+  name: anomaliesEventHubName
+  properties: {
+    partitionCount: partitionCount
+    messageRetentionInDays: messageRetentionInDays
+  }
+}
+
 resource appConsumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024-01-01' = {
   parent: hub
   name: consumerGroupName
@@ -82,5 +96,7 @@ output namespaceId string = namespace.id
 output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'
 output eventHubName string = hub.name
 output eventHubId string = hub.id
+output anomaliesEventHubName string = anomaliesHub.name
+output anomaliesEventHubId string = anomaliesHub.id
 output consumerGroupName string = appConsumerGroup.name
 output localDebugConsumerGroupName string = localDebugConsumerGroup.name

@@ -1,13 +1,14 @@
 // Every role assignment of the deployment, in one place. Each is named with guid(scope, principal,
 // role), so a re-deployment finds the same assignment instead of failing on a duplicate.
 //
-// The function app's identity gets exactly six data-plane roles, each at the narrowest scope that
+// The function app's identity gets exactly seven data-plane roles, each at the narrowest scope that
 // works:
 //   Storage Blob Data Owner         storage account   host (leases, receipts, secrets), app containers,
 //                                                     deployment package
 //   Storage Queue Data Contributor  storage account   Durable Functions work queues, blob-trigger queue
 //   Storage Table Data Contributor  storage account   Durable Functions history and instances
 //   Azure Event Hubs Data Receiver  the event hub     ingest trigger (checkpoints live in blob storage)
+//   Azure Event Hubs Data Sender    the anomalies hub the blob trigger's alert output binding
 //   Monitoring Metrics Publisher    App Insights      Entra ID ingestion of telemetry
 //   Key Vault Secrets User          the key vault     Key Vault references of the app's secrets
 // The developer who runs azd (principalId, optional) gets the first four, to run `func start`
@@ -22,6 +23,9 @@ param eventHubNamespaceName string
 
 @description('Event Hub the app reads.')
 param eventHubName string
+
+@description('Event Hub the alerts are published to (the blob trigger\'s output binding).')
+param anomaliesEventHubName string
 
 @description('Application Insights component.')
 param applicationInsightsName string
@@ -72,6 +76,11 @@ resource eventHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing 
   name: eventHubName
 }
 
+resource anomaliesHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing = {
+  parent: eventHubNamespace
+  name: anomaliesEventHubName
+}
+
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
@@ -117,6 +126,16 @@ resource appEventHubsReceiver 'Microsoft.Authorization/roleAssignments@2022-04-0
   scope: eventHub
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.eventHubsDataReceiver)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appAnomaliesSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(anomaliesHub.id, appPrincipalId, roleIds.eventHubsDataSender)
+  scope: anomaliesHub
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.eventHubsDataSender)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }

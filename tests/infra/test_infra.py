@@ -44,6 +44,7 @@ HOST_SETTING_PREFIXES = (
     "APPLICATIONINSIGHTS_",
     "AzureWebJobs",
     "EventHubConnection__",
+    "AnomaliesConnection__",
     "DEPLOYMENT_",
 )
 
@@ -95,6 +96,7 @@ APP_ROLE_SCOPES = {
     "Storage Queue Data Contributor": "Microsoft.Storage/storageAccounts",
     "Storage Table Data Contributor": "Microsoft.Storage/storageAccounts",
     "Azure Event Hubs Data Receiver": "Microsoft.EventHub/namespaces/eventhubs",
+    "Azure Event Hubs Data Sender": "Microsoft.EventHub/namespaces/eventhubs",
     "Monitoring Metrics Publisher": "Microsoft.Insights/components",
     "Key Vault Secrets User": "Microsoft.KeyVault/vaults",
 }
@@ -705,10 +707,17 @@ def test_sample_has_no_keys() -> None:
 def test_event_hub_matches_the_app_settings() -> None:
     cloud = cloud_setting_exprs()
     eventhubs = main_scope().callee(module_symbol(APP / "eventhubs.bicep"))
-    _, hub = the_resource(eventhubs.file, "Microsoft.EventHub/namespaces/eventhubs")
-    assert eventhubs.eval(body(hub)["name"]) == cloud["EVENTHUB_NAME"]
-    partitions = body(hub)["properties"]["partitionCount"]
-    assert partitions in eventhubs.file.params, "partition count must be a parameter"
+    hubs = {
+        eventhubs.eval(body(declaration)["name"]): declaration
+        for declaration in resources_of(
+            eventhubs.file, "Microsoft.EventHub/namespaces/eventhubs"
+        ).values()
+    }
+    # The telemetry hub the ingest reads, and the hub the alerts are published to.
+    assert set(hubs) == {cloud["EVENTHUB_NAME"], cloud["ANOMALIES_EVENTHUB_NAME"]}
+    for hub in hubs.values():
+        partitions = body(hub)["properties"]["partitionCount"]
+        assert partitions in eventhubs.file.params, "partition count must be a parameter"
     assert "eventHubPartitionCount" in parse(MAIN).params
     groups = resources_of(eventhubs.file, "Microsoft.EventHub/namespaces/eventhubs/consumergroups")
     names = {eventhubs.eval(body(g)["name"]) for g in groups.values()}
