@@ -139,7 +139,7 @@ class Outcome:
     status: str
 
 
-PARTS = ("univariate", "ingest", "import", "quality", "mv", "api")
+PARTS = ("univariate", "ingest", "import", "quality", "mv", "api", "live")
 
 METRICS: tuple[Metric, ...] = (
     Metric("entire_8640_ms", "ms", "univariate", "our detect_entire on 8,640 points, median"),
@@ -189,6 +189,12 @@ METRICS: tuple[Metric, ...] = (
     Metric("api_overhead_ms", "ms", "api", "v1.1 entire request in-process minus the engine"),
     Metric("api_rps", "req/s", "api", "loopback HTTP load, 8 clients"),
     Metric("api_p99_ms", "ms", "api", "99th-percentile latency under that load"),
+    Metric("live_requests_per_reading", "", "live", "storage requests per reading, end to end"),
+    Metric("live_cpu_ms_per_reading", "ms", "live", "app CPU per reading, ingest + detection"),
+    Metric("live_capacity_meter_metrics", "", "live", "meter-metrics one instance carries"),
+    Metric("live_alert_latency_ms", "ms", "live", "batch delivered to alert published"),
+    Metric("live_state_kb", "KB", "live", "a series' saved state, daily period"),
+    Metric("live_peak_mb", "MB", "live", "peak RSS, blob trigger on 1,000 readings, cold"),
 )
 
 TARGETS: tuple[Target, ...] = (
@@ -207,6 +213,12 @@ TARGETS: tuple[Target, ...] = (
     Target("mv_top_contributor_acc", ">=", "reference_mv_top_contributor_acc"),
     Target("mv_f1", ">=", "reference_mv_f1"),
     Target("api_overhead_ms", "<=", 2.0),
+    Target("live_requests_per_reading", "<=", 2.0),
+    Target("live_cpu_ms_per_reading", "<=", 0.2),
+    Target("live_capacity_meter_metrics", ">=", 50_000.0),
+    Target("live_alert_latency_ms", "<=", 1000.0),
+    Target("live_state_kb", "<=", 16.0),
+    Target("live_peak_mb", "<=", 250.0),
 )
 
 #: Derived ratios: name -> (numerator, denominator), computed from figures of the same run.
@@ -320,6 +332,7 @@ PART_PREFIXES: dict[str, tuple[str, ...]] = {
         "reference_torch_version",
     ),
     "ingest": ("ingest_", "json_parse_"),
+    "live": ("live_",),
     "import": ("import_", "python_startup_"),
     "quality": (
         "quality_",

@@ -26,7 +26,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bench_import, bench_ingest, bench_mv_reference, bench_quality, bench_univariate
+from bench import (
+    bench_import,
+    bench_ingest,
+    bench_live,
+    bench_mv_reference,
+    bench_quality,
+    bench_univariate,
+)
 from bench.harness import (
     PARTS,
     NotAvailable,
@@ -65,6 +72,7 @@ RUNNERS: dict[str, PartRunner] = {
     "quality": bench_quality.run,
     "mv": bench_mv_reference.run,
     "api": run_api,
+    "live": bench_live.run,
 }
 NEEDS_REFERENCE = frozenset({"univariate", "quality", "mv"})
 

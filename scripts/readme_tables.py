@@ -74,6 +74,17 @@ BENCH_ROWS: list[tuple[str, str, str, str]] = [
     ("api_overhead_ms", "API overhead, 1,440-point entire", "{:.2f} ms", "≤ 2 ms"),
     ("api_rps", "API requests/s, 8 clients on loopback", "{:,.0f}", ""),
     ("api_p99_ms", "  p99 latency", "{:.0f} ms", ""),
+    ("live_requests_per_reading", "live path: storage requests per reading", "{:.3f}", "≤ 2"),
+    (
+        "live_cpu_ms_per_reading",
+        "  app CPU per reading",
+        "{:.3f} ms",
+        "≤ 0.2 ms",
+    ),
+    ("live_capacity_meter_metrics", "  meter-metrics per instance", "{:,.0f}", "≥ 50,000"),
+    ("live_alert_latency_ms", "  alert latency, batch to alert", "{:.0f} ms", "≤ 1,000 ms"),
+    ("live_state_kb", "  saved state of a series, daily period", "{:.1f} KB", "≤ 16 KB"),
+    ("live_peak_mb", "  peak memory, 1,000-reading batch", "{:.0f} MB", "≤ 250 MB"),
 ]
 
 
