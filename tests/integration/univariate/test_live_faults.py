@@ -19,7 +19,7 @@ import pytest
 from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobServiceClient
 
-from shared.alerts import read_anomalies
+from shared.alerts import Alert, read_anomalies
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.univariate.live import LiveState, judge_raw_blob
@@ -103,7 +103,7 @@ def test_outage_during_detection_converges_with_nothing_lost_or_doubled(
     # The reference: the same batches, no outage.
     reference = Settings.from_env({**env, "RESULTS_CONTAINER": f"ref-{unique}"})
     ref_store = BlobStore.from_settings(reference)
-    ref_alerts = []
+    ref_alerts: list[Alert] = []
     for name, data in blobs:
         ref_alerts += judge_raw_blob(name, data, ref_store, reference, LiveState()).alerts
     assert len(ref_alerts) == 1
@@ -119,7 +119,7 @@ def test_outage_during_detection_converges_with_nothing_lost_or_doubled(
     )
     store = BlobStore(service)
     state = LiveState()
-    published = []
+    published: list[Alert] = []
     started = time.monotonic()
     for number, (name, data) in enumerate(blobs):
         if number == spike_batch:
