@@ -79,3 +79,30 @@ async def anomalydetector_api(
         return response
     finally:
         current_starter.reset(token)
+
+
+#: meterwatch's own routes (history by series, the anomaly log): the same application.
+METERWATCH_FUNCTION = "meterwatch_api"
+METERWATCH_ROUTE = "meterwatch/{*path}"
+
+
+@bp.function_name(METERWATCH_FUNCTION)
+@bp.route(
+    route=METERWATCH_ROUTE, methods=(func.HttpMethod.GET,), auth_level=func.AuthLevel.ANONYMOUS
+)
+async def meterwatch_api(req: func.HttpRequest) -> func.HttpResponse:
+    """Serve one ``/meterwatch/v1/...`` request (history, anomalies) through the same app."""
+    from shared.errors import ConfigurationError
+
+    try:
+        middleware = asgi_middleware()
+    except ConfigurationError as exc:
+        logger.error("The API is not running: %s (%s)", exc.message, exc.code)
+        return func.HttpResponse(
+            json.dumps({"code": exc.code, "message": f"The API is not configured: {exc.message}"}),
+            status_code=503,
+            headers={"x-ms-error-code": exc.code},
+            mimetype="application/json",
+        )
+    response: func.HttpResponse = await middleware.handle_async(req)
+    return response

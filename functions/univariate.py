@@ -16,6 +16,7 @@ import logging
 import azure.functions as func
 
 from functions.bindings import ANOMALIES_CONNECTION, STORAGE_CONNECTION, blob_name_in_container
+from shared.history.compaction import record_raw_batches
 from shared.settings import get_settings, trigger_source_from_env
 from shared.storage.client import BlobStore
 from shared.univariate.live import judge_raw_blob
@@ -41,7 +42,11 @@ def raw_blob_trigger(blob: func.InputStream, anomalies: func.Out[list[str]]) -> 
     """Judge a new raw batch; publish its anomalies (one message per alert)."""
     settings = get_settings()
     name = blob_name_in_container(blob.name or "", settings.raw_container)
-    report = judge_raw_blob(name, blob.read(), BlobStore.from_settings(settings), settings)
+    store = BlobStore.from_settings(settings)
+    # HOOK(history): one append records the batch for the compaction, before the judgement, so
+    # the history does not depend on detection succeeding (a retry records it again: harmless).
+    record_raw_batches(store, settings, [name])
+    report = judge_raw_blob(name, blob.read(), store, settings)
     if report.alerts:
         anomalies.set(report.alert_messages())
     logger.info(

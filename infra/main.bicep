@@ -184,6 +184,7 @@ var containerSettings = {
   DEADLETTER_CONTAINER: 'deadletter'
   TRAINING_CONTAINER: 'mv-training'
   MODELS_CONTAINER: 'mv-models'
+  HISTORY_CONTAINER: 'history'
 }
 var appContainerNames = [for container in items(containerSettings): container.value]
 
@@ -213,6 +214,9 @@ var appSettings = union(containerSettings, {
   DETECT_IMPUTE_MODE: detectImputeMode
   DETECT_IMPUTE_FIXED_VALUE: detectImputeFixedValue
   DETECT_WINDOW_POINTS: string(detectWindowPoints)
+  HISTORY_COMPACTION_SCHEDULE: '0 0 * * * *'
+  SCHEDULED_DETECTION_SCHEDULE: '0 10 * * * *'
+  SCHEDULED_DETECTION_LOOKBACK_HOURS: '24'
   LIVE_STATE_SHARDS: string(liveStateShards)
   LIVE_SNAPSHOT_POINTS: string(liveSnapshotPoints)
   LIVE_BOOTSTRAP_DAYS: string(liveBootstrapDays)

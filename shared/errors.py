@@ -18,6 +18,10 @@ Anomaly Detector v1.1 error code where the service had one) and a message that s
     ├── ResultNotFoundError              no detection result with that id (HTTP 404)
     └── PayloadError                     an orchestration or activity payload of the wrong shape
 
+    InputError
+    └── HistoryError                     a history range that cannot be read (start after end,
+                                         too long), or a history blob that is not ours
+
 Storage failures are *not* wrapped: the Azure SDK's own exceptions propagate so that the
 Functions runtime retries the invocation.
 """
@@ -122,6 +126,12 @@ class ResultNotFoundError(MeterwatchError):
     """No detection result exists with the given id."""
 
     default_code = "ResultNotExist"
+
+
+class HistoryError(InputError):
+    """A history read that cannot be served: a bad range, or a history blob that is not ours."""
+
+    default_code = "InvalidHistoryRange"
 
 
 class PayloadError(MeterwatchError):

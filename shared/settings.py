@@ -100,6 +100,27 @@ class Settings:
     detect_window_points: int = _setting(
         "DETECT_WINDOW_POINTS", 1440, doc="Points of history assembled per detection (12-8640)"
     )
+    # History by series and scheduled detection (shared/history).
+    history_container: str = _setting(
+        "HISTORY_CONTAINER",
+        "history",
+        doc="Compacted history per device and day, the raw-batch manifest and the job cursors",
+    )
+    history_compaction_schedule: str = _setting(
+        "HISTORY_COMPACTION_SCHEDULE",
+        "0 0 * * * *",
+        doc="NCRONTAB schedule of the compaction job (folds new raw batches into history)",
+    )
+    scheduled_detection_schedule: str = _setting(
+        "SCHEDULED_DETECTION_SCHEDULE",
+        "0 10 * * * *",
+        doc="NCRONTAB schedule of entire and change-point detection over active series",
+    )
+    scheduled_detection_lookback_hours: int = _setting(
+        "SCHEDULED_DETECTION_LOOKBACK_HOURS",
+        24,
+        doc="Hours of history each scheduled detection judges (1-720)",
+    )
     # Live detection per raw batch (blob trigger) and the alerts it publishes.
     live_state_shards: int = _setting(
         "LIVE_STATE_SHARDS",
@@ -218,6 +239,17 @@ class Settings:
             raise ConfigurationError(
                 "ANOMALY_DETECTOR_ENDPOINT is set but ANOMALY_DETECTOR_KEY is missing."
             )
+        for name, schedule in (
+            ("HISTORY_COMPACTION_SCHEDULE", self.history_compaction_schedule),
+            ("SCHEDULED_DETECTION_SCHEDULE", self.scheduled_detection_schedule),
+        ):
+            if len(schedule.split()) != 6:
+                raise ConfigurationError(
+                    f"{name}={schedule!r}: expected an NCRONTAB expression of six fields "
+                    "(second minute hour day month weekday), e.g. '0 */15 * * * *'."
+                )
+        if not 1 <= self.scheduled_detection_lookback_hours <= 720:
+            raise ConfigurationError("SCHEDULED_DETECTION_LOOKBACK_HOURS must be from 1 to 720.")
         if self.mv_max_upload_mb < 1:
             raise ConfigurationError("MV_MAX_UPLOAD_MB must be positive.")
 
@@ -244,6 +276,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "mv_poll_interval_seconds": int,
     "mv_training_deadline_minutes": int,
     "mv_max_upload_mb": int,
+    "scheduled_detection_lookback_hours": int,
     "api_allow_local_paths": _boolean,
 }
 

@@ -58,6 +58,7 @@ def app_env(azurite: str, unique: str) -> dict[str, str]:
         "DEADLETTER_CONTAINER": f"deadletter-{unique}",
         "TRAINING_CONTAINER": f"training-{unique}",
         "MODELS_CONTAINER": f"models-{unique}",
+        "HISTORY_CONTAINER": f"history-{unique}",
     }
 
 

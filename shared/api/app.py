@@ -5,7 +5,8 @@ The same application runs in the function app (behind ``func.AsgiMiddleware``, s
 ``/anomalydetector/v1.1`` and, for code written against the preview, ``/anomalydetector/
 v1.1-preview.1``; every request needs an accepted ``Ocp-Apim-Subscription-Key``; every failure
 is the service's ``{"code", "message"}`` body with an ``x-ms-error-code`` header, and bad input
-is always a 4xx (see :mod:`shared.api.errors`).
+is always a 4xx (see :mod:`shared.api.errors`). meterwatch's own archive routes (history by
+series, the anomaly log) live under ``/meterwatch/v1`` (:mod:`shared.api.history`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from shared.api.errors import (
     error_response,
     response_for,
 )
+from shared.api.history import METERWATCH_ROOT, METERWATCH_V1
+from shared.api.history import routes as history_routes
 from shared.api.multivariate import routes as multivariate_routes
 from shared.api.univariate import routes as univariate_routes
 from shared.errors import MeterwatchError
@@ -88,6 +91,7 @@ def create_app(
         routes=[
             Mount(f"{ROOT}/{V11}", routes=_version_routes(V11)),
             Mount(f"{ROOT}/{V11_PREVIEW}", routes=_version_routes(V11_PREVIEW)),
+            Mount(f"{METERWATCH_ROOT}/{METERWATCH_V1}", routes=history_routes()),
         ],
         exception_handlers={
             MeterwatchError: _meterwatch_error,
@@ -121,8 +125,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(
             404,
             NOT_FOUND,
-            f"No operation at {request.url.path}: the API serves {ROOT}/{V11}/... and "
-            f"{ROOT}/{V11_PREVIEW}/... (see the Anomaly Detector v1.1 reference).",
+            f"No operation at {request.url.path}: the API serves {ROOT}/{V11}/..., "
+            f"{ROOT}/{V11_PREVIEW}/... (see the Anomaly Detector v1.1 reference) and "
+            f"{METERWATCH_ROOT}/{METERWATCH_V1}/... (history, anomalies).",
         )
     if exc.status_code == 405:
         return error_response(
@@ -169,6 +174,8 @@ class RoutePrefixStripper:
         if scope["type"] == "http" and not scope.get("root_path"):
             path: str = scope["path"]
             at = path.find(ROOT + "/")
+            if at < 0:
+                at = path.find(METERWATCH_ROOT + "/")
             if at > 0:
                 # Starlette keeps the full path and routes on what follows root_path.
                 scope = {**scope, "root_path": path[:at]}

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-multivariate", action="store_true")
     demo.set_defaults(handler=_demo)
 
-    for extension in ("shared.cli.multivariate", "shared.cli.serve"):
+    for extension in ("shared.cli.multivariate", "shared.cli.serve", "shared.cli.history"):
         try:
             module = importlib.import_module(extension)
         except ModuleNotFoundError as exc:

@@ -117,6 +117,56 @@ def multivariate_result_name(result_id: str, suffix: str = "json") -> str:
     return f"{MULTIVARIATE_RESULTS_PREFIX}{result_id}.{suffix}"
 
 
+# --------------------------------------------------------------------------- history container
+#
+#     series/{device}/{YYYY-MM-DD}.jsonl.gz              compacted history of one device and day
+#     journal/raw/{YYYY}/{MM}/{DD}/{HH}/{M0}.txt          raw-batch manifest (append blobs, by the
+#                                                         hour and ten minutes they were recorded)
+#     journal/active/{YYYY}/{MM}/{DD}/{HH}/{M0}.txt       series the compaction touched (same)
+#     cursors/{job}.json                                  how far a job has read a journal
+#
+# Results container (scheduled detection)::
+#
+#     scheduled/{device}/{metric}/{YYYY-MM-DDTHH}/request.json|entire.json|changepoint.json
+
+#: Folder of the compacted history in the history container.
+HISTORY_SERIES_PREFIX = "series/"
+#: Journals in the history container: new raw batches, and series with new readings.
+RAW_JOURNAL_PREFIX = "journal/raw/"
+ACTIVE_JOURNAL_PREFIX = "journal/active/"
+#: Folder of the scheduled detection results in the results container.
+SCHEDULED_RESULTS_PREFIX = "scheduled/"
+
+
+def history_day_name(device_id: str, day: str) -> str:
+    """The compacted history of one device on one UTC day (``YYYY-MM-DD``), all metrics."""
+    return f"{HISTORY_SERIES_PREFIX}{device_id}/{day}.jsonl.gz"
+
+
+def journal_hour_prefix(journal: str, hour: str) -> str:
+    """The folder of one UTC hour (``YYYY/MM/DD/HH``) of a journal (``RAW_JOURNAL_PREFIX``...)."""
+    return f"{journal}{hour}/"
+
+
+def journal_blob_name(journal: str, hour: str, tens_of_minutes: int) -> str:
+    """One append blob of a journal: the entries recorded in ten minutes of an hour.
+
+    Ten-minute blobs keep each far below the 50,000 blocks an append blob may hold, at one
+    block per raw batch, up to 300,000 batches an hour.
+    """
+    return f"{journal_hour_prefix(journal, hour)}{tens_of_minutes}0.txt"
+
+
+def cursor_name(job: str) -> str:
+    """The cursor document of a job (``compaction``, ``detection``) in the history container."""
+    return f"cursors/{job}.json"
+
+
+def scheduled_result_prefix(device_id: str, metric: str, run: str) -> str:
+    """Where one scheduled run's request and v1.1 responses of a series are stored."""
+    return f"{SCHEDULED_RESULTS_PREFIX}{device_id}/{metric}/{run}/"
+
+
 #: Folder of the anomaly log in the results container (one folder per UTC day of the anomaly).
 ANOMALY_LOG_PREFIX = "anomalies/"
 

@@ -386,10 +386,27 @@ def bootstrap_from_history(
 
     Returns ``(epochs, values)`` of the last ``LIVE_BOOTSTRAP_DAYS`` days before ``before``
     (ascending, unique), read once with ``shared.history.read_history`` (a bounded range read,
-    never years back), or ``None`` to start from nothing. Until the ``history`` package lands
-    this starts from nothing.
+    never years back), or ``None`` to start from nothing (no history, or
+    ``LIVE_BOOTSTRAP_DAYS=0``). Cost: one GET per day of the range, once per series; the tail of
+    not-yet-compacted batches is not read (it would be a scan of the fleet's last hour).
     """
-    return None
+    if settings.live_bootstrap_days <= 0:
+        return None
+    from shared.history.reader import read_history  # only series without state need it
+
+    history = read_history(
+        store,
+        settings,
+        device_id,
+        metric,
+        before - settings.live_bootstrap_days * 86_400.0,
+        before,
+        tail=False,
+    )
+    keep = history.epochs < before
+    if not keep.any():
+        return None
+    return history.epochs[keep], history.values[keep]
 
 
 # --------------------------------------------------------------------------- the use case
