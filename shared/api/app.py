@@ -2,10 +2,11 @@
 
 The same application runs in the function app (behind ``func.AsgiMiddleware``, see
 ``functions/api.py``) and standalone (``meterwatch serve``, on uvicorn). Routes live under
-``/anomalydetector/v1.1`` and, for code written against the preview, ``/anomalydetector/
-v1.1-preview.1``; every request needs an accepted ``Ocp-Apim-Subscription-Key``; every failure
-is the service's ``{"code", "message"}`` body with an ``x-ms-error-code`` header, and bad input
-is always a 4xx (see :mod:`shared.api.errors`).
+``/anomalydetector/{version}`` for every version the service published (v1.0 univariate only;
+v1.1-preview, v1.1-preview.1 and v1.1, see :mod:`shared.api.versions`); every request needs an
+accepted ``Ocp-Apim-Subscription-Key``; every failure is the service's ``{"code", "message"}``
+body with an ``x-ms-error-code`` header, and bad input is always a 4xx
+(see :mod:`shared.api.errors`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from shared.api.errors import (
 )
 from shared.api.multivariate import routes as multivariate_routes
 from shared.api.univariate import routes as univariate_routes
+from shared.api.versions import UNIVARIATE_VERSIONS
 from shared.errors import MeterwatchError
 from shared.settings import Settings
 from shared.univariate.contract import EmbeddedBackend, UnivariateBackend
@@ -46,9 +48,12 @@ logger = logging.getLogger(__name__)
 
 #: The path every route lives under (the service's ``{endpoint}/anomalydetector``).
 ROOT = "/anomalydetector"
-#: API versions served.
+#: API versions served (see :mod:`shared.api.versions` for how their shapes differ).
 V11 = "v1.1"
 V11_PREVIEW = "v1.1-preview.1"
+VERSIONS = ("v1.0", "v1.1-preview", V11_PREVIEW, V11)
+#: Versions with multivariate routes (v1.0 had none).
+MULTIVARIATE_VERSIONS = (V11_PREVIEW, V11)
 
 
 def create_app(
@@ -86,8 +91,7 @@ def create_app(
     )
     app = Starlette(
         routes=[
-            Mount(f"{ROOT}/{V11}", routes=_version_routes(V11)),
-            Mount(f"{ROOT}/{V11_PREVIEW}", routes=_version_routes(V11_PREVIEW)),
+            Mount(f"{ROOT}/{version}", routes=_version_routes(version)) for version in VERSIONS
         ],
         exception_handlers={
             MeterwatchError: _meterwatch_error,
@@ -102,7 +106,10 @@ def create_app(
 
 
 def _version_routes(version: str) -> list[BaseRoute]:
-    return univariate_routes() + multivariate_routes(version)
+    routes = univariate_routes(version) if version in UNIVARIATE_VERSIONS else []
+    if version in MULTIVARIATE_VERSIONS:
+        routes += multivariate_routes(version)
+    return routes
 
 
 async def _meterwatch_error(request: Request, exc: Exception) -> Response:
@@ -121,8 +128,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(
             404,
             NOT_FOUND,
-            f"No operation at {request.url.path}: the API serves {ROOT}/{V11}/... and "
-            f"{ROOT}/{V11_PREVIEW}/... (see the Anomaly Detector v1.1 reference).",
+            f"No operation at {request.url.path}: the API serves "
+            + ", ".join(f"{ROOT}/{version}/..." for version in VERSIONS)
+            + " (see the compatibility table in the README).",
         )
     if exc.status_code == 405:
         return error_response(

@@ -11,6 +11,7 @@ and shapes the response. Results always have one entry per point of the request.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -110,14 +111,7 @@ def parse_request(body: Any, *, max_points: int = MAX_POINTS) -> ParsedRequest:
             raise DetectionRequestError(
                 f"series[{i}] must be an object with 'timestamp' and 'value'.", "InvalidSeries"
             )
-        raw_value = point.get("value")
-        if isinstance(raw_value, bool) or not isinstance(raw_value, int | float):
-            raise DetectionRequestError(
-                f"series[{i}].value must be a number, got {raw_value!r}.", "InvalidSeries"
-            )
-        if not math.isfinite(raw_value):
-            raise DetectionRequestError(f"series[{i}].value is not finite.", "InvalidSeries")
-        values[i] = raw_value
+        values[i] = point_value(point.get("value"), f"series[{i}].value")
         if stamps is not None:
             stamps[i] = _timestamp(point, i)
     if stamps is not None:
@@ -183,6 +177,43 @@ def parse_request(body: Any, *, max_points: int = MAX_POINTS) -> ParsedRequest:
         ),
         threshold=float(threshold),
     )
+
+
+#: A decimal number written as text, as the service's JSON reader took it for a double
+#: (``"0.418"``, ``"-1e3"``, surrounding blanks allowed); no hex, no ``_``, no ``NaN``/``Infinity``.
+_NUMERIC_TEXT = re.compile(r"^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$")
+
+
+def point_value(raw: Any, where: str) -> float:
+    """A series or variable value: a JSON number, or a numeric string as the service allowed.
+
+    The retired service read values with a lenient JSON reader that turned ``"0.418"`` into the
+    double 0.418 (the Learn univariate unit sends such strings); meterwatch does the same and
+    no more: booleans, ``null``, non-numeric text and non-finite values stay errors.
+
+    Args:
+        raw: The decoded JSON value.
+        where: The field's place in the request (``series[3].value``), for the message.
+
+    Raises:
+        DetectionRequestError: ``InvalidSeries`` when the value is not a finite number.
+    """
+    if isinstance(raw, str) and len(raw) <= 64 and _NUMERIC_TEXT.match(raw):
+        number = float(raw)
+    elif isinstance(raw, bool) or not isinstance(raw, int | float):
+        shown = repr(raw) if not isinstance(raw, str) else repr(raw[:40])
+        raise DetectionRequestError(
+            f'{where} must be a number (or numeric text such as "0.418"), got {shown}.',
+            "InvalidSeries",
+        )
+    else:
+        try:
+            number = float(raw)
+        except OverflowError:  # an integer too large for a double
+            number = math.inf
+    if not math.isfinite(number):
+        raise DetectionRequestError(f"{where} is not a finite number.", "InvalidSeries")
+    return number
 
 
 def _no_timestamps(series: list[Any]) -> bool:
