@@ -66,7 +66,9 @@ def _serve(args: argparse.Namespace) -> int:
             "Ocp-Apim-Subscription-Key header. The API never runs without one.",
             "MissingApiKeys",
         )
-    store = BlobStore.from_settings(settings)
+    # The bounded client: a storage outage answers 503 in seconds instead of holding the
+    # request (and its thread) through the SDK's default retries.
+    store = BlobStore.for_requests(settings)
     check_storage(store)
     multivariate = _multivariate_service(settings, store)
     app = create_app(settings, store=store, multivariate=multivariate)

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import DatasetError
-from shared.timefmt import bound_datetime64, iso_or_open, parse_dataset_timestamps
+from shared.timefmt import bound_datetime64, date_order, iso_or_open, parse_dataset_timestamps
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class Dataset:
 
 
 def load_dataset(
-    data: bytes, name: str, limits: DatasetLimits = DatasetLimits()
+    data: bytes, name: str, limits: DatasetLimits = DatasetLimits(), date_format: str = "auto"
 ) -> dict[str, pd.Series]:
     """Read an uploaded dataset, choosing the layout from the file name.
 
@@ -253,6 +253,9 @@ def load_dataset(
         data: The uploaded bytes.
         name: The upload's name; ``.zip`` means MultiTable, ``.csv`` OneTable.
         limits: Size and count limits.
+        date_format: How numeric dates read (``auto``: decided from every timestamp of the
+            dataset; ``day-first``, ``month-first`` or a strftime pattern), see
+            :func:`shared.timefmt.date_order`.
 
     Returns:
         Variable name → raw series (timestamps as index, possibly unsorted or duplicated).
@@ -262,9 +265,9 @@ def load_dataset(
     """
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if suffix == "zip":
-        return read_multitable_zip(data, limits)
+        return read_multitable_zip(data, limits, date_format)
     if suffix == "csv":
-        return read_onetable_csv(data, limits)
+        return read_onetable_csv(data, limits, date_format)
     raise DatasetError(
         f"{name}: unsupported dataset type; upload a .zip (one timestamp,value CSV per variable) "
         "or a .csv (a timestamp column and one column per variable).",
@@ -273,7 +276,7 @@ def load_dataset(
 
 
 def read_multitable_zip(
-    data: bytes, limits: DatasetLimits = DatasetLimits()
+    data: bytes, limits: DatasetLimits = DatasetLimits(), date_format: str = "auto"
 ) -> dict[str, pd.Series]:
     """Read a MultiTable zip: one ``timestamp,value`` CSV per variable at the zip's root.
 
@@ -314,16 +317,25 @@ def read_multitable_zip(
                 )
         # Counted before anything is decompressed.
         _check_variable_count(names, limits, "the zip")
-        series: dict[str, pd.Series] = {}
+        frames: list[tuple[str, pd.DataFrame]] = []
         budget = limits.max_uncompressed_bytes
-        for info, variable in members:
+        for info, _variable in members:
             content = _read_member(archive, info, budget)
             budget -= len(content)
-            series[variable] = _parse_timestamp_value_csv(content, info.filename)
-    return series
+            frames.append((info.filename, _timestamp_value_frame(content, info.filename)))
+    # One convention for the whole dataset: a day above 12 in any member settles them all.
+    order = date_order(
+        [frame.iloc[:, 0] for _, frame in frames], date_format, "the zip", DatasetError
+    )
+    return {
+        variable: _timestamp_value_series(frame, filename, order)
+        for (filename, frame), (_, variable) in zip(frames, members, strict=True)
+    }
 
 
-def read_onetable_csv(data: bytes, limits: DatasetLimits = DatasetLimits()) -> dict[str, pd.Series]:
+def read_onetable_csv(
+    data: bytes, limits: DatasetLimits = DatasetLimits(), date_format: str = "auto"
+) -> dict[str, pd.Series]:
     """Read a OneTable CSV: a ``timestamp`` column and one column per variable.
 
     Args:
@@ -375,7 +387,7 @@ def read_onetable_csv(data: bytes, limits: DatasetLimits = DatasetLimits()) -> d
     frame = _read_text_frame(text, source, len(header))
     frame.columns = pd.Index(header)
     time_column = header[lowered.index("timestamp")]
-    stamps = parse_dataset_timestamps(frame[time_column], source)
+    stamps = parse_dataset_timestamps(frame[time_column], source, date_format)
     return {
         variable: pd.Series(
             _parse_values(frame[variable], f"{source}, column {variable!r}"),
@@ -563,8 +575,8 @@ def _read_text_frame(text: str, source: str, columns: int) -> pd.DataFrame:
     return frame
 
 
-def _parse_timestamp_value_csv(data: bytes, source: str) -> pd.Series:
-    """Parse one MultiTable member (``timestamp,value``) into a float series."""
+def _timestamp_value_frame(data: bytes, source: str) -> pd.DataFrame:
+    """Read one MultiTable member (``timestamp,value``) as text columns."""
     text = _decode(data, source)
     header = _header_fields(text, source)
     if [column.lower() for column in header] != ["timestamp", "value"]:
@@ -573,8 +585,12 @@ def _parse_timestamp_value_csv(data: bytes, source: str) -> pd.Series:
             "on the first line.",
             "InvalidHeader",
         )
-    frame = _read_text_frame(text, source, 2)
-    stamps = parse_dataset_timestamps(frame.iloc[:, 0], source)
+    return _read_text_frame(text, source, 2)
+
+
+def _timestamp_value_series(frame: pd.DataFrame, source: str, date_format: str) -> pd.Series:
+    """Parse one MultiTable member's columns into a float series."""
+    stamps = parse_dataset_timestamps(frame.iloc[:, 0], source, date_format)
     values = _parse_values(frame.iloc[:, 1], source)
     return pd.Series(values, index=stamps, name=source.rsplit(".", 1)[0])
 

@@ -89,7 +89,7 @@ def service_client(
 #: waiting, so a storage outage must become a 503 in seconds, not after the SDK's default
 #: exponential retries (10 tries from 15 s backoff: about 84 s seen on a stopped Azurite).
 REQUEST_CONNECT_TIMEOUT_SECONDS = 2.0
-REQUEST_READ_TIMEOUT_SECONDS = 10.0
+REQUEST_READ_TIMEOUT_SECONDS = 4.0
 REQUEST_RETRIES = 1
 REQUEST_RETRY_BACKOFF_SECONDS = 1
 

@@ -502,3 +502,34 @@ def test_align_on_a_given_grid() -> None:
     # 00:00-00:02 round to 00:00, 00:03-00:07 to 00:05, 00:08-00:09 to 00:10.
     assert dataset.values[:, 0].tolist() == [1.0, 5.0, 8.5]
     assert error_of(align, series, granularity_seconds=0).code == "InvalidParameter"
+
+
+def _day_first_zip(days: int) -> bytes:
+    """A MultiTable zip whose dates are day-first; only ``power`` reaches past the 12th."""
+
+    def member(last_day: int) -> str:
+        rows = [f"{day:02d}/01/2007 {hour:02d}:00,{day + hour / 10}"
+                for day in range(1, last_day + 1) for hour in (0, 12)]  # fmt: skip
+        return "timestamp,value\n" + "\n".join(rows) + "\n"
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("power.csv", member(days))
+        archive.writestr("kitchen.csv", member(min(days, 10)))
+    return buffer.getvalue()
+
+
+def test_a_zip_decides_day_first_across_its_members() -> None:
+    series = load_dataset(_day_first_zip(14), "meters.zip")
+    # kitchen.csv alone is ambiguous; power.csv's 13/01 settles the dataset day-first.
+    assert series["kitchen"].index[-1] == pd.Timestamp("2007-01-10 12:00")
+    assert series["power"].index[-1] == pd.Timestamp("2007-01-14 12:00")
+
+
+def test_an_ambiguous_zip_is_an_error_unless_date_format_says() -> None:
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(_day_first_zip(10), "meters.zip")
+    assert caught.value.code == "AmbiguousDateFormat"
+    assert "dateFormat" in caught.value.message
+    series = load_dataset(_day_first_zip(10), "meters.zip", date_format="day-first")
+    assert series["power"].index[2] == pd.Timestamp("2007-01-02 00:00")
