@@ -51,9 +51,11 @@ MIB = 1024 * 1024
 FILL_NA_METHODS = ("Previous", "Subsequent", "Linear", "Zero", "Fixed")
 ALIGN_MODES = ("Inner", "Outer")
 
-#: A member smaller than this is never refused for its compression ratio alone: a small CSV of
-#: repeated values compresses very well and cannot hurt (the total size cap still applies).
-RATIO_CHECK_MIN_BYTES = 1 * MIB
+#: Bytes added to every member's compressed size before its ratio is taken: a small CSV of
+#: repeated values compresses very well and cannot hurt, so a few KiB never trip the check,
+#: while every member is checked whatever its size (300 members of 1 MB each, deflated to
+#: 2.7 KB, were once waved through one by one: 806 KB inflating to 300 MiB).
+RATIO_SLACK_BYTES = 1024
 
 #: Cells read as a missing reading (to be filled per ``fillNAMethod``), compared in lower case.
 MISSING_TOKENS = frozenset({"", "nan", "null", "na", "n/a", "none"})
@@ -96,7 +98,8 @@ class DatasetLimits:
         max_zip_bytes: Largest accepted zip (compressed) or one-table CSV.
         max_uncompressed_bytes: Largest total of all members once decompressed.
         max_members: Most entries in a zip (folders and ignored files included).
-        max_ratio: Largest decompressed/compressed ratio of a member of 1 MiB or more.
+        max_ratio: Largest decompressed/compressed ratio of any member (its compressed size
+            plus :data:`RATIO_SLACK_BYTES`) and of the whole zip.
         max_variables: Most variables in a dataset (v1.1: 300).
         min_variables: Fewest variables in a dataset (a multivariate model needs two).
     """
@@ -306,6 +309,12 @@ def read_multitable_zip(
         infos = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
         raise DatasetError(f"The upload is not a readable zip file ({exc}).", "InvalidZip") from exc
+    if sum(info.compress_size for info in infos) > len(data):
+        raise DatasetError(
+            "The zip's directory declares more compressed bytes than the file holds; the zip "
+            "is corrupt or forged. Zip the CSV files again.",
+            "InvalidZip",
+        )
     with archive:
         members = _select_members(infos, limits)
         names = [variable for _, variable in members]
@@ -409,6 +418,7 @@ def _select_members(
             "TooLarge",
         )
     declared = 0
+    compressed = 0
     selected: list[tuple[zipfile.ZipInfo, str]] = []
     ignored: list[str] = []
     for info in infos:
@@ -433,14 +443,14 @@ def _select_members(
                 "decompressed; split the dataset or shorten it.",
                 "TooLarge",
             )
-        if info.file_size >= RATIO_CHECK_MIN_BYTES:
-            ratio = info.file_size / max(info.compress_size, 1)
-            if ratio > limits.max_ratio:
-                raise DatasetError(
-                    f"{info.filename}: compression ratio {ratio:,.0f} exceeds "
-                    f"{limits.max_ratio:,.0f}; the zip looks like a zip bomb.",
-                    "TooLarge",
-                )
+        compressed += info.compress_size
+        ratio = info.file_size / (info.compress_size + RATIO_SLACK_BYTES)
+        if ratio > limits.max_ratio:
+            raise DatasetError(
+                f"{info.filename}: compression ratio {ratio:,.0f} exceeds "
+                f"{limits.max_ratio:,.0f}; the zip looks like a zip bomb.",
+                "TooLarge",
+            )
         if info.is_dir() or parts[0] == "__MACOSX" or parts[-1].startswith("."):
             continue
         if len(parts) > 1:
@@ -459,6 +469,13 @@ def _select_members(
                 "InvalidHeader",
             )
         selected.append((info, variable))
+    # Many members each just under the ratio still add up: the whole zip is checked too.
+    if declared > limits.max_ratio * (compressed + RATIO_SLACK_BYTES):
+        raise DatasetError(
+            f"The zip declares {declared:,} bytes once decompressed from {compressed:,}: a "
+            f"ratio above {limits.max_ratio:,.0f}; the zip looks like a zip bomb.",
+            "TooLarge",
+        )
     if ignored:
         logger.warning("Ignoring %s non-CSV zip member(s): %s", len(ignored), ", ".join(ignored))
     if not selected:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zipfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
@@ -211,6 +212,31 @@ def test_zip_bomb_by_ratio() -> None:
     data = make_zip([("a.csv", bomb), ("b.csv", series_csv([1]))])
     error = error_of(read_multitable_zip, data)
     assert error.code == "TooLarge" and "a.csv" in error.message
+
+
+def test_many_small_members_are_ratio_checked_too() -> None:
+    """Issue 11: 300 members under 1 MiB each (806 KB in all) inflated to 300 MiB unchecked."""
+    member = "timestamp,value\n" + "2024-01-01T00:00:00Z,0\n" * 43_000  # ~0.99 MB, ~2.7 KB zipped
+    data = make_zip([(f"v{i}.csv", member) for i in range(300)])
+    assert len(data) < 1_000_000
+    started = time.process_time()
+    error = error_of(read_multitable_zip, data)
+    assert error.code == "TooLarge" and "zip bomb" in error.message
+    assert time.process_time() - started < 1.0  # refused from the directory, nothing inflated
+
+
+def test_a_small_repetitive_member_is_not_a_bomb() -> None:
+    flat = "timestamp,value\n" + "".join(f"2024-01-01T00:{m:02d}:00Z,0\n" for m in range(60))
+    series = read_multitable_zip(make_zip([("a.csv", flat), ("b.csv", flat)]))
+    assert sorted(series) == ["a", "b"]
+
+
+def test_forged_compressed_sizes_are_refused() -> None:
+    data = bytearray(two_variable_zip())
+    central = data.rfind(b"PK\x01\x02")  # the last member's central directory entry
+    struct.pack_into("<I", data, central + 20, 10**9)  # its compressed size
+    error = error_of(read_multitable_zip, bytes(data))
+    assert error.code == "InvalidZip"
 
 
 def test_zip_bomb_by_declared_total() -> None:
