@@ -33,6 +33,7 @@ from shared.api.errors import (
     error_response,
     response_for,
 )
+from shared.api.links import ROOT
 from shared.api.multivariate import routes as multivariate_routes
 from shared.api.univariate import routes as univariate_routes
 from shared.api.versions import UNIVARIATE_VERSIONS
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The path every route lives under (the service's ``{endpoint}/anomalydetector``).
-ROOT = "/anomalydetector"
 #: API versions served (see :mod:`shared.api.versions` for how their shapes differ).
 V11 = "v1.1"
 V11_PREVIEW = "v1.1-preview.1"
@@ -63,6 +62,7 @@ def create_app(
     store: BlobStore | None = None,
     multivariate: MultivariateService | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    public_url: str | None = None,
 ) -> Starlette:
     """Build the API application.
 
@@ -74,6 +74,8 @@ def create_app(
         multivariate: The multivariate service behind the model routes (default: built on
             first use from the store and settings).
         max_body_bytes: Largest accepted request body (larger: 413 ``PayloadTooLarge``).
+        public_url: The address the server listens on (``meterwatch serve``): the base of the
+            URLs the API writes unless ``API_PUBLIC_URL`` is set; never the request's ``Host``.
 
     Returns:
         The ASGI application.
@@ -88,6 +90,7 @@ def create_app(
         max_body_bytes=max_body_bytes,
         store=store,
         multivariate=multivariate,
+        public_url=public_url,
     )
     app = Starlette(
         routes=[

@@ -44,6 +44,8 @@ class ApiContext:
         max_body_bytes: Largest accepted request body.
         store: Blob storage (created from the settings on first use when not given).
         multivariate: The multivariate service (created on first use when not given).
+        public_url: The address the API was started on (``meterwatch serve``), the base of the
+            URLs it writes when ``API_PUBLIC_URL`` is not set (see :mod:`shared.api.links`).
     """
 
     settings: Settings
@@ -51,6 +53,7 @@ class ApiContext:
     max_body_bytes: int
     store: BlobStore | None = None
     multivariate: Any = None
+    public_url: str | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, CapacityLimiter]] = (
         field(default_factory=weakref.WeakKeyDictionary, repr=False)
