@@ -6,8 +6,8 @@ its own keys (``METERWATCH_API_KEYS`` in ``Ocp-Apim-Subscription-Key``), so the 
 level is ANONYMOUS. The function also takes a Durable client binding and lends it to the
 application for the request, so training requested through the API starts the same
 orchestration as an uploaded dataset, and batch detection runs as an orchestration too
-(:mod:`shared.api.batch`: its orchestrator and activities are registered in
-:mod:`functions.multivariate`).
+(:func:`shared.multivariate.workflow.detection_orchestration`: its orchestrator and
+activities are registered in :mod:`functions.multivariate`).
 
 The API application (Starlette and the rest of :mod:`shared.api`) is imported on the first
 request, not when the function app is indexed.
@@ -22,6 +22,8 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.bindings import DurableStarter
+
 logger = logging.getLogger(__name__)
 
 bp = df.Blueprint()
@@ -32,25 +34,6 @@ METHODS = (func.HttpMethod.GET, func.HttpMethod.POST, func.HttpMethod.DELETE)
 CLIENT_BINDING = "client"
 
 _cache: dict[str, Any] = {}
-
-
-class DurableStarter:
-    """An :class:`~shared.api.orchestration.OrchestrationStarter` over the Durable client."""
-
-    def __init__(self, client: df.DurableOrchestrationClient) -> None:
-        self.client = client
-
-    async def start(self, orchestrator: str, instance_id: str, client_input: Any) -> None:
-        """Start an orchestration instance through the Durable extension."""
-        await self.client.start_new(orchestrator, instance_id, client_input)
-
-    async def runtime_status(self, instance_id: str) -> str | None:
-        """The instance's runtime status, or ``None`` when the task hub does not know it."""
-        status = await self.client.get_status(instance_id)
-        runtime = getattr(status, "runtime_status", None)
-        if runtime is None:
-            return None
-        return str(getattr(runtime, "value", runtime))
 
 
 def asgi_middleware() -> func.AsgiMiddleware:
@@ -77,8 +60,8 @@ async def anomalydetector_api(
     Without valid settings (no ``METERWATCH_API_KEYS`` above all) the API does not run: every
     request gets a coded 503 saying what the operator must set, and the reason is logged.
     """
-    from shared.api.orchestration import current_starter
     from shared.errors import ConfigurationError
+    from shared.multivariate.workflow import current_starter
 
     try:
         middleware = asgi_middleware()

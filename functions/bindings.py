@@ -1,4 +1,4 @@
-"""Binding helpers shared by the blueprints: connection setting names, retries, blob names."""
+"""Binding helpers shared by the blueprints: connection names, retries, blob names, starters."""
 
 from __future__ import annotations
 
@@ -20,3 +20,22 @@ def blob_name_in_container(path: str, container: str) -> str:
     """Strip the ``container/`` prefix the binding puts in ``InputStream.name``."""
     prefix = f"{container}/"
     return path[len(prefix) :] if path.startswith(prefix) else path
+
+
+class DurableStarter:
+    """An :class:`~shared.multivariate.workflow.OrchestrationStarter` over the Durable client."""
+
+    def __init__(self, client: df.DurableOrchestrationClient) -> None:
+        self.client = client
+
+    async def start(self, orchestrator: str, instance_id: str, client_input: object) -> None:
+        """Start an orchestration instance through the Durable extension."""
+        await self.client.start_new(orchestrator, instance_id, client_input)
+
+    async def runtime_status(self, instance_id: str) -> str | None:
+        """The instance's runtime status, or ``None`` when the task hub does not know it."""
+        status = await self.client.get_status(instance_id)
+        runtime = getattr(status, "runtime_status", None)
+        if runtime is None:
+            return None
+        return str(getattr(runtime, "value", runtime))

@@ -11,11 +11,13 @@ The doors of the multivariate family, all in one Durable blueprint:
   (``GET /api/mv/status/{instanceId}``) answers the Durable status query.
 * ``mv_training_orchestrator`` runs :func:`shared.multivariate.workflow.training_orchestration`
   (the one deterministic implementation of the flow), and the activities each run one step of
-  :class:`shared.multivariate.pipeline.TrainingActivities`, imported on first use so that
+  :class:`shared.multivariate.activities.TrainingActivities` (called directly with typed
+  payloads), imported on first use so that
   importing the function app stays light.
 * ``mv_api_detection_orchestrator`` runs the v1.1 API's batch detection
-  (:func:`shared.api.batch.detection_orchestration`) with its activities ``mv_api_detect`` and
-  ``mv_api_detect_failed``; the API's HTTP function (:mod:`functions.api`) starts it.
+  (:func:`shared.multivariate.workflow.detection_orchestration`) with its activities
+  ``mv_api_detect`` and ``mv_api_detect_failed``; the API's HTTP function
+  (:mod:`functions.api`) starts it.
 """
 
 from __future__ import annotations
@@ -23,47 +25,55 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.bindings import RETRY_OPTIONS, STORAGE_CONNECTION, blob_name_in_container
-from shared.api.batch import (
-    DETECT_ACTIVITY as BATCH_DETECT_ACTIVITY,
-)
-from shared.api.batch import (
-    DETECT_FAILED_ACTIVITY as BATCH_DETECT_FAILED_ACTIVITY,
-)
-from shared.api.batch import (
-    DETECTION_ORCHESTRATOR,
-    detection_orchestration,
+from functions.bindings import (
+    RETRY_OPTIONS,
+    STORAGE_CONNECTION,
+    DurableStarter,
+    blob_name_in_container,
 )
 from shared.errors import InputError
+from shared.multivariate.ids import is_dataset_name, stream_hash
+from shared.multivariate.payloads import (
+    DetectionFailure,
+    DetectionJob,
+    FailRequest,
+    JSONObject,
+    ModelStep,
+    SummaryRequest,
+    TrainingRequest,
+)
 from shared.multivariate.workflow import (
+    BATCH_DETECT_ACTIVITY,
+    BATCH_FAILED_ACTIVITY,
     DETECT_ACTIVITY,
+    DETECTION_ORCHESTRATOR,
     EXPORT_ACTIVITY,
     FAIL_ACTIVITY,
+    HTTP_STARTER,
     ORCHESTRATOR,
     PREPARE_ACTIVITY,
     STATUS_ACTIVITY,
+    STATUS_QUERY,
     SUMMARY_ACTIVITY,
     TRAIN_ACTIVITY,
-    TrainingRequest,
-    is_dataset_name,
-    should_start,
-    stream_hash,
+    UPLOAD_TRIGGER,
+    detection_orchestration,
+    start_unless_exists,
     training_orchestration,
 )
 from shared.settings import Settings, get_settings, trigger_source_from_env
 
+if TYPE_CHECKING:
+    from shared.multivariate.activities import BatchDetectionActivities, TrainingActivities
+
 logger = logging.getLogger(__name__)
 
 bp = df.Blueprint()
-
-UPLOAD_TRIGGER = "mv_training_upload"
-HTTP_STARTER = "mv_train_http"
-STATUS_QUERY = "mv_training_status"
 
 
 def _model_deleted(settings: Settings, request: TrainingRequest) -> bool:
@@ -100,29 +110,13 @@ async def start_training(
     Returns:
         Whether a new instance was started.
     """
-    existing = await client.get_status(request.instance_id)
-    runtime = existing.runtime_status if existing else None
-    current = None if runtime is None else str(runtime.value)
-    if not should_start(
-        current, model_deleted=current is not None and _model_deleted(settings, request)
-    ):
-        logger.info(
-            "Training %s for %s/%s exists (%s); not starting it again",
-            request.instance_id,
-            request.container,
-            request.name,
-            current,
-        )
-        return False
-    await client.start_new(ORCHESTRATOR, request.instance_id, request.to_dict())
-    logger.info(
-        "Started training %s (model %s) for %s/%s",
+    return await start_unless_exists(
+        DurableStarter(client),
+        ORCHESTRATOR,
         request.instance_id,
-        request.model_id,
-        request.container,
-        request.name,
+        request.to_dict(),
+        model_deleted=lambda: _model_deleted(settings, request),
     )
-    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,8 +166,9 @@ async def mv_train_http(
     """
     from azure.core.exceptions import ResourceNotFoundError
 
-    from shared.multivariate.pipeline import parse_data_source, parse_training_spec
-    from shared.multivariate.workflow import content_hash
+    from shared.multivariate.datasource import DataSourcePolicy
+    from shared.multivariate.ids import content_hash
+    from shared.multivariate.spec import parse_training_spec
     from shared.storage.client import BlobStore
 
     settings = get_settings()
@@ -185,7 +180,10 @@ async def mv_train_http(
         return _error(400, "InvalidRequest", "The body must be a JSON object (the training spec).")
     store = BlobStore.from_settings(settings)
     try:
-        ref = parse_data_source(body.get("dataSource"), store, settings.training_container)
+        policy = DataSourcePolicy(
+            str(store.service.url), default_container=settings.training_container
+        )
+        ref = policy.dataset_blob(body.get("dataSource"))
         spec = parse_training_spec(body).to_dict()
     except InputError as exc:
         return _error(400, exc.code, exc.message)
@@ -263,62 +261,62 @@ def mv_training_orchestrator(
 # --------------------------------------------------------------------------------------------
 
 
-def run_step(name: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one activity of the training on the app's storage."""
-    from shared.multivariate.pipeline import run_activity
+def training_activities() -> TrainingActivities:
+    """The training activities over the app's storage (imported on first use: heavy)."""
+    from shared.multivariate.activities import TrainingActivities
     from shared.storage.client import BlobStore
 
     settings = get_settings()
-    return run_activity(name, payload, BlobStore.from_settings(settings), settings)
+    return TrainingActivities(BlobStore.from_settings(settings), settings)
 
 
 @bp.function_name(PREPARE_ACTIVITY)
 @bp.activity_trigger(input_name="payload")
-def mv_prepare(payload: dict[str, Any]) -> dict[str, Any]:
+def mv_prepare(payload: JSONObject) -> JSONObject:
     """Create the model, read the spec, validate the dataset."""
-    return run_step(PREPARE_ACTIVITY, payload)
+    return training_activities().prepare(TrainingRequest.from_dict(payload)).to_dict()
 
 
 @bp.function_name(TRAIN_ACTIVITY)
 @bp.activity_trigger(input_name="payload")
-def mv_train(payload: dict[str, Any]) -> dict[str, Any]:
+def mv_train(payload: JSONObject) -> JSONObject:
     """Train the model (idempotent, under a lease)."""
-    return run_step(TRAIN_ACTIVITY, payload)
+    return training_activities().train(ModelStep.from_dict(payload)).to_dict()
 
 
 @bp.function_name(STATUS_ACTIVITY)
 @bp.activity_trigger(input_name="payload")
-def mv_model_status(payload: dict[str, Any]) -> dict[str, Any]:
+def mv_model_status(payload: JSONObject) -> JSONObject:
     """Report the model's status for the monitor."""
-    return run_step(STATUS_ACTIVITY, payload)
+    return training_activities().status(ModelStep.from_dict(payload)).to_dict()
 
 
 @bp.function_name(FAIL_ACTIVITY)
 @bp.activity_trigger(input_name="payload")
-def mv_mark_failed(payload: dict[str, Any]) -> dict[str, Any]:
+def mv_mark_failed(payload: JSONObject) -> JSONObject:
     """Mark the model FAILED with a coded error."""
-    return run_step(FAIL_ACTIVITY, payload)
+    return training_activities().mark_failed(FailRequest.from_dict(payload)).to_dict()
 
 
 @bp.function_name(DETECT_ACTIVITY)
 @bp.activity_trigger(input_name="payload")
-def mv_detect(payload: dict[str, Any]) -> dict[str, Any]:
+def mv_detect(payload: JSONObject) -> JSONObject:
     """Detect on the detection window; store the v1.1 result as JSON and CSV."""
-    return run_step(DETECT_ACTIVITY, payload)
+    return training_activities().detect(ModelStep.from_dict(payload)).to_dict()
 
 
 @bp.function_name(EXPORT_ACTIVITY)
 @bp.activity_trigger(input_name="payload")
-def mv_export(payload: dict[str, Any]) -> dict[str, Any]:
+def mv_export(payload: JSONObject) -> JSONObject:
     """Write the portable model zip."""
-    return run_step(EXPORT_ACTIVITY, payload)
+    return training_activities().export(ModelStep.from_dict(payload)).to_dict()
 
 
 @bp.function_name(SUMMARY_ACTIVITY)
 @bp.activity_trigger(input_name="payload")
-def mv_summary(payload: dict[str, Any]) -> dict[str, Any]:
+def mv_summary(payload: JSONObject) -> JSONObject:
     """Write the run's summary."""
-    return run_step(SUMMARY_ACTIVITY, payload)
+    return training_activities().summarize(SummaryRequest.from_dict(payload)).to_dict()
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,13 +329,13 @@ def mv_summary(payload: dict[str, Any]) -> dict[str, Any]:
 def mv_api_detection_orchestrator(
     context: df.DurableOrchestrationContext,
 ) -> Generator[Any, Any, dict[str, Any]]:
-    """Detect on a READY model, or record the failure (see :mod:`shared.api.batch`)."""
+    """Detect on a READY model, or record the failure (see :mod:`shared.multivariate.workflow`)."""
     return (yield from detection_orchestration(context, RETRY_OPTIONS))
 
 
-def _batch_activities() -> Any:
-    from shared.api.multivariate import BatchDetectionActivities
-    from shared.settings import get_settings
+def batch_activities() -> BatchDetectionActivities:
+    """The batch-detection activities over the app's storage (imported on first use)."""
+    from shared.multivariate.activities import BatchDetectionActivities
     from shared.storage.client import BlobStore
 
     settings = get_settings()
@@ -346,15 +344,13 @@ def _batch_activities() -> Any:
 
 @bp.function_name(BATCH_DETECT_ACTIVITY)
 @bp.activity_trigger(input_name="payload")
-def mv_api_detect(payload: dict[str, Any]) -> dict[str, Any]:
+def mv_api_detect(payload: JSONObject) -> JSONObject:
     """Run one batch detection and store its v1.1 result."""
-    outcome: dict[str, Any] = _batch_activities().detect(payload)
-    return outcome
+    return batch_activities().detect(DetectionJob.from_dict(payload)).to_dict()
 
 
-@bp.function_name(BATCH_DETECT_FAILED_ACTIVITY)
+@bp.function_name(BATCH_FAILED_ACTIVITY)
 @bp.activity_trigger(input_name="payload")
-def mv_api_detect_failed(payload: dict[str, Any]) -> dict[str, Any]:
+def mv_api_detect_failed(payload: JSONObject) -> JSONObject:
     """Record a batch detection as FAILED once its retries are spent."""
-    outcome: dict[str, Any] = _batch_activities().fail(payload)
-    return outcome
+    return batch_activities().fail(DetectionFailure.from_dict(payload)).to_dict()

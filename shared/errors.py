@@ -13,13 +13,16 @@ Anomaly Detector v1.1 error code where the service had one) and a message that s
     ├── ModelError                       a multivariate model that cannot serve the call
     │   ├── ModelNotFoundError           no model with that id (HTTP 404)
     │   └── ModelNotReadyError           the model exists but is not READY
-    └── ResultNotFoundError              no detection result with that id (HTTP 404)
+    ├── ResultNotFoundError              no detection result with that id (HTTP 404)
+    └── PayloadError                     an orchestration or activity payload of the wrong shape
 
 Storage failures are *not* wrapped: the Azure SDK's own exceptions propagate so that the
 Functions runtime retries the invocation.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class MeterwatchError(Exception):
@@ -100,3 +103,29 @@ class ResultNotFoundError(MeterwatchError):
     """No detection result exists with the given id."""
 
     default_code = "ResultNotExist"
+
+
+class PayloadError(MeterwatchError):
+    """An orchestration input or activity payload is not the shape its reader expects.
+
+    Payloads are only written by the typed payloads of :mod:`shared.multivariate.payloads`, so
+    this means a programming error or a version skew between a running instance and new code
+    (drain or terminate the old instances).
+    """
+
+    default_code = "InvalidPayload"
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type (for error messages)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

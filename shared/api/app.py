@@ -42,7 +42,7 @@ from shared.settings import Settings
 from shared.univariate.contract import EmbeddedBackend, UnivariateBackend
 
 if TYPE_CHECKING:
-    from shared.api.multivariate import MultivariateService
+    from shared.multivariate.service import MultivariateService
     from shared.storage.client import BlobStore
 
 logger = logging.getLogger(__name__)

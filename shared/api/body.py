@@ -14,7 +14,7 @@ import orjson
 from starlette.requests import Request
 
 from shared.api.errors import PAYLOAD_TOO_LARGE
-from shared.errors import InputError
+from shared.errors import InputError, json_type
 
 #: Default limit of a request body (the largest multivariate detect-last request fits).
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -69,21 +69,6 @@ def parse_json(data: bytes) -> Any:
             f"{exc.colno}.",
             INVALID_JSON,
         ) from exc
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a decoded value's type (for error messages)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:

@@ -103,14 +103,10 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from shared.multivariate.pipeline import (
-        export_model,
-        local_model_object,
-        parse_training_spec,
-        read_dataset,
-        train_model,
-    )
-    from shared.multivariate.workflow import content_hash
+    from shared.multivariate.export import export_model, local_model_object
+    from shared.multivariate.ids import content_hash
+    from shared.multivariate.spec import parse_training_spec
+    from shared.multivariate.training import read_dataset, train_model
 
     data = _read(args.input, "The dataset")
     spec = parse_training_spec(
@@ -147,15 +143,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _detect_mv(args: argparse.Namespace) -> int:
-    from shared.multivariate.pipeline import (
-        detect_batch,
-        load_export,
-        read_dataset,
-        result_csv,
-        result_id_for,
-        top_anomalies,
-    )
-    from shared.multivariate.workflow import content_hash
+    from shared.multivariate.detection import detect_batch, result_csv, result_id_for, top_anomalies
+    from shared.multivariate.export import load_export
+    from shared.multivariate.ids import content_hash
+    from shared.multivariate.training import read_dataset
     from shared.timefmt import to_datetime64
 
     suffix = args.output.suffix.lower()

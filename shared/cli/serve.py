@@ -98,9 +98,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _multivariate_service(settings: Any, store: Any) -> Any:
     """The multivariate service with an in-process orchestration runner."""
-    from shared.api.multivariate import MultivariateService
+    from shared.multivariate.local_runner import in_process_service
 
-    return MultivariateService.in_process(settings, store)
+    return in_process_service(settings, store)
 
 
 def _url_host(host: str) -> str:

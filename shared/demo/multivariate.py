@@ -27,22 +27,20 @@ import numpy as np
 
 from shared.demo.household import AnomalyEvent, LabelledSeries, household
 from shared.evaluation import event_scores
-from shared.multivariate.local_runner import LocalContext, LocalRetry, LocalTaskHub
-from shared.multivariate.pipeline import (
-    TrainingActivities,
-    parse_training_spec,
-    read_dataset,
-    result_csv,
-    top_anomalies,
+from shared.multivariate.activities import TrainingActivities
+from shared.multivariate.detection import result_csv, top_anomalies
+from shared.multivariate.ids import content_hash
+from shared.multivariate.local_runner import (
+    LocalContext,
+    LocalRetry,
+    LocalTaskHub,
+    training_activities,
 )
+from shared.multivariate.payloads import TrainingRequest
 from shared.multivariate.registry import ModelRegistry
-from shared.multivariate.workflow import (
-    ORCHESTRATOR,
-    TRAIN_ACTIVITY,
-    TrainingRequest,
-    content_hash,
-    training_orchestration,
-)
+from shared.multivariate.spec import parse_training_spec
+from shared.multivariate.training import read_dataset
+from shared.multivariate.workflow import ORCHESTRATOR, TRAIN_ACTIVITY, training_orchestration
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.timefmt import format_timestamp
@@ -121,7 +119,9 @@ def run_multivariate_demo(
     )
 
     activities = TrainingActivities(store, settings)
-    hub = LocalTaskHub({ORCHESTRATOR: lambda context: _orchestrate(context)}, activities.handlers())
+    hub = LocalTaskHub(
+        {ORCHESTRATOR: lambda context: _orchestrate(context)}, training_activities(activities)
+    )
     request = TrainingRequest.create(
         container,
         name,

@@ -15,19 +15,76 @@ runs here unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable, Generator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.multivariate.workflow import RETRY_FIRST_INTERVAL_MS, RETRY_MAX_ATTEMPTS, should_start
+from shared.multivariate.activities import BatchDetectionActivities, TrainingActivities
+from shared.multivariate.payloads import (
+    DetectionFailure,
+    DetectionJob,
+    FailRequest,
+    ModelStep,
+    SummaryRequest,
+    TrainingRequest,
+)
+from shared.multivariate.service import MultivariateService
+from shared.multivariate.workflow import (
+    BATCH_DETECT_ACTIVITY,
+    BATCH_FAILED_ACTIVITY,
+    DETECT_ACTIVITY,
+    DETECTION_ORCHESTRATOR,
+    EXPORT_ACTIVITY,
+    FAIL_ACTIVITY,
+    ORCHESTRATOR,
+    PREPARE_ACTIVITY,
+    RETRY_FIRST_INTERVAL_MS,
+    RETRY_MAX_ATTEMPTS,
+    STATUS_ACTIVITY,
+    SUMMARY_ACTIVITY,
+    TRAIN_ACTIVITY,
+    detection_orchestration,
+    should_start,
+    training_orchestration,
+)
+from shared.settings import Settings
+from shared.storage.client import BlobStore
 
 logger = logging.getLogger(__name__)
 
 Orchestrator = Callable[["LocalContext"], Generator[Any, Any, Any]]
 ActivityFunction = Callable[[Any], Any]
+
+
+def training_activities(activities: TrainingActivities) -> dict[str, ActivityFunction]:
+    """The training activities under their Durable names, as the host binds them.
+
+    Each decodes its payload, calls the activity and encodes the result, exactly as the
+    functions in ``functions/multivariate.py`` do.
+    """
+    return {
+        PREPARE_ACTIVITY: lambda p: activities.prepare(TrainingRequest.from_dict(p)).to_dict(),
+        TRAIN_ACTIVITY: lambda p: activities.train(ModelStep.from_dict(p)).to_dict(),
+        STATUS_ACTIVITY: lambda p: activities.status(ModelStep.from_dict(p)).to_dict(),
+        FAIL_ACTIVITY: lambda p: activities.mark_failed(FailRequest.from_dict(p)).to_dict(),
+        DETECT_ACTIVITY: lambda p: activities.detect(ModelStep.from_dict(p)).to_dict(),
+        EXPORT_ACTIVITY: lambda p: activities.export(ModelStep.from_dict(p)).to_dict(),
+        SUMMARY_ACTIVITY: lambda p: activities.summarize(SummaryRequest.from_dict(p)).to_dict(),
+    }
+
+
+def batch_activities(activities: BatchDetectionActivities) -> dict[str, ActivityFunction]:
+    """The batch-detection activities under their Durable names."""
+    return {
+        BATCH_DETECT_ACTIVITY: lambda p: activities.detect(DetectionJob.from_dict(p)).to_dict(),
+        BATCH_FAILED_ACTIVITY: lambda p: activities.fail(DetectionFailure.from_dict(p)).to_dict(),
+    }
 
 
 @dataclass(frozen=True)
@@ -258,3 +315,79 @@ class LocalTaskHub:
             logger.info("Instance %s exists already; not starting it again", instance_id)
             return None
         return self.start_new(name, instance_id, input_)
+
+
+class InProcessStarter:
+    """Runs the training and detection orchestrations in background threads (``serve``).
+
+    The orchestrator generators of :mod:`shared.multivariate.workflow` are driven by
+    :class:`LocalTaskHub`; instances that are still running report ``Running`` so a duplicate
+    request does not start a second run.
+
+    Args:
+        activities: Activity name → function (training and detection activities).
+        workers: Orchestrations run at the same time.
+    """
+
+    def __init__(self, activities: Mapping[str, ActivityFunction], workers: int = 2) -> None:
+        retry = LocalRetry(RETRY_FIRST_INTERVAL_MS, RETRY_MAX_ATTEMPTS)
+        self.hub = LocalTaskHub(
+            {
+                ORCHESTRATOR: lambda context: training_orchestration(context, retry),
+                DETECTION_ORCHESTRATOR: lambda context: detection_orchestration(context, retry),
+            },
+            activities,
+        )
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mv-orchestration")
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    async def start(self, orchestrator: str, instance_id: str, client_input: object) -> None:
+        """Start the instance in a background thread (returns at once)."""
+        with self._lock:
+            if instance_id in self._running:
+                return
+            self._running.add(instance_id)
+        self._pool.submit(self._run, orchestrator, instance_id, client_input)
+
+    async def runtime_status(self, instance_id: str) -> str | None:
+        """``Running`` while the instance runs, then the local hub's status."""
+        with self._lock:
+            if instance_id in self._running:
+                return "Running"
+        return self.hub.runtime_status(instance_id)
+
+    def _run(self, orchestrator: str, instance_id: str, client_input: object) -> None:
+        try:
+            run = self.hub.start_new(orchestrator, instance_id, client_input)
+            logger.info("Orchestration %s: %s", instance_id, run.runtime_status)
+        except Exception:
+            logger.exception("Orchestration %s crashed", instance_id)
+        finally:
+            with self._lock:
+                self._running.discard(instance_id)
+
+    def close(self) -> None:
+        """Wait for running orchestrations, then stop the threads."""
+        self._pool.shutdown(wait=True)
+
+    async def wait(self, timeout: float = 60.0) -> None:
+        """Wait until no orchestration runs (tests and benchmarks)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            with self._lock:
+                if not self._running:
+                    return
+            if loop.time() > deadline:
+                raise TimeoutError("orchestrations still running")
+            await asyncio.sleep(0.02)
+
+
+def in_process_service(settings: Settings, store: BlobStore) -> MultivariateService:
+    """A service whose orchestrations run in this process (``meterwatch serve``, tests)."""
+    activities = {
+        **training_activities(TrainingActivities(store, settings)),
+        **batch_activities(BatchDetectionActivities(store, settings)),
+    }
+    return MultivariateService(settings, store, InProcessStarter(activities))

@@ -1,8 +1,12 @@
-"""The multivariate training workflow: names, deterministic ids and the orchestration itself.
+"""The multivariate workflow: every Durable name of the family and both orchestrations.
 
 This module is the single place that names the Durable functions of the multivariate family
-and the one implementation of the orchestration's control flow. It imports nothing but the
-standard library, so the function app imports it for free and the in-process runner of the demo
+(the client functions, both orchestrators and every activity) and the one implementation of the
+control flow of both orchestrations: training (below) and the API's batch detection (one
+activity, retried; when the retries are spent a second activity records the result FAILED, so
+a client polling ``detect-batch/{resultId}`` always gets an answer). It imports nothing but the
+standard library and the typed payloads (:mod:`shared.multivariate.payloads`), so the
+function app imports it for free and the in-process runner of the demo
 (:mod:`shared.multivariate.local_runner`) drives exactly the generator the Durable host drives.
 
 The flow (each step an activity; the orchestrator itself does no I/O)::
@@ -27,26 +31,46 @@ The flow (each step an activity; the orchestrator itself does no I/O)::
   ``context.current_utc_datetime`` and gives up at a deadline with the explicit code
   ``TrainingTimeout``.
 
-Instance ids are deterministic (:func:`training_instance_id`): a duplicate trigger for the same
-blob and content finds the instance already there and does not start a second training
+Instance ids are deterministic (:func:`shared.multivariate.ids.training_instance_id`): a
+duplicate trigger for the same blob and content finds the instance already there and does not
+start a second training
 (:func:`should_start`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
-from collections.abc import Generator, Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Generator
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from shared.multivariate.payloads import (
+    DetectionFailure,
+    DetectionJob,
+    DetectionSummary,
+    ExportOutcome,
+    FailRequest,
+    JSONObject,
+    ModelOutcome,
+    ModelStep,
+    SummaryRequest,
+    TrainingRequest,
+)
 from shared.multivariate.statuses import FAILED, READY, TERMINAL_STATUSES
 
-#: Orchestrator function name.
+logger = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------------
+# Every Durable name of the family (the functions in ``functions/multivariate.py`` carry them)
+# --------------------------------------------------------------------------------------------
+
+#: Client functions (triggers that start or query orchestrations).
+UPLOAD_TRIGGER = "mv_training_upload"
+HTTP_STARTER = "mv_train_http"
+STATUS_QUERY = "mv_training_status"
+#: The training orchestrator and its activities.
 ORCHESTRATOR = "mv_training_orchestrator"
-#: Activity function names (the functions in ``functions/multivariate.py`` carry these names).
 PREPARE_ACTIVITY = "mv_prepare"
 TRAIN_ACTIVITY = "mv_train"
 STATUS_ACTIVITY = "mv_model_status"
@@ -63,6 +87,11 @@ ACTIVITIES = (
     EXPORT_ACTIVITY,
     SUMMARY_ACTIVITY,
 )
+#: The batch-detection orchestrator (the v1.1 API's ``detect-batch``) and its activities.
+DETECTION_ORCHESTRATOR = "mv_api_detection_orchestrator"
+BATCH_DETECT_ACTIVITY = "mv_api_detect"
+BATCH_FAILED_ACTIVITY = "mv_api_detect_failed"
+BATCH_ACTIVITIES = (BATCH_DETECT_ACTIVITY, BATCH_FAILED_ACTIVITY)
 
 #: Retry policy of every activity call: first retry after 5 s (the runtime backs off), 3 tries.
 RETRY_FIRST_INTERVAL_MS = 5_000
@@ -74,70 +103,6 @@ RETRY_MAX_ATTEMPTS = 3
 RESTARTABLE_RUNTIME_STATUSES = frozenset({"Failed", "Terminated", "Canceled"})
 #: Runtime statuses of an instance that is still working (never started twice).
 ACTIVE_RUNTIME_STATUSES = frozenset({"Pending", "Running", "Suspended"})
-
-#: Dataset extensions the training container trains on (``.json`` sidecars are not datasets).
-DATASET_SUFFIXES = (".zip", ".csv")
-
-_INSTANCE_PREFIX = "mvtrain-"
-_MODEL_NAMESPACE = uuid.UUID("6f2b1c52-3f7e-4d7a-9a57-0c1f2f6f8e11")
-_CHUNK = 1024 * 1024
-
-
-# --------------------------------------------------------------------------------------------
-# Deterministic identities
-# --------------------------------------------------------------------------------------------
-
-
-def content_hash(data: bytes) -> str:
-    """Return the SHA-256 of ``data`` as 64 hex digits."""
-    return hashlib.sha256(data).hexdigest()
-
-
-class Readable(Protocol):
-    """Anything with ``read(size) -> bytes`` (a file, ``func.InputStream``)."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-def stream_hash(stream: Readable) -> str:
-    """Return the SHA-256 of a binary stream (read in 1 MiB chunks) as 64 hex digits."""
-    digest = hashlib.sha256()
-    while True:
-        chunk = stream.read(_CHUNK)
-        if not chunk:
-            break
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def is_dataset_name(name: str) -> bool:
-    """Whether a blob in the training container is a dataset to train on (not a sidecar)."""
-    return name.lower().endswith(DATASET_SUFFIXES)
-
-
-def training_instance_id(
-    container: str, name: str, sha256: str, spec: Mapping[str, Any] | None = None
-) -> str:
-    """The orchestration instance id of one training: the same input always gives the same id.
-
-    Args:
-        container: Container of the dataset blob.
-        name: Blob name inside the container.
-        sha256: SHA-256 of the blob's content (:func:`content_hash`).
-        spec: A training spec given with the request (HTTP starter); ``None`` when the spec is
-            read from the blob's sidecar or metadata.
-
-    Returns:
-        ``mvtrain-`` followed by 32 hex digits.
-    """
-    canonical = "" if spec is None else json.dumps(spec, sort_keys=True, separators=(",", ":"))
-    key = f"{container}/{name}\n{sha256.lower()}\n{canonical}"
-    return _INSTANCE_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def model_id_for(instance_id: str) -> str:
-    """The model id (a v1.1 GUID) of the training run with this instance id."""
-    return str(uuid.uuid5(_MODEL_NAMESPACE, instance_id))
 
 
 def should_start(runtime_status: str | None, *, model_deleted: bool = False) -> bool:
@@ -161,97 +126,65 @@ def should_start(runtime_status: str | None, *, model_deleted: bool = False) -> 
 
 
 # --------------------------------------------------------------------------------------------
-# The orchestration input
+# Starting an orchestration unless it exists (every starter: triggers, API, in-process)
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TrainingRequest:
-    """What starts a training orchestration (its JSON input).
+class OrchestrationStarter(Protocol):
+    """Starts orchestration instances and reports their runtime status."""
 
-    Attributes:
-        container: Container of the dataset blob.
-        name: Blob name of the dataset (``.zip`` MultiTable or ``.csv`` OneTable).
-        sha256: Content hash the trigger saw; the prepare step refuses a blob that changed since.
-        instance_id: The deterministic orchestration instance id.
-        model_id: The deterministic model id.
-        spec: The training spec when given inline (HTTP); ``None``: read the sidecar or metadata.
-        poll_interval_seconds: Monitor interval while training runs elsewhere.
-        deadline_minutes: Training not READY by then is marked FAILED (``TrainingTimeout``).
+    async def start(self, orchestrator: str, instance_id: str, client_input: object) -> None:
+        """Start ``orchestrator`` as ``instance_id`` with ``client_input``."""
+        ...
+
+    async def runtime_status(self, instance_id: str) -> str | None:
+        """The Durable runtime status of an instance (``Running``, ``Completed``...), or None."""
+        ...
+
+
+#: The starter of the current request (the function app's HTTP function sets it around each
+#: invocation, lending the API its Durable client binding).
+current_starter: ContextVar[OrchestrationStarter | None] = ContextVar(
+    "meterwatch_orchestration_starter", default=None
+)
+
+
+async def start_unless_exists(
+    starter: OrchestrationStarter,
+    orchestrator: str,
+    instance_id: str,
+    client_input: object,
+    *,
+    known_new: bool = False,
+    model_deleted: Callable[[], bool] | None = None,
+) -> bool:
+    """Start the instance unless one with its (deterministic) id exists already.
+
+    Args:
+        starter: Who starts it.
+        orchestrator: The orchestrator's name.
+        instance_id: The deterministic instance id.
+        client_input: The orchestration input (JSON-ready).
+        known_new: The caller knows no instance exists (skips the status query).
+        model_deleted: Asked only for a finished instance: whether its model was deleted (a
+            finished instance whose model is gone starts again, see
+            :func:`~shared.multivariate.workflow.should_start`).
+
+    Returns:
+        Whether a new instance was started.
     """
-
-    container: str
-    name: str
-    sha256: str
-    instance_id: str
-    model_id: str
-    spec: dict[str, Any] | None = None
-    poll_interval_seconds: int = 10
-    deadline_minutes: int = 60
-
-    @classmethod
-    def create(
-        cls,
-        container: str,
-        name: str,
-        sha256: str,
-        *,
-        spec: Mapping[str, Any] | None = None,
-        poll_interval_seconds: int = 10,
-        deadline_minutes: int = 60,
-    ) -> TrainingRequest:
-        """Build a request with its deterministic instance and model ids."""
-        instance_id = training_instance_id(container, name, sha256, spec)
-        return cls(
-            container=container,
-            name=name,
-            sha256=sha256,
-            instance_id=instance_id,
-            model_id=model_id_for(instance_id),
-            spec=None if spec is None else dict(spec),
-            poll_interval_seconds=poll_interval_seconds,
-            deadline_minutes=deadline_minutes,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON input of the orchestration."""
-        return {
-            "dataSource": {"container": self.container, "name": self.name},
-            "sha256": self.sha256,
-            "instanceId": self.instance_id,
-            "modelId": self.model_id,
-            "spec": self.spec,
-            "pollIntervalSeconds": self.poll_interval_seconds,
-            "deadlineMinutes": self.deadline_minutes,
-        }
-
-    @classmethod
-    def from_dict(cls, document: Mapping[str, Any]) -> TrainingRequest:
-        """Read the orchestration input written by :meth:`to_dict`.
-
-        Raises:
-            ValueError: A field is missing or has the wrong type (a programming error: inputs
-                are only written by :meth:`to_dict`).
-        """
-        try:
-            source = document["dataSource"]
-            spec = document.get("spec")
-            return cls(
-                container=str(source["container"]),
-                name=str(source["name"]),
-                sha256=str(document["sha256"]),
-                instance_id=str(document["instanceId"]),
-                model_id=str(document["modelId"]),
-                spec=None if spec is None else dict(spec),
-                poll_interval_seconds=int(document.get("pollIntervalSeconds", 10)),
-                deadline_minutes=int(document.get("deadlineMinutes", 60)),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"Not a training request: {exc}") from exc
+    status = None if known_new else await starter.runtime_status(instance_id)
+    deleted = status is not None and model_deleted is not None and model_deleted()
+    if not should_start(status, model_deleted=deleted):
+        logger.info("Instance %s exists (%s); not starting it again", instance_id, status)
+        return False
+    await starter.start(orchestrator, instance_id, client_input)
+    logger.info("Started %s as %s", orchestrator, instance_id)
+    return True
 
 
 # --------------------------------------------------------------------------------------------
-# The orchestration
+# The orchestrations
 # --------------------------------------------------------------------------------------------
 
 
@@ -273,8 +206,8 @@ class OrchestrationContext(Protocol):
 
 
 def training_orchestration(
-    context: OrchestrationContext, retry_options: Any
-) -> Generator[Any, Any, dict[str, Any]]:
+    context: OrchestrationContext, retry_options: object
+) -> Generator[Any, Any, JSONObject]:
     """The training orchestration: prepare → train → monitor → detect → export → summary.
 
     Deterministic: no I/O, no clock but ``context.current_utc_datetime``, no randomness; every
@@ -293,45 +226,45 @@ def training_orchestration(
         The summary written by the summary activity: model id, status, errors, anomalies found,
         result and export locations.
     """
-    request = TrainingRequest.from_dict(_as_mapping(context.get_input()))
-    model = {"modelId": request.model_id, "instanceId": request.instance_id}
+    request = TrainingRequest.from_dict(context.get_input())
+    step = request.step
+    model = step.to_dict()
     context.set_custom_status({"stage": "prepare", **model})
     prepared = yield context.call_activity_with_retry(
         PREPARE_ACTIVITY, retry_options, request.to_dict()
     )
-    status = str(prepared["status"])
+    status = ModelOutcome.from_dict(prepared).status
     if status != FAILED:
-        status = yield from _train_and_monitor(context, retry_options, request, model)
-    detected: dict[str, Any] | None = None
-    exported: dict[str, Any] | None = None
+        status = yield from _train_and_monitor(context, retry_options, request)
+    detected: DetectionSummary | None = None
+    exported: ExportOutcome | None = None
     if status == READY:
         context.set_custom_status({"stage": "detect", **model})
-        detected = yield context.call_activity_with_retry(DETECT_ACTIVITY, retry_options, model)
+        detection = yield context.call_activity_with_retry(DETECT_ACTIVITY, retry_options, model)
+        detected = DetectionSummary.from_dict(detection)
         context.set_custom_status({"stage": "export", **model})
-        exported = yield context.call_activity_with_retry(EXPORT_ACTIVITY, retry_options, model)
+        export = yield context.call_activity_with_retry(EXPORT_ACTIVITY, retry_options, model)
+        exported = ExportOutcome.from_dict(export)
     context.set_custom_status({"stage": "summary", **model})
-    summary: dict[str, Any] = yield context.call_activity_with_retry(
-        SUMMARY_ACTIVITY,
-        retry_options,
-        {**model, "detection": detected, "export": exported},
+    summary: JSONObject = yield context.call_activity_with_retry(
+        SUMMARY_ACTIVITY, retry_options, SummaryRequest(step, detected, exported).to_dict()
     )
     context.set_custom_status({"stage": "done", "status": summary.get("status"), **model})
     return summary
 
 
 def _train_and_monitor(
-    context: OrchestrationContext,
-    retry_options: Any,
-    request: TrainingRequest,
-    model: dict[str, str],
+    context: OrchestrationContext, retry_options: object, request: TrainingRequest
 ) -> Generator[Any, Any, str]:
     """Train, then poll the model status with durable timers until READY, FAILED or the deadline."""
+    step = request.step
+    model = step.to_dict()
     context.set_custom_status({"stage": "train", **model})
     try:
         trained = yield context.call_activity_with_retry(TRAIN_ACTIVITY, retry_options, model)
     except Exception as exc:  # the runtime's retries are spent: record it, then summarise
-        return (yield from _mark_failed(context, retry_options, model, "TrainingFailed", exc))
-    status = str(trained["status"])
+        return (yield from _mark_failed(context, retry_options, step, "TrainingFailed", exc))
+    status = ModelOutcome.from_dict(trained).status
     deadline = context.current_utc_datetime + timedelta(minutes=request.deadline_minutes)
     while status not in TERMINAL_STATUSES:
         now = context.current_utc_datetime
@@ -341,13 +274,15 @@ def _train_and_monitor(
                 f"(MV_TRAINING_DEADLINE_MINUTES); the model was still {status}."
             )
             return (
-                yield from _mark_failed(context, retry_options, model, "TrainingTimeout", reason)
+                yield from _mark_failed(context, retry_options, step, "TrainingTimeout", reason)
             )
         context.set_custom_status({"stage": "monitor", "status": status, **model})
         yield context.create_timer(now + timedelta(seconds=request.poll_interval_seconds))
-        polled = yield context.call_activity_with_retry(STATUS_ACTIVITY, retry_options, model)
-        status = str(polled["status"])
-        if polled.get("stale"):
+        polled = ModelOutcome.from_dict(
+            (yield context.call_activity_with_retry(STATUS_ACTIVITY, retry_options, model))
+        )
+        status = polled.status
+        if polled.stale:
             # The worker that held the training lease is gone: train again (idempotent).
             try:
                 trained = yield context.call_activity_with_retry(
@@ -355,31 +290,47 @@ def _train_and_monitor(
                 )
             except Exception as exc:
                 return (
-                    yield from _mark_failed(context, retry_options, model, "TrainingFailed", exc)
+                    yield from _mark_failed(context, retry_options, step, "TrainingFailed", exc)
                 )
-            status = str(trained["status"])
+            status = ModelOutcome.from_dict(trained).status
     return status
 
 
 def _mark_failed(
     context: OrchestrationContext,
-    retry_options: Any,
-    model: dict[str, str],
+    retry_options: object,
+    step: ModelStep,
     code: str,
     reason: object,
 ) -> Generator[Any, Any, str]:
     message = str(reason).strip() or type(reason).__name__
+    request = FailRequest(step, code, message[:1000])
     outcome = yield context.call_activity_with_retry(
-        FAIL_ACTIVITY, retry_options, {**model, "code": code, "message": message[:1000]}
+        FAIL_ACTIVITY, retry_options, request.to_dict()
     )
-    return str(outcome["status"])
+    return ModelOutcome.from_dict(outcome).status
 
 
-def _as_mapping(value: Any) -> Mapping[str, Any]:
-    if isinstance(value, str):
-        value = json.loads(value)
-    if not isinstance(value, Mapping):
-        raise ValueError(
-            f"The orchestration input must be a JSON object, not {type(value).__name__}"
+def detection_orchestration(
+    context: OrchestrationContext, retry_options: object
+) -> Generator[Any, Any, JSONObject]:
+    """Batch detection: detect, or record the failure once the retries are spent. No I/O.
+
+    Args:
+        context: The Durable orchestration context (or the local runner's).
+        retry_options: The SDK's ``RetryOptions`` (or the local runner's equivalent).
+
+    Returns:
+        ``{"resultId", "status", "anomalies"}`` from the activity that ran last.
+    """
+    job = DetectionJob.from_dict(context.get_input())
+    try:
+        outcome: JSONObject = yield context.call_activity_with_retry(
+            BATCH_DETECT_ACTIVITY, retry_options, job.to_dict()
         )
-    return value
+    except Exception as exc:  # the runtime's retries are spent: the result must say so
+        failure = DetectionFailure(job, (str(exc).strip() or type(exc).__name__)[:1000])
+        outcome = yield context.call_activity_with_retry(
+            BATCH_FAILED_ACTIVITY, retry_options, failure.to_dict()
+        )
+    return outcome

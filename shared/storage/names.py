@@ -89,3 +89,12 @@ def model_prefix(model_id: str) -> str:
 def multivariate_result_name(result_id: str, suffix: str = "json") -> str:
     """A multivariate batch result (``json`` or ``csv``) in the results container."""
     return f"{MULTIVARIATE_RESULTS_PREFIX}{result_id}.{suffix}"
+
+
+#: Where the API stores datasets given as a local path or a blob folder (training container).
+MATERIALIZED_PREFIX = "api-datasets/"
+
+
+def materialized_dataset_name(sha256: str, name: str) -> str:
+    """Blob name of a dataset the API packed or copied: keyed by its content, so one copy each."""
+    return f"{MATERIALIZED_PREFIX}{sha256[:32]}/{name}"

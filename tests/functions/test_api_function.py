@@ -23,22 +23,24 @@ import azure.functions as func
 import pytest
 from azure.durable_functions.models.actions.ActionType import ActionType
 
-from shared.api.batch import (
-    DETECT_ACTIVITY,
-    DETECT_FAILED_ACTIVITY,
-    DETECTION_ORCHESTRATOR,
-    DetectionJob,
-    detection_orchestration,
-    pending_result,
+from shared.multivariate.activities import BatchDetectionActivities, TrainingActivities
+from shared.multivariate.detection import pending_result
+from shared.multivariate.local_runner import (
+    LocalRetry,
+    LocalTaskHub,
+    batch_activities,
+    training_activities,
 )
-from shared.api.multivariate import BatchDetectionActivities
-from shared.multivariate.local_runner import LocalRetry, LocalTaskHub
-from shared.multivariate.pipeline import TrainingActivities
+from shared.multivariate.payloads import DetectionJob
 from shared.multivariate.registry import ModelRegistry
 from shared.multivariate.workflow import (
+    BATCH_DETECT_ACTIVITY,
+    BATCH_FAILED_ACTIVITY,
+    DETECTION_ORCHESTRATOR,
     ORCHESTRATOR,
     RETRY_FIRST_INTERVAL_MS,
     RETRY_MAX_ATTEMPTS,
+    detection_orchestration,
     training_orchestration,
 )
 from shared.settings import get_settings
@@ -297,7 +299,7 @@ def test_training_through_the_function_starts_the_orchestration(
     # What the host would do with that request: run the orchestration.
     hub = LocalTaskHub(
         {ORCHESTRATOR: lambda context: training_orchestration(context, LocalRetry())},
-        TrainingActivities(store, settings).handlers(),
+        training_activities(TrainingActivities(store, settings)),
     )
     assert hub.start_new(name, instance_id, orchestration_input).runtime_status == "Completed"
     durable.statuses[instance_id] = "Completed"
@@ -341,7 +343,7 @@ def test_training_through_the_function_starts_the_orchestration(
 
     hub = LocalTaskHub(
         {DETECTION_ORCHESTRATOR: lambda context: detection_orchestration(context, LocalRetry())},
-        BatchDetectionActivities(store, settings).handlers(),
+        batch_activities(BatchDetectionActivities(store, settings)),
     )
     assert hub.start_new(DETECTION_ORCHESTRATOR, detect_instance, job).output["status"] == "READY"
 
@@ -398,7 +400,7 @@ def actions(state: dict[str, Any]) -> list[dict[str, Any]]:
 def test_detection_functions_are_registered(app_functions: dict[str, Any]) -> None:
     (trigger,) = function_json(app_functions, DETECTION_ORCHESTRATOR)["bindings"]
     assert trigger["type"] == "orchestrationTrigger"
-    for name in (DETECT_ACTIVITY, DETECT_FAILED_ACTIVITY):
+    for name in (BATCH_DETECT_ACTIVITY, BATCH_FAILED_ACTIVITY):
         (activity,) = function_json(app_functions, name)["bindings"]
         assert activity["type"] == "activityTrigger"
 
@@ -408,14 +410,14 @@ def test_the_orchestrator_detects_with_the_retry_policy(app_functions: dict[str,
     assert state["isDone"] is False
     (action,) = actions(state)
     assert action["actionType"] == ActionType.CALL_ACTIVITY_WITH_RETRY
-    assert action["functionName"] == DETECT_ACTIVITY
+    assert action["functionName"] == BATCH_DETECT_ACTIVITY
     assert action["retryOptions"] == {
         "firstRetryIntervalInMilliseconds": RETRY_FIRST_INTERVAL_MS,
         "maxNumberOfAttempts": RETRY_MAX_ATTEMPTS,
     }
     assert json.loads(action["input"]) == JOB.to_dict()
     outcome = {"resultId": "r-1", "status": "READY", "anomalies": 2}
-    state = replay(app_functions, detection_history().completed(DETECT_ACTIVITY, outcome))
+    state = replay(app_functions, detection_history().completed(BATCH_DETECT_ACTIVITY, outcome))
     assert state["isDone"] is True
     assert state["output"] == outcome
 
@@ -423,16 +425,16 @@ def test_the_orchestrator_detects_with_the_retry_policy(app_functions: dict[str,
 def test_spent_retries_record_the_result_as_failed(app_functions: dict[str, Any]) -> None:
     history = detection_history()
     for _ in range(RETRY_MAX_ATTEMPTS):
-        history.failed(DETECT_ACTIVITY, "ServiceRequestError: storage timed out")
+        history.failed(BATCH_DETECT_ACTIVITY, "ServiceRequestError: storage timed out")
         history.retry_timer_fired()
     state = replay(app_functions, history)
     assert state["isDone"] is False
     last = actions(state)[-1]
-    assert last["functionName"] == DETECT_FAILED_ACTIVITY
+    assert last["functionName"] == BATCH_FAILED_ACTIVITY
     failure = json.loads(last["input"])
     assert failure["result_id"] == "r-1" and "storage timed out" in failure["message"]
     outcome = {"resultId": "r-1", "status": "FAILED", "anomalies": 0}
-    state = replay(app_functions, history.completed(DETECT_FAILED_ACTIVITY, outcome))
+    state = replay(app_functions, history.completed(BATCH_FAILED_ACTIVITY, outcome))
     assert state["isDone"] is True and state["output"] == outcome
 
 
@@ -443,8 +445,8 @@ def test_the_failed_activity_stores_a_coded_failed_result(api_env: dict[str, str
     registry.create("m-1", {"dataSource": JOB.data_source})
     registry.put_result("m-1", pending_result(JOB))
     assert registry.get_result("r-1")["summary"]["status"] == "CREATED"
-    activities = BatchDetectionActivities(store, settings)
-    outcome = activities.fail({**JOB.to_dict(), "message": "storage timed out"})
+    activities = batch_activities(BatchDetectionActivities(store, settings))
+    outcome = activities[BATCH_FAILED_ACTIVITY]({**JOB.to_dict(), "message": "storage timed out"})
     assert outcome["status"] == "FAILED"
     result = registry.get_result("r-1")
     assert result["summary"]["status"] == "FAILED"
@@ -452,5 +454,5 @@ def test_the_failed_activity_stores_a_coded_failed_result(api_env: dict[str, str
         {"code": "DetectionFailed", "message": "storage timed out"}
     ]
     # The model is not READY, so the detection activity itself records a coded failure too.
-    assert activities.detect(JOB.to_dict())["status"] == "FAILED"
+    assert activities[BATCH_DETECT_ACTIVITY](JOB.to_dict())["status"] == "FAILED"
     assert registry.get_result("r-1")["summary"]["errors"][0]["code"] == "ModelNotReady"

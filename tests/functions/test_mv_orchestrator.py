@@ -23,22 +23,25 @@ import pytest
 from azure.durable_functions.constants import DATETIME_STRING_FORMAT
 from azure.durable_functions.models.actions.ActionType import ActionType
 
-from functions.multivariate import HTTP_STARTER, STATUS_QUERY, UPLOAD_TRIGGER, upload_request
-from shared.multivariate.local_runner import LocalRetry, run_orchestration
-from shared.multivariate.pipeline import TrainingActivities
+from functions.multivariate import upload_request
+from shared.multivariate.activities import TrainingActivities
+from shared.multivariate.local_runner import LocalRetry, run_orchestration, training_activities
+from shared.multivariate.payloads import TrainingRequest
 from shared.multivariate.workflow import (
     ACTIVITIES,
     DETECT_ACTIVITY,
     EXPORT_ACTIVITY,
     FAIL_ACTIVITY,
+    HTTP_STARTER,
     ORCHESTRATOR,
     PREPARE_ACTIVITY,
     RETRY_FIRST_INTERVAL_MS,
     RETRY_MAX_ATTEMPTS,
     STATUS_ACTIVITY,
+    STATUS_QUERY,
     SUMMARY_ACTIVITY,
     TRAIN_ACTIVITY,
-    TrainingRequest,
+    UPLOAD_TRIGGER,
     training_orchestration,
 )
 from shared.settings import Settings
@@ -53,7 +56,14 @@ MODEL = {"modelId": REQUEST.model_id, "instanceId": REQUEST.instance_id}
 CREATED = {"modelId": REQUEST.model_id, "status": "CREATED", "errors": []}
 READY = {"modelId": REQUEST.model_id, "status": "READY", "errors": []}
 RUNNING = {"modelId": REQUEST.model_id, "status": "RUNNING", "errors": []}
-DETECTED = {"resultId": "r1", "status": "READY", "errors": [], "anomalies": 3, "topAnomalies": []}
+DETECTED = {
+    "resultId": "r1",
+    "status": "READY",
+    "errors": [],
+    "anomalies": 3,
+    "timestamps": 61,
+    "topAnomalies": [],
+}
 EXPORTED = {"container": "mv-models", "name": f"{REQUEST.model_id}/export.zip", "bytes": 10}
 
 
@@ -407,7 +417,7 @@ def test_the_sdk_replays_a_real_run_to_the_same_output(
     run = run_orchestration(
         lambda context: training_orchestration(context, LocalRetry()),
         request.to_dict(),
-        TrainingActivities(store, settings).handlers(),
+        training_activities(TrainingActivities(store, settings)),
         instance_id=request.instance_id,
     )
     assert run.runtime_status == "Completed" and run.output["status"] == "READY"

@@ -19,8 +19,8 @@ from shared.timefmt import (
 )
 
 
-def epoch(*args: int) -> float:
-    return datetime(*args, tzinfo=UTC).timestamp()
+def epoch(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp()
 
 
 def column(*texts: str) -> pd.Series:

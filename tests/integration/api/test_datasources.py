@@ -13,9 +13,10 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from shared.api.app import create_app
-from shared.api.multivariate import MATERIALIZED_PREFIX, MultivariateService
+from shared.multivariate.local_runner import in_process_service
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
+from shared.storage.names import MATERIALIZED_PREFIX
 
 with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx works the same here
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -34,7 +35,7 @@ def api(app_env: dict[str, str]) -> Iterator[tuple[TestClient, BlobStore, Settin
         {**app_env, "METERWATCH_API_KEYS": KEY, "API_ALLOW_LOCAL_PATHS": "true"}
     )
     store = BlobStore.from_settings(settings)
-    service = MultivariateService.in_process(settings, store)
+    service = in_process_service(settings, store)
     with TestClient(create_app(settings, store=store, multivariate=service)) as client:
         yield client, store, settings
     service.close()

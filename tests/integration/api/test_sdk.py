@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 
 from shared.cli.csvio import read_series_csv
 from shared.cli.serve import serve_in_subprocess
-from shared.multivariate.datasets import load_dataset
+from shared.multivariate.uploads import load_dataset
 from shared.timefmt import format_timestamp
 from shared.univariate.contract import detect_changepoint_v11, detect_entire_v11, detect_last_v11
 from tests.sample_data import sample_path

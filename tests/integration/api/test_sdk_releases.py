@@ -168,7 +168,7 @@ def test_the_learn_units_string_values_on_every_version(
 ) -> None:
     """The univariate unit's requests: ``{"timestamp": "...", "value": "0.418"}``."""
     series = read_series_csv(power_csv)
-    body = {
+    body: dict[str, Any] = {
         "series": [
             {"timestamp": format_timestamp(float(t)), "value": f"{v:.3f}"}
             for t, v in zip(series.timestamps[:600], series.values[:600], strict=True)

@@ -21,19 +21,25 @@ import pytest
 
 from functions.multivariate import upload_request
 from shared.errors import DatasetError
-from shared.multivariate.local_runner import LocalContext, LocalRetry, LocalRun, LocalTaskHub
-from shared.multivariate.pipeline import (
-    TRAINING_LEASE,
-    TrainingActivities,
-    detect_batch,
-    load_export,
-    read_dataset,
+from shared.multivariate.activities import TRAINING_LEASE, TrainingActivities
+from shared.multivariate.detection import detect_batch
+from shared.multivariate.export import load_export
+from shared.multivariate.local_runner import (
+    LocalContext,
+    LocalRetry,
+    LocalRun,
+    LocalTaskHub,
+    training_activities,
 )
+from shared.multivariate.payloads import TrainingRequest
 from shared.multivariate.registry import ModelRegistry
+from shared.multivariate.training import read_dataset
 from shared.multivariate.workflow import (
+    FAIL_ACTIVITY,
     ORCHESTRATOR,
+    PREPARE_ACTIVITY,
+    STATUS_ACTIVITY,
     TRAIN_ACTIVITY,
-    TrainingRequest,
     training_orchestration,
 )
 from shared.settings import Settings
@@ -64,7 +70,8 @@ class Chain:
         self.store = BlobStore.from_settings(self.settings)
         self.activities = TrainingActivities(self.store, self.settings, clock or Clock())
         self.registry: ModelRegistry = self.activities.registry
-        self.hub = LocalTaskHub({ORCHESTRATOR: orchestrate}, self.activities.handlers())
+        self.steps = training_activities(self.activities)  # as the host binds them: JSON in, out
+        self.hub = LocalTaskHub({ORCHESTRATOR: orchestrate}, self.steps)
         self.container = self.settings.training_container
 
     def upload(
@@ -254,7 +261,8 @@ def test_a_one_table_csv_with_a_spec_in_blob_metadata(chain: Chain) -> None:
         },
     )
     run = chain.trigger(request)
-    assert run is not None and run.output["status"] == "READY", run.output
+    assert run is not None
+    assert run.output["status"] == "READY", run.output
     info = chain.registry.get(request.model_id)["modelInfo"]
     assert info["dataSchema"] == "OneTable" and info["slidingWindow"] == 60
     assert info["alignPolicy"]["fillNAMethod"] == "Previous"
@@ -418,13 +426,13 @@ def test_variables_that_differ_at_detection_are_a_clear_error(chain: Chain) -> N
     # Through storage (what a batch detection request does): a stored FAILED result, no crash.
     chain.store.put_bytes(BlobRef(chain.container, "renamed.zip"), renamed)
     window = ("2026-11-02T05:00:00Z", "2026-11-02T06:00:00Z")
-    result = chain.activities.detect_window(
+    result = chain.activities.service.detect_and_store(
         request.model_id, BlobRef(chain.container, "renamed.zip"), *window, 3
     )
     assert result["summary"]["status"] == "FAILED" and result["results"] == []
     assert result["summary"]["errors"][0]["code"] == "VariableMismatch"
     assert chain.registry.get_result(result["resultId"]) == result
-    good = chain.activities.detect_window(
+    good = chain.activities.service.detect_and_store(
         request.model_id, BlobRef(chain.container, "m.zip"), *window, 3
     )
     assert good["summary"]["status"] == "READY" and len(good["results"]) == 61
@@ -438,37 +446,37 @@ def test_a_live_lease_waits_and_an_expired_one_is_taken_over(app_env: dict[str, 
     clock = Clock()
     chain = Chain(app_env, clock)
     request = chain.upload("m.zip", multitable(), {"slidingWindow": 60})
-    assert chain.activities.prepare(request.to_dict())["status"] == "CREATED"
+    assert chain.steps[PREPARE_ACTIVITY](request.to_dict())["status"] == "CREATED"
     model = {"modelId": request.model_id}
     lease = {"id": "another-worker", "expires": (clock.now + TRAINING_LEASE).isoformat()}
     chain.registry.transition(request.model_id, "RUNNING", internal={"lease": lease})
 
-    assert chain.activities.train(model)["status"] == "RUNNING"  # someone else is training
-    assert chain.activities.status(model) == {
+    assert chain.steps[TRAIN_ACTIVITY](model)["status"] == "RUNNING"  # someone else is training
+    assert chain.steps[STATUS_ACTIVITY](model) == {
         **model,
         "status": "RUNNING",
         "errors": [],
         "stale": False,
     }
     clock.now += TRAINING_LEASE + timedelta(seconds=1)  # that worker died with its lease
-    assert chain.activities.status(model)["stale"] is True
-    assert chain.activities.train(model)["status"] == "READY"
+    assert chain.steps[STATUS_ACTIVITY](model)["stale"] is True
+    assert chain.steps[TRAIN_ACTIVITY](model)["status"] == "READY"
     record = chain.registry.get_record(request.model_id)
     assert "lease" not in record.internal
-    assert chain.activities.mark_failed({**model, "code": "TrainingTimeout"})["status"] == "READY"
+    assert chain.steps[FAIL_ACTIVITY]({**model, "code": "TrainingTimeout"})["status"] == "READY"
 
 
 def test_the_deadline_failure_is_recorded_on_the_model(chain: Chain) -> None:
     request = chain.upload("m.zip", multitable(), {"slidingWindow": 60})
-    chain.activities.prepare(request.to_dict())
-    outcome = chain.activities.mark_failed(
+    chain.steps[PREPARE_ACTIVITY](request.to_dict())
+    outcome = chain.steps[FAIL_ACTIVITY](
         {"modelId": request.model_id, "code": "TrainingTimeout", "message": "60 minutes"}
     )
     assert outcome["status"] == "FAILED"
     assert chain.registry.get(request.model_id)["modelInfo"]["errors"] == [
         {"code": "TrainingTimeout", "message": "60 minutes"}
     ]
-    assert chain.activities.train({"modelId": request.model_id})["status"] == "FAILED"
+    assert chain.steps[TRAIN_ACTIVITY]({"modelId": request.model_id})["status"] == "FAILED"
 
 
 # ------------------------------------------------------------------ the demo

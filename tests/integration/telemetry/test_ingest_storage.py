@@ -92,6 +92,6 @@ def test_storage_failure_raises_so_the_runtime_retries() -> None:
         }
     )
     store = BlobStore.from_settings(settings)
-    store.service._config.retry_policy.total_retries = 0  # fail fast in the test
+    store.service._config.retry_policy.total_retries = 0  # type: ignore[union-attr]  # fail fast
     with pytest.raises(AzureError):
         ingest_batch(events(), store, settings)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from shared.cli.main import main
-from shared.multivariate.pipeline import load_export
+from shared.multivariate.export import load_export
 
 TRAIN = ["--start", "2006-12-16T17:24:00Z", "--end", "2006-12-18T02:43:00Z"]
 DETECT = ["--start", "2006-12-19T00:00:00Z", "--end", "2006-12-19T20:26:00Z"]

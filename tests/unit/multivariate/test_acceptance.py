@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from shared.engine.multivariate import MultivariateConfig, MultivariateModel, MultivariatePoint
-from shared.multivariate.datasets import AlignPolicy, align, load_dataset
+from shared.multivariate.datasets import AlignPolicy, align
+from shared.multivariate.uploads import load_dataset
 
 TRAIN = (datetime(2006, 12, 16, 17, 24), datetime(2006, 12, 18, 2, 43))
 DETECT = (datetime(2006, 12, 19, 0, 0), datetime(2006, 12, 19, 20, 26))

@@ -21,10 +21,8 @@ from shared.multivariate.datasets import (
     DatasetLimits,
     align,
     dataset_from_frame,
-    load_dataset,
-    read_multitable_zip,
-    read_onetable_csv,
 )
+from shared.multivariate.uploads import load_dataset, read_multitable_zip, read_onetable_csv
 
 
 def make_zip(members: Sequence[tuple[str, str | bytes]]) -> bytes:

@@ -9,27 +9,26 @@ import numpy as np
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from shared.errors import DatasetError
+from shared.errors import DatasetError, PayloadError
 from shared.multivariate.datasets import AlignPolicy
-from shared.multivariate.pipeline import (
-    TrainingSpec,
-    merge_specs,
-    parse_data_source,
-    parse_training_spec,
-    resolve_windows,
-    result_csv,
-    sidecar_names,
-    spec_from_metadata,
-    top_anomalies,
-)
-from shared.multivariate.workflow import (
-    TrainingRequest,
+from shared.multivariate.datasource import DataSourcePolicy
+from shared.multivariate.detection import result_csv, top_anomalies
+from shared.multivariate.ids import (
     content_hash,
     is_dataset_name,
     model_id_for,
-    should_start,
     training_instance_id,
 )
+from shared.multivariate.payloads import TrainingRequest
+from shared.multivariate.spec import (
+    TrainingSpec,
+    merge_specs,
+    parse_training_spec,
+    resolve_windows,
+    sidecar_names,
+    spec_from_metadata,
+)
+from shared.multivariate.workflow import should_start
 from shared.storage.client import BlobStore
 
 ACCOUNT = "http://127.0.0.1:10000/devstoreaccount1"
@@ -210,11 +209,16 @@ def store() -> BlobStore:
     return BlobStore(BlobServiceClient.from_connection_string(connection))
 
 
+def starter_policy(blobs: BlobStore) -> DataSourcePolicy:
+    """The policy as the HTTP starter of the function app uses it (plain names: training)."""
+    return DataSourcePolicy(str(blobs.service.url), default_container="mv-training")
+
+
 def test_data_source_is_a_name_in_the_training_container_or_a_url_of_this_account() -> None:
-    blobs = store()
-    plain = parse_data_source("site/energy.zip", blobs, "mv-training")
+    policy = starter_policy(store())
+    plain = policy.dataset_blob("site/energy.zip")
     assert (plain.container, plain.name) == ("mv-training", "site/energy.zip")
-    url = parse_data_source(f"{ACCOUNT}/other/site%20a/energy.csv?sv=x&sig=y", blobs, "mv-training")
+    url = policy.dataset_blob(f"{ACCOUNT}/other/site%20a/energy.csv?sv=x&sig=y")
     assert (url.container, url.name) == ("other", "site a/energy.csv")
 
 
@@ -232,7 +236,7 @@ def test_data_source_is_a_name_in_the_training_container_or_a_url_of_this_accoun
 )
 def test_other_data_sources_are_refused(value: Any, code: str) -> None:
     with pytest.raises(DatasetError) as caught:
-        parse_data_source(value, store(), "mv-training")
+        starter_policy(store()).dataset_blob(value)
     assert caught.value.code == code
 
 
@@ -259,8 +263,9 @@ def test_training_request_round_trips_through_json() -> None:
     )
     assert TrainingRequest.from_dict(request.to_dict()) == request
     assert request.model_id == model_id_for(request.instance_id)
-    with pytest.raises(ValueError):
+    with pytest.raises(PayloadError) as caught:
         TrainingRequest.from_dict({"dataSource": {}})
+    assert caught.value.code == "InvalidPayload"
 
 
 @pytest.mark.parametrize(

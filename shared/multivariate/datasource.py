@@ -1,4 +1,4 @@
-"""The ``dataSource`` policy: which data the API may read for a multivariate request.
+"""The one ``dataSource`` policy: which data a multivariate request (API or HTTP starter) may read.
 
 The server never fetches an arbitrary URL. A ``dataSource`` must be one of:
 
@@ -10,7 +10,11 @@ The server never fetches an arbitrary URL. A ``dataSource`` must be one of:
 * a local path (absolute, or a ``file://`` URL), and only when ``API_ALLOW_LOCAL_PATHS`` is true
   (for ``meterwatch serve`` on a workstation).
 
-Everything else is refused with a :class:`~shared.errors.InputError` (code
+* a plain blob name (``site/energy.zip``), read from the policy's default container, and only
+  when the policy has one (the function app's ``POST /api/mv/train`` names the training
+  container; the v1.1 API has none).
+
+Everything else is refused with a :class:`~shared.errors.DatasetError` (an ``InputError``, code
 ``InvalidDataSource``) that says what is accepted: other hosts, private or loopback addresses
 that are not the configured account, other schemes, ``file://`` and local paths by default,
 ``..`` segments and malformed container names.
@@ -18,15 +22,18 @@ that are not the configured account, other schemes, ``file://`` and local paths 
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
-from shared.errors import InputError
-from shared.storage.client import BlobRef
+from shared.errors import ConfigurationError, DatasetError
+from shared.multivariate.ids import is_dataset_name
+from shared.storage.client import BlobRef, BlobStore
 
 INVALID_DATA_SOURCE = "InvalidDataSource"
 #: Longest accepted ``dataSource`` (a SAS URL is a few hundred characters).
@@ -63,9 +70,9 @@ class LocalSource:
 DataSource = BlobSource | LocalSource
 
 
-def _refuse(value: str, why: str, accepted: str) -> InputError:
+def _refuse(value: str, why: str, accepted: str) -> DatasetError:
     shown = value if len(value) <= 200 else value[:200] + "..."
-    return InputError(f"dataSource {shown!r} is refused: {why}. {accepted}", INVALID_DATA_SOURCE)
+    return DatasetError(f"dataSource {shown!r} is refused: {why}. {accepted}", INVALID_DATA_SOURCE)
 
 
 class DataSourcePolicy:
@@ -76,17 +83,33 @@ class DataSourcePolicy:
             ``https://acct.blob.core.windows.net/`` or
             ``http://127.0.0.1:10000/devstoreaccount1/``.
         allow_local_paths: Whether local paths (and ``file://`` URLs) are accepted.
+        default_container: Container of plain blob names (``site/energy.zip``); ``None``: plain
+            names are refused (only URLs of the account name a blob).
+
+    Raises:
+        ConfigurationError: ``InvalidBlobEndpoint``: the endpoint is not an http(s) URL.
     """
 
-    def __init__(self, blob_endpoint: str, *, allow_local_paths: bool = False) -> None:
+    def __init__(
+        self,
+        blob_endpoint: str,
+        *,
+        allow_local_paths: bool = False,
+        default_container: str | None = None,
+    ) -> None:
         endpoint = urlsplit(blob_endpoint)
         if endpoint.scheme not in _DEFAULT_PORTS or not endpoint.hostname:
-            raise ValueError(f"not a blob endpoint: {blob_endpoint!r}")
+            raise ConfigurationError(
+                f"The storage account's blob endpoint {blob_endpoint!r} is not an http(s) URL; "
+                "check the storage connection setting.",
+                "InvalidBlobEndpoint",
+            )
         self._scheme = endpoint.scheme
         self._host = endpoint.hostname.lower()
         self._port = endpoint.port or _DEFAULT_PORTS[endpoint.scheme]
         self._base_path = endpoint.path.rstrip("/")  # "/devstoreaccount1" on Azurite, "" else
         self.allow_local_paths = allow_local_paths
+        self.default_container = default_container
         self.endpoint = f"{endpoint.scheme}://{endpoint.netloc}{self._base_path}/"
 
     @property
@@ -97,9 +120,14 @@ class DataSourcePolicy:
             if self.allow_local_paths
             else " (local paths only when API_ALLOW_LOCAL_PATHS=true)"
         )
+        plain = (
+            f", a blob name in the container {self.default_container}"
+            if self.default_container is not None
+            else ""
+        )
         return (
             f"Use a blob URL in the configured storage account, {self.endpoint}CONTAINER/NAME"
-            f"{local}."
+            f"{plain}{local}."
         )
 
     def resolve(self, value: Any) -> DataSource:
@@ -112,11 +140,11 @@ class DataSourcePolicy:
             A :class:`BlobSource` in the configured account, or a :class:`LocalSource`.
 
         Raises:
-            InputError: ``InvalidDataSource``: the value is not accepted (the message says why
+            DatasetError: ``InvalidDataSource``: the value is not accepted (the message says why
                 and what is).
         """
         if not isinstance(value, str) or not value.strip():
-            raise InputError(
+            raise DatasetError(
                 f"dataSource must be a non-empty string. {self.accepted}", INVALID_DATA_SOURCE
             )
         text = value.strip()
@@ -132,6 +160,8 @@ class DataSourcePolicy:
         except ValueError as exc:
             raise _refuse(text, f"it is not a valid URL ({exc})", self.accepted) from exc
         scheme = url.scheme.lower()
+        if not scheme and self.default_container is not None:
+            return self._plain(text)
         if scheme == "file":
             if url.netloc not in ("", "localhost"):
                 raise _refuse(text, "file URLs to other hosts are not supported", self.accepted)
@@ -170,6 +200,30 @@ class DataSourcePolicy:
         if len(name) > 1024:
             raise _refuse(text, "the blob name is longer than 1,024 characters", self.accepted)
         return BlobSource(container, name)
+
+    def dataset_blob(self, value: Any) -> BlobRef:
+        """Resolve a ``dataSource`` that must name one dataset blob (``.zip`` or ``.csv``).
+
+        Raises:
+            DatasetError: ``InvalidDataSource`` (refused, or not one blob) or
+                ``UnsupportedFormat`` (neither ``.zip`` nor ``.csv``).
+        """
+        source = self.resolve(value)
+        if isinstance(source, LocalSource):
+            raise _refuse(str(value), "this request reads blobs only", self.accepted)
+        if not is_dataset_name(source.name):
+            raise DatasetError(
+                f"dataSource {str(value).strip()!r}: upload a .zip (MultiTable) or a .csv "
+                "(OneTable).",
+                "UnsupportedFormat",
+            )
+        return source.ref
+
+    def _plain(self, text: str) -> BlobSource:
+        segments = [segment for segment in text.split("/") if segment]
+        if not segments or ".." in segments:
+            raise _refuse(text, "it does not name a blob (CONTAINER/NAME)", self.accepted)
+        return BlobSource(str(self.default_container), text)
 
     def _local(self, text: str, raw_path: str) -> LocalSource:
         if not self.allow_local_paths:
@@ -212,3 +266,54 @@ def _why_other_host(host: str) -> str:
     ):
         return f"{host} is a private address, not the configured storage account"
     return f"{host} is not the configured storage account (the server fetches no other URL)"
+
+
+def blob_url(store: BlobStore, ref: BlobRef) -> str:
+    """The URL of a blob in the store's account (the v1.1 ``dataSource`` of a model)."""
+    base = str(store.service.url).rstrip("/")
+    return f"{base}/{quote(ref.container)}/{quote(ref.name)}"
+
+
+#: Most CSV files (variables) of a dataset folder (v1.1: 300).
+MAX_VARIABLES = 300
+
+
+def read_local(path: Path, limit: int) -> tuple[str, bytes]:
+    """A local dataset (a .zip, a .csv, or a folder of CSVs packed as a zip): name and bytes."""
+    if path.is_dir():
+        members: list[tuple[str, bytes]] = []
+        total = 0
+        for item in sorted(path.glob("*.csv")):
+            total += item.stat().st_size
+            if total > limit:
+                raise too_large(str(path), total, limit)
+            members.append((item.name, item.read_bytes()))
+        if not members:
+            raise DatasetError(f"The folder {path} holds no CSV files.", "DataSourceNotFound")
+        return f"{path.name or 'dataset'}.zip", zip_members(members)
+    if not is_dataset_name(path.name):
+        raise DatasetError(
+            f"{path} is not a .zip or .csv dataset (or a folder of CSVs).", "UnsupportedFormat"
+        )
+    size = path.stat().st_size
+    if size > limit:
+        raise too_large(str(path), size, limit)
+    return path.name, path.read_bytes()
+
+
+def zip_members(members: list[tuple[str, bytes]]) -> bytes:
+    """A MultiTable zip of ``(name, CSV bytes)`` members (fixed dates: same bytes each time)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(entry, data)
+    return buffer.getvalue()
+
+
+def too_large(what: str, size: int, limit: int) -> DatasetError:
+    """The ``TooLarge`` error of a dataset over the upload limit."""
+    return DatasetError(
+        f"{what} is {size:,} bytes; the limit is {limit:,} (MV_MAX_UPLOAD_MB).", "TooLarge"
+    )

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.api.datasource import BlobSource, DataSourcePolicy, LocalSource
 from shared.errors import InputError
+from shared.multivariate.datasource import BlobSource, DataSourcePolicy, LocalSource
 
 AZURITE = DataSourcePolicy("http://127.0.0.1:10000/devstoreaccount1/")
 CLOUD = DataSourcePolicy("https://acct.blob.core.windows.net/")
