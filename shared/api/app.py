@@ -52,7 +52,7 @@ V11 = "v1.1"
 V11_PREVIEW = "v1.1-preview.1"
 VERSIONS = ("v1.0", "v1.1-preview", V11_PREVIEW, V11)
 #: Versions with multivariate routes (v1.0 had none).
-MULTIVARIATE_VERSIONS = (V11_PREVIEW, V11)
+MULTIVARIATE_VERSIONS = ("v1.1-preview", V11_PREVIEW, V11)
 
 
 def create_app(

@@ -98,6 +98,32 @@ def univariate_request(version: str, body: Mapping[str, Any]) -> dict[str, Any]:
     return dict(body)
 
 
+def multivariate_result(version: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A v1.1 batch result in the shape of ``version``.
+
+    v1.1-preview (3.0.0b3) named each anomaly's top contributors ``contributors`` (items
+    ``{contributionScore, variable}``); v1.1-preview.1 renamed them ``interpretation`` and added
+    ``correlationChanges``.
+    """
+    if version != V11_PREVIEW:
+        return result
+    converted = dict(result)
+    converted["results"] = [_with_contributors(state) for state in result.get("results", [])]
+    return converted
+
+
+def _with_contributors(state: Any) -> Any:
+    if not isinstance(state, Mapping) or not isinstance(state.get("value"), Mapping):
+        return state
+    value = {k: v for k, v in state["value"].items() if k != "interpretation"}
+    value["contributors"] = [
+        {"contributionScore": item.get("contributionScore"), "variable": item.get("variable")}
+        for item in state["value"].get("interpretation") or []
+        if isinstance(item, Mapping)
+    ]
+    return {**state, "value": value}
+
+
 def univariate_response(version: str, response: dict[str, Any]) -> dict[str, Any]:
     """A v1.1 univariate response in the shape of ``version``."""
     if version in _NO_SEVERITY:
