@@ -24,11 +24,24 @@ from shared.api.context import ApiContext
 ROOT = "/anomalydetector"
 
 
+def _prefix(request: Request) -> str:
+    """The route prefix the request came in under (``/api`` in the function app, else ``""``).
+
+    Inside a version's ``Mount`` Starlette's ``root_path`` ends with the mount's own path
+    (``/anomalydetector/v1.1``), which is cut off here.
+    """
+    root = str(request.scope.get("root_path", "")).rstrip("/")
+    at = root.find(ROOT + "/")
+    if at >= 0 and "/" not in root[at + len(ROOT) + 1 :]:
+        root = root[:at]
+    return root
+
+
 def public_base(request: Request) -> str | None:
     """The absolute URL ``/anomalydetector`` hangs off (no trailing slash), or ``None``."""
     context = ApiContext.of(request)
     settings = context.settings
-    prefix = str(request.scope.get("root_path", "")).rstrip("/")
+    prefix = _prefix(request)
     if settings.api_public_url:
         return settings.api_public_url.rstrip("/")
     if context.public_url:
@@ -45,8 +58,7 @@ def location(request: Request, version: str, path: str) -> str:
         path: The resource path below the version, e.g. ``multivariate/models/ID``.
     """
     base = public_base(request)
-    prefix = str(request.scope.get("root_path", "")).rstrip("/")
-    return f"{base if base is not None else prefix}{ROOT}/{version}/{path.lstrip('/')}"
+    return f"{base if base is not None else _prefix(request)}{ROOT}/{version}/{path.lstrip('/')}"
 
 
 def next_link(request: Request, version: str, path: str) -> str:

@@ -85,7 +85,7 @@ def client(server: dict[str, str]) -> Iterator[AnomalyDetectorClient]:
 def energy_url(server: dict[str, str], azurite: str, energy_zip: Path) -> str:
     """energy-data.zip uploaded to Azurite; its blob URL (the ``dataSource``)."""
     service = BlobServiceClient.from_connection_string(azurite)
-    container = service.get_container_client(server["data"])
+    container = service.get_container_client(server["TRAINING_CONTAINER"])
     if not container.exists():
         container.create_container()
     blob = container.upload_blob("energy-data.zip", energy_zip.read_bytes(), overwrite=True)
@@ -571,7 +571,7 @@ def test_a_bad_dataset_gives_a_failed_model_that_refuses_detection(
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("power.csv", power)  # one variable: not a multivariate dataset
     service = BlobServiceClient.from_connection_string(azurite)
-    container = service.get_container_client(server["data"])
+    container = service.get_container_client(server["TRAINING_CONTAINER"])
     if not container.exists():
         container.create_container()
     url = str(container.upload_blob("one-variable.zip", buffer.getvalue(), overwrite=True).url)
@@ -613,7 +613,7 @@ def ready_model(server: dict[str, str], azurite: str) -> dict[str, str]:
     """A READY model trained through the API (a small sliding window, for speed)."""
     data = sample_path("energy-data.zip").read_bytes()
     service = BlobServiceClient.from_connection_string(azurite)
-    container = service.get_container_client(server["data"])
+    container = service.get_container_client(server["TRAINING_CONTAINER"])
     if not container.exists():
         container.create_container()
     url = str(container.upload_blob("energy-fuzz.zip", data, overwrite=True).url)

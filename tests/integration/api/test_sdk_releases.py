@@ -17,15 +17,17 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
 
 from shared.cli.csvio import read_series_csv
 from shared.cli.serve import serve_in_subprocess
+from shared.storage.client import DEV_ACCOUNT, DEV_KEY
 from shared.timefmt import format_timestamp
 from shared.univariate.contract import detect_changepoint_v11, detect_entire_v11, detect_last_v11
 from tests.sample_data import sample_path
@@ -65,7 +67,13 @@ def server(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
         f"data-{suffix}"
     )
     container.create_container()
-    url = str(container.upload_blob("energy-data.zip", energy_zip.read_bytes()).url)
+    blob = container.upload_blob("energy-data.zip", energy_zip.read_bytes())
+    # As the notebook does: a SAS URL to the caller's own container, read with that SAS.
+    sas = generate_blob_sas(
+        DEV_ACCOUNT, container.container_name, "energy-data.zip", account_key=DEV_KEY,
+        permission=BlobSasPermissions(read=True), expiry=datetime.now(UTC) + timedelta(hours=2),
+    )  # fmt: skip
+    url = f"{blob.url}?{sas}"
     with serve_in_subprocess(env, cwd=tmp_path_factory.mktemp("serve")) as endpoint:
         yield {"endpoint": endpoint, "data_url": url, "energy_zip": str(energy_zip)}
 
@@ -210,6 +218,9 @@ def test_the_learn_notebook_flow_through_each_release(
     base = f"{server['endpoint']}/anomalydetector/{RELEASES[release]}/multivariate/models/"
     assert report["location"] == base + report["model_id"]
     assert report["result_status"] == "READY"
+    # The SAS was used to read, and is kept nowhere: not in the model, not in the result.
+    assert "sig=" not in json.dumps(report)
+    assert report["result_source"] == server["data_url"].split("?")[0]
     assert report["results"] == 1227  # 00:00 to 20:26, one per minute
     anomaly = learn_anomaly(report)
     assert anomaly["contributors"][0]["variable"] == "kitchen"

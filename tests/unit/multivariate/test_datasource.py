@@ -109,9 +109,7 @@ def test_local_paths_only_when_allowed(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ the SAS and container rules
 
-TRAINING = DataSourcePolicy(
-    "https://acct.blob.core.windows.net/", training_container="mv-training"
-)
+TRAINING = DataSourcePolicy("https://acct.blob.core.windows.net/", training_container="mv-training")
 SAS = "sv=2022-11-02&sr=b&sp=r&se=2030-01-01T00%3A00%3A00Z&sig=c2VjcmV0c2lnbmF0dXJl"
 
 
