@@ -67,6 +67,7 @@ from shared.multivariate.workflow import (
     training_orchestration,
 )
 from shared.settings import Settings, get_settings, trigger_source_from_env
+from shared.timefmt import isoformat_or_none
 
 if TYPE_CHECKING:
     from shared.multivariate.activities import BatchDetectionActivities, TrainingActivities
@@ -222,8 +223,8 @@ async def mv_training_status(
         "runtimeStatus": None if runtime is None else runtime.value,
         "customStatus": status.custom_status,
         "output": status.output,
-        "createdTime": _iso(status.created_time),
-        "lastUpdatedTime": _iso(status.last_updated_time),
+        "createdTime": isoformat_or_none(status.created_time),
+        "lastUpdatedTime": isoformat_or_none(status.last_updated_time),
     }
     return func.HttpResponse(json.dumps(document), status_code=200, mimetype="application/json")
 
@@ -235,10 +236,6 @@ def _error(status_code: int, code: str, message: str) -> func.HttpResponse:
         headers={"x-ms-error-code": code},
         mimetype="application/json",
     )
-
-
-def _iso(moment: Any) -> str | None:
-    return None if moment is None else str(moment.isoformat())
 
 
 # --------------------------------------------------------------------------------------------

@@ -180,6 +180,24 @@ def as_datetime(stamp: np.datetime64) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def plot_moments(stamps: np.ndarray) -> np.ndarray:
+    """``datetime64`` stamps as naive UTC ``datetime`` objects, millisecond precision (plots)."""
+    moments: np.ndarray = np.asarray(stamps).astype("datetime64[ms]").astype(object)
+    return moments
+
+
+def regular_timestamps(start: str, count: int, step_seconds: int) -> np.ndarray:
+    """``count`` stamps (``datetime64[s]``) from ``start``, ``step_seconds`` apart."""
+    first = np.datetime64(start, "s")
+    grid: np.ndarray = first + np.arange(count, dtype=np.int64) * np.timedelta64(step_seconds, "s")
+    return grid
+
+
+def isoformat_or_none(moment: datetime | None) -> str | None:
+    """``moment.isoformat()`` (offset kept, as the Durable status query reports it), or None."""
+    return None if moment is None else moment.isoformat()
+
+
 def parse_time(text: str, field_name: str, code: str) -> datetime:
     cleaned = text.strip()
     try:

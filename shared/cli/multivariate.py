@@ -1,8 +1,8 @@
 """The multivariate commands of ``meterwatch``: ``train`` and ``detect-mv``, on files.
 
-Both call the same use cases as the Durable activities (:mod:`shared.multivariate.pipeline`); a
-model
-trained here is the same export zip the orchestration writes, and ``detect-mv --model`` loads
+Both call the same use cases as the Durable activities (:mod:`shared.multivariate.training`,
+:mod:`~shared.multivariate.detection`, :mod:`~shared.multivariate.export`); a model trained here
+is the same export zip the orchestration writes, and ``detect-mv --model`` loads
 either with no storage account.
 
 ::

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.errors import ConfigurationError
+from shared.errors import ConfigurationError, MeterwatchError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -203,9 +203,10 @@ def serve_in_subprocess(
                 if process.poll() is not None or time.monotonic() > deadline:
                     output.seek(0)
                     text = output.read().decode(errors="replace")
-                    raise RuntimeError(
+                    raise MeterwatchError(
                         f"meterwatch serve did not start on {host}:{port} "
-                        f"(exit code {process.returncode}):\n{text}"
+                        f"(exit code {process.returncode}):\n{text}",
+                        "ServeDidNotStart",
                     )
                 try:
                     with socket.create_connection((host, port), timeout=0.2):

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shared.errors import InputError
+from shared.timefmt import regular_timestamps
+
 __all__ = [
     "AnomalyEvent",
     "LabelledSeries",
@@ -53,7 +56,10 @@ class AnomalyEvent:
 
     def __post_init__(self) -> None:
         if self.start < 0 or self.end < self.start:
-            raise ValueError(f"AnomalyEvent needs 0 <= start <= end, got {self.start}..{self.end}")
+            raise InputError(
+                f"AnomalyEvent needs 0 <= start <= end, got {self.start}..{self.end}",
+                "InvalidHouseholdParameters",
+            )
 
 
 @dataclass(frozen=True)
@@ -84,11 +90,6 @@ def _rng(seed: int, *salt: int) -> _Rng:
     return np.random.default_rng(np.random.SeedSequence([seed, *salt]))
 
 
-def _timestamps(start: str, n: int, step_s: int) -> np.ndarray:
-    t0 = np.datetime64(start, "s")
-    return t0 + np.arange(n, dtype=np.int64) * np.timedelta64(step_s, "s")
-
-
 def _finish(
     name: str, start: str, step_s: int, values: np.ndarray, events: list[AnomalyEvent]
 ) -> LabelledSeries:
@@ -98,7 +99,7 @@ def _finish(
         labels[event.start : event.end + 1] = True
     return LabelledSeries(
         name=name,
-        timestamps=_timestamps(start, values.size, step_s),
+        timestamps=regular_timestamps(start, values.size, step_s),
         values=np.asarray(values, dtype=np.float64),
         labels=labels,
         events=tuple(events),
@@ -119,7 +120,9 @@ class _Slots:
         """Return a start index for an event of ``length`` points (optionally where ``where``)."""
         lo, hi = self._margin, self._n - self._margin - length
         if hi <= lo:
-            raise ValueError("series too short for the requested anomalies")
+            raise InputError(
+                "series too short for the requested anomalies", "InvalidHouseholdParameters"
+            )
         for _ in range(2000):
             start = int(self._rng.integers(lo, hi))
             end = start + length - 1
@@ -129,7 +132,9 @@ class _Slots:
                 continue
             self._taken.append((start, end))
             return start
-        raise ValueError("could not place the requested anomalies without overlap")
+        raise InputError(
+            "could not place the requested anomalies without overlap", "InvalidHouseholdParameters"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +243,9 @@ def household(
         ValueError: If ``days`` is below 2.
     """
     if days < 2:
-        raise ValueError(f"household needs at least 2 days, got {days}")
+        raise InputError(
+            f"household needs at least 2 days, got {days}", "InvalidHouseholdParameters"
+        )
     n = days * 1440
     rng = _rng(seed, 1)
     minutes = np.arange(n)

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from shared.demo.household import AnomalyEvent, LabelledSeries, household
+from shared.errors import MeterwatchError
 from shared.evaluation import event_scores
 from shared.multivariate.activities import TrainingActivities
 from shared.multivariate.detection import result_csv, top_anomalies
@@ -132,8 +133,9 @@ def run_multivariate_demo(
     run = hub.start_if_new(ORCHESTRATOR, request.instance_id, request.to_dict())
     duplicate = hub.start_if_new(ORCHESTRATOR, request.instance_id, request.to_dict())
     if run is None or run.runtime_status != "Completed":
-        raise RuntimeError(
-            f"The multivariate orchestration did not complete: {run.error if run else 'not run'}"
+        raise MeterwatchError(
+            f"The multivariate orchestration did not complete: {run.error if run else 'not run'}",
+            "DemoFailed",
         )
     summary: dict[str, Any] = run.output
     progress_stream.write(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from shared.multivariate.datasets import Dataset
+from shared.timefmt import plot_moments
 
 #: At most this many variable panels; the variables contributing most are drawn.
 MAX_VARIABLE_PANELS = 12
@@ -69,7 +70,7 @@ def plot_multivariate(
     shares = _contributions(verdicts, window.variables)
     panels = _variables_to_draw(window.variables, shares)
     colours = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(window.variables)}
-    moments = stamps.astype("datetime64[ms]").astype(object)
+    moments = plot_moments(stamps)
     rows = len(panels) + 2
     fig, axes = plt.subplots(
         rows,
@@ -85,8 +86,8 @@ def plot_multivariate(
         column = window.values[:, window.variables.index(name)]
         for start, end in spans:
             ax.axvspan(
-                _moment(stamps[start] - step / 2),
-                _moment(stamps[end] + step / 2),
+                plot_moments(stamps[start] - step / 2).item(),
+                plot_moments(stamps[end] + step / 2).item(),
                 color="#db4437",
                 alpha=0.18,
                 lw=0,
@@ -154,10 +155,6 @@ def _variables_to_draw(variables: Sequence[str], shares: np.ndarray) -> list[str
     weight = shares.sum(axis=0)
     keep = set(np.argsort(-weight, kind="stable")[:MAX_VARIABLE_PANELS].tolist())
     return [name for j, name in enumerate(variables) if j in keep]
-
-
-def _moment(stamp: np.datetime64) -> Any:
-    return stamp.astype("datetime64[ms]").astype(object)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import DatasetError
+from shared.multivariate.payloads import JSONObject
 from shared.timefmt import bound_datetime64, iso_or_open
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ USUAL_STEPS_SECONDS = (
 )  # fmt: skip
 
 
-def _canonical(value: Any, allowed: tuple[str, ...], field_name: str) -> str:
+def _canonical(value: object, allowed: tuple[str, ...], field_name: str) -> str:
     if isinstance(value, str):
         for option in allowed:
             if value.strip().lower() == option.lower():
@@ -56,11 +57,13 @@ def _canonical(value: Any, allowed: tuple[str, ...], field_name: str) -> str:
     )
 
 
-def _finite_float(value: Any, field_name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+def _finite_float(value: object, field_name: str) -> float:
+    number = math.nan
+    if isinstance(value, str | int | float):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
     if isinstance(value, bool) or not math.isfinite(number):
         raise DatasetError(f"{field_name} {value!r} must be a finite number.", "InvalidAlignPolicy")
     return number
@@ -174,7 +177,7 @@ class AlignPolicy:
             padding_value=padding,
         )
 
-    def to_v11(self) -> dict[str, Any]:
+    def to_v11(self) -> JSONObject:
         """Return the policy as the v1.1 JSON object."""
         return {
             "alignMode": self.align_mode,
@@ -221,7 +224,7 @@ class Dataset:
         index = pd.DatetimeIndex(self.timestamps.astype("datetime64[ns]"), name="timestamp")
         return pd.DataFrame(self.values, index=index, columns=list(self.variables))
 
-    def slice(self, start: Any = None, end: Any = None) -> Dataset:
+    def slice(self, start: object = None, end: object = None) -> Dataset:
         """Return the rows with ``start <= timestamp <= end`` (either bound may be ``None``)."""
         keep = np.ones(len(self), dtype=bool)
         if start is not None:

@@ -32,7 +32,6 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 from urllib.parse import SplitResult, parse_qs, quote, unquote, urlsplit
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -188,7 +187,7 @@ class DataSourcePolicy:
             f"container, {where}{plain}{local}."
         )
 
-    def resolve(self, value: Any) -> DataSource:
+    def resolve(self, value: object) -> DataSource:
         """Check a ``dataSource`` and say where it points.
 
         Args:
@@ -283,7 +282,7 @@ class DataSourcePolicy:
             raise _refuse(text, "the blob name is longer than 1,024 characters", self.accepted)
         return BlobSource(container, name)
 
-    def dataset_blob(self, value: Any) -> BlobRef:
+    def dataset_blob(self, value: object) -> BlobRef:
         """Resolve a ``dataSource`` that must name one dataset blob (``.zip`` or ``.csv``).
 
         Raises:

@@ -24,7 +24,7 @@ from shared.engine.multivariate import (
 )
 from shared.errors import DatasetError, json_type
 from shared.multivariate.datasets import AlignPolicy, Dataset, align
-from shared.multivariate.payloads import DetectionJob
+from shared.multivariate.payloads import DetectionJob, JSONObject
 from shared.multivariate.spec import MAX_TOP_CONTRIBUTORS, whole_number
 from shared.multivariate.statuses import FAILED, READY
 from shared.timefmt import as_datetime, iso, to_datetime64
@@ -59,7 +59,7 @@ class BatchDetection:
         """The anomalous points, in time order."""
         return [point for point in self.points if point.is_anomaly]
 
-    def to_v11(self) -> dict[str, Any]:
+    def to_v11(self) -> JSONObject:
         """The v1.1 batch result (``resultId``, ``summary``, ``results``)."""
         return {
             "resultId": self.result_id,
@@ -76,8 +76,8 @@ class BatchDetection:
 
 
 def setup_info(
-    data_source: str, top_contributor_count: int, start: Any, end: Any
-) -> dict[str, Any]:
+    data_source: str, top_contributor_count: int, start: object, end: object
+) -> JSONObject:
     """The v1.1 ``setupInfo`` of a batch detection."""
     return {
         "dataSource": data_source,
@@ -87,7 +87,7 @@ def setup_info(
     }
 
 
-def variable_states(window: Dataset) -> list[dict[str, Any]]:
+def variable_states(window: Dataset) -> list[JSONObject]:
     """v1.1 ``variableStates`` of the data a detection judged."""
     if len(window) == 0:
         return []
@@ -103,7 +103,7 @@ def variable_states(window: Dataset) -> list[dict[str, Any]]:
     ]
 
 
-def pending_result(job: DetectionJob) -> dict[str, Any]:
+def pending_result(job: DetectionJob) -> JSONObject:
     """The v1.1 batch result of an accepted detection that has not run yet (status CREATED)."""
     return {
         "resultId": job.result_id,
@@ -124,7 +124,7 @@ def pending_result(job: DetectionJob) -> dict[str, Any]:
 
 def failed_result(
     result_id: str, setup: Mapping[str, Any], errors: Sequence[Mapping[str, str]]
-) -> dict[str, Any]:
+) -> JSONObject:
     """A v1.1 batch result whose detection failed (``summary.status`` FAILED, no results)."""
     return {
         "resultId": result_id,
@@ -138,7 +138,7 @@ def failed_result(
     }
 
 
-def result_id_for(model_id: str, start: Any, end: Any, top: int, sha256: str = "") -> str:
+def result_id_for(model_id: str, start: object, end: object, top: int, sha256: str = "") -> str:
     """A deterministic ``resultId``: the same model, window and data give the same id."""
     key = f"{model_id}\n{iso(start)}\n{iso(end)}\n{top}\n{sha256}"
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "meterwatch:mv-result:" + key))
@@ -149,8 +149,8 @@ def detect_batch(
     series: Mapping[str, pd.Series],
     policy: AlignPolicy,
     *,
-    start: Any = None,
-    end: Any = None,
+    start: object = None,
+    end: object = None,
     top_contributor_count: int | None = None,
     data_source: str = "",
     result_id: str | None = None,
@@ -262,7 +262,7 @@ def result_csv(result: Mapping[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def top_anomalies(result: Mapping[str, Any], count: int = 5) -> list[dict[str, Any]]:
+def top_anomalies(result: Mapping[str, Any], count: int = 5) -> list[JSONObject]:
     """The ``count`` most severe anomalies of a v1.1 batch result, with their top contributors."""
     flagged = [
         item for item in result.get("results", []) if (item.get("value") or {}).get("isAnomaly")
@@ -282,7 +282,7 @@ def top_anomalies(result: Mapping[str, Any], count: int = 5) -> list[dict[str, A
     ]
 
 
-def _point_v11(point: MultivariatePoint) -> dict[str, Any]:
+def _point_v11(point: MultivariatePoint) -> JSONObject:
     return {
         "timestamp": iso(point.timestamp),
         "value": {
@@ -330,7 +330,7 @@ MAX_LAST_VARIABLES = 300
 MAX_LAST_POINTS = 2880 * 4
 
 
-def detecting_points(value: Any, available: int) -> int:
+def detecting_points(value: object, available: int) -> int:
     """How many trailing timestamps to judge (``detectingPoints`` of the preview; v1.1: 1)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise DatasetError(
@@ -339,7 +339,7 @@ def detecting_points(value: Any, available: int) -> int:
     return min(value, available)
 
 
-def required_time(value: Any, field_name: str, code: str) -> np.datetime64:
+def required_time(value: object, field_name: str, code: str) -> np.datetime64:
     """A required ISO 8601 time of a detection request, or a DatasetError with ``code``."""
     if not isinstance(value, str) or not value.strip():
         raise DatasetError(
@@ -351,7 +351,7 @@ def required_time(value: Any, field_name: str, code: str) -> np.datetime64:
         raise DatasetError(exc.message, code) from exc
 
 
-def parse_variables(value: Any) -> dict[str, pd.Series]:
+def parse_variables(value: object) -> dict[str, pd.Series]:
     """The ``variables`` of a detect-last request as raw series (v1.1 and preview names)."""
     if not isinstance(value, list) or not value:
         raise DatasetError(
@@ -421,7 +421,7 @@ def parse_variables(value: Any) -> dict[str, pd.Series]:
     return series
 
 
-def top_contributors(value: Any) -> int:
+def top_contributors(value: object) -> int:
     """A request's ``topContributorCount`` (1 to 300), or a DatasetError."""
     return whole_number(
         value, "topContributorCount", 1, MAX_TOP_CONTRIBUTORS, "InvalidTopContributorCount"

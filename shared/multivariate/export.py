@@ -21,6 +21,7 @@ from shared.engine.multivariate import (
 )
 from shared.errors import DatasetError, ModelError
 from shared.multivariate.datasets import MIB, AlignPolicy
+from shared.multivariate.payloads import JSONObject
 from shared.multivariate.statuses import READY
 from shared.multivariate.training import TrainedModel, diagnostics_info, model_info
 from shared.timefmt import format_time, utc_now
@@ -126,7 +127,7 @@ def load_export(data: bytes) -> ExportedModel:
 
 def local_model_object(
     trained: TrainedModel, data_source: str, name: str, sha256: str, now: datetime | None = None
-) -> dict[str, Any]:
+) -> JSONObject:
     """The v1.1 model object of a model trained outside the registry (the CLI)."""
     moment = format_time(now or utc_now())
     info = model_info(data_source, name, trained.spec, trained.windows)

@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.errors import ModelError, ModelNotFoundError, ModelNotReadyError, ResultNotFoundError
+from shared.multivariate.payloads import JSONObject
 from shared.multivariate.statuses import CREATED, FAILED, MODEL_STATUSES, READY, RUNNING
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
@@ -60,7 +61,7 @@ MAX_PAGE = 100
 _UPDATE_ATTEMPTS = 10
 
 
-def empty_diagnostics() -> dict[str, Any]:
+def empty_diagnostics() -> JSONObject:
     """The v1.1 ``diagnosticsInfo`` of a model that has not been trained."""
     return {
         "modelState": {
@@ -94,7 +95,7 @@ class ModelRecord:
         return str(self.model["modelId"])
 
     @property
-    def info(self) -> dict[str, Any]:
+    def info(self) -> JSONObject:
         """The v1.1 ``modelInfo``."""
         info: dict[str, Any] = self.model["modelInfo"]
         return info
@@ -104,7 +105,7 @@ class ModelRecord:
         """CREATED, RUNNING, READY or FAILED."""
         return str(self.info["status"])
 
-    def to_document(self) -> dict[str, Any]:
+    def to_document(self) -> JSONObject:
         """The stored JSON document."""
         return {"model": self.model, "meterwatch": self.internal}
 
@@ -125,7 +126,7 @@ class ModelPage:
     max_count: int
     next_skip: int | None
 
-    def to_v11(self, next_link: str | None = None) -> dict[str, Any]:
+    def to_v11(self, next_link: str | None = None) -> JSONObject:
         """The v1.1 list response (``nextLink`` is built by the caller, who knows the URL)."""
         return {
             "models": self.models,
@@ -250,7 +251,7 @@ class ModelRegistry:
             model=document["model"], internal=dict(document.get("meterwatch") or {}), etag=etag
         )
 
-    def get(self, model_id: str) -> dict[str, Any]:
+    def get(self, model_id: str) -> JSONObject:
         """Return the v1.1 model object.
 
         Raises:
@@ -497,7 +498,7 @@ class ModelRegistry:
         self.update(model_id, note)
         return ref
 
-    def get_result(self, result_id: str) -> dict[str, Any]:
+    def get_result(self, result_id: str) -> JSONObject:
         """Return a v1.1 batch result.
 
         Raises:

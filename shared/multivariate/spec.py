@@ -28,6 +28,7 @@ from shared.engine.multivariate import (
 )
 from shared.errors import DatasetError
 from shared.multivariate.datasets import AlignPolicy
+from shared.multivariate.payloads import JSONObject
 from shared.timefmt import check_date_format, iso, optional_time, to_datetime64
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class TrainingSpec:
     data_schema: str | None = None
     date_format: str = "auto"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """The spec with v1.1 field names (times as ISO 8601 ``Z``; unset times left out)."""
         document: dict[str, Any] = {
             "slidingWindow": self.sliding_window,
@@ -211,7 +212,7 @@ def parse_training_spec(document: Mapping[str, Any] | None) -> TrainingSpec:
     )
 
 
-def spec_from_metadata(metadata: Mapping[str, str]) -> dict[str, Any]:
+def spec_from_metadata(metadata: Mapping[str, str]) -> JSONObject:
     """Turn blob metadata into a training-spec object (v1.1 names).
 
     Metadata values are text and cannot nest, so the align policy comes as the flat keys
@@ -357,7 +358,7 @@ def resolve_windows(spec: TrainingSpec, timestamps: np.ndarray) -> Windows:
     return Windows(train_start, train_end, detect_start, detect_end)
 
 
-def whole_number(value: Any, field_name: str, low: int, high: int, code: str) -> int:
+def whole_number(value: object, field_name: str, low: int, high: int, code: str) -> int:
     """``value`` as a whole number in ``[low, high]``, or a DatasetError with ``code``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DatasetError(

@@ -20,6 +20,7 @@ from shared.engine.multivariate import (
 )
 from shared.errors import DatasetError
 from shared.multivariate.datasets import MIB, Dataset, DatasetLimits, align
+from shared.multivariate.payloads import JSONObject
 from shared.multivariate.spec import TrainingSpec, Windows, data_schema_of, resolve_windows
 from shared.multivariate.uploads import load_dataset
 from shared.settings import Settings
@@ -145,7 +146,7 @@ def train_model(
     return TrainedModel(model, spec, windows, training, seconds)
 
 
-def diagnostics_info(model: MultivariateModel, seconds: float) -> dict[str, Any]:
+def diagnostics_info(model: MultivariateModel, seconds: float) -> JSONObject:
     """The v1.1 ``diagnosticsInfo`` of a trained model.
 
     The engine fits in closed form, so its "epochs" are the cross-validation folds: per fold,
@@ -178,7 +179,7 @@ def diagnostics_info(model: MultivariateModel, seconds: float) -> dict[str, Any]
 
 def model_info(
     data_source: str, name: str, spec: TrainingSpec, windows: Windows | None = None
-) -> dict[str, Any]:
+) -> JSONObject:
     """The v1.1 ``modelInfo`` request fields of a training (status and diagnostics excluded)."""
     info: dict[str, Any] = {
         "dataSource": data_source,

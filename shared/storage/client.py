@@ -19,6 +19,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings, LinearRetry
 
+from shared.errors import ConfigurationError
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,11 @@ def service_client(
     from azure.identity import DefaultAzureCredential  # only the cloud path needs it
 
     credential = DefaultAzureCredential(managed_identity_client_id=client_id or None)
-    assert service_uri  # checked by Settings
+    if not service_uri:  # Settings refuses this; a hand-built call may not
+        raise ConfigurationError(
+            "Missing app setting AzureWebJobsStorage: set a storage connection string or "
+            "AzureWebJobsStorage__blobServiceUri for identity-based access."
+        )
     return BlobServiceClient(service_uri, credential=credential)
 
 

@@ -777,12 +777,9 @@ def blob_trigger_functions() -> dict[str, str]:
     The Functions name is the ``function_name`` decorator's argument (a literal or a module
     constant) or else the decorated function's name, as the Python v2 model does.
     """
-    found: dict[str, str] = {}
-    for source in [REPO / "function_app.py", *sorted((REPO / "functions").glob("*.py"))]:
-        if not source.exists():
-            continue
-        tree = ast.parse(source.read_text(encoding="utf-8"))
-        constants = {
+
+    def string_constants(tree: ast.Module) -> dict[str, str]:
+        return {
             target.id: node.value.value
             for node in tree.body
             if isinstance(node, ast.Assign)
@@ -791,6 +788,16 @@ def blob_trigger_functions() -> dict[str, str]:
             for target in node.targets
             if isinstance(target, ast.Name)
         }
+
+    # The Durable names of the multivariate family live in one module, imported by functions/.
+    workflow = REPO / "shared" / "multivariate" / "workflow.py"
+    durable_names = string_constants(ast.parse(workflow.read_text(encoding="utf-8")))
+    found: dict[str, str] = {}
+    for source in [REPO / "function_app.py", *sorted((REPO / "functions").glob("*.py"))]:
+        if not source.exists():
+            continue
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        constants = {**durable_names, **string_constants(tree)}
 
         def text(expr: ast.expr, constants: dict[str, Any] = constants) -> str | None:
             if isinstance(expr, ast.Name):

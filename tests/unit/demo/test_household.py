@@ -7,6 +7,7 @@ import pytest
 
 from bench.corpus import quality_corpus
 from shared.demo.household import ANOMALY_KINDS, AnomalyEvent, LabelledSeries, household
+from shared.errors import InputError
 
 
 def _check_consistent(series: LabelledSeries) -> None:
@@ -62,7 +63,7 @@ def test_household_series_look_like_a_smart_meter() -> None:
 
 
 def test_household_needs_two_days() -> None:
-    with pytest.raises(ValueError, match="2 days"):
+    with pytest.raises(InputError, match="2 days"):
         household(days=1)
 
 
@@ -84,5 +85,5 @@ def test_quality_corpus_is_varied_and_deterministic() -> None:
 
 
 def test_anomaly_event_rejects_reversed_range() -> None:
-    with pytest.raises(ValueError, match="start"):
+    with pytest.raises(InputError, match="start"):
         AnomalyEvent(5, 4, "spike")
