@@ -336,10 +336,11 @@ def date_order(
         "Say which it is: --date-format day-first or month-first on the command line, or "
         '"dateFormat": "day-first" / "month-first" in the training request.'
     )
+    echo = not issubclass(error, DatasetError)  # CLI files are the user's own: quote them
     if day_first and month_first:
         raise error(
-            f"{where}: the dates mix conventions: {_rows(day_first)} put the day first, "
-            f"{_rows(month_first)} the month first. Write one convention (ISO 8601 such as "
+            f"{where}: the dates mix conventions: {_rows(day_first, echo)} put the day first, "
+            f"{_rows(month_first, echo)} the month first. Write one convention (ISO 8601 such as "
             f"2007-01-05T00:00:00Z is never ambiguous). {hint}",
             "AmbiguousDateFormat",
         )
@@ -348,13 +349,15 @@ def date_order(
     if month_first or not ambiguous:
         return "month-first"
     raise error(
-        f"{where}: the dates could be day-first or month-first ({_rows(ambiguous)}: no day "
+        f"{where}: the dates could be day-first or month-first ({_rows(ambiguous, echo)}: no day "
         f"above 12 settles it). {hint}",
         "AmbiguousDateFormat",
     )
 
 
-def _rows(examples: list[tuple[int, str]]) -> str:
+def _rows(examples: list[tuple[int, str]], echo: bool) -> str:
+    if not echo:  # a dataset's content is never quoted back (issue 11)
+        return ", ".join(f"row {row}" for row, _ in examples)
     return ", ".join(f"row {row} ({text[:40]!r})" for row, text in examples)
 
 
@@ -406,9 +409,10 @@ def parse_dataset_timestamps(
     bad = parsed.isna().to_numpy()
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
+        # Uploads are not echoed: the row is named, its content is not (issue 11).
         raise DatasetError(
-            f"{source}, row {first + 2}: timestamp {text.iloc[first][:80]!r} is not a date and "
-            f"time{_as_read(date_format)} (use ISO 8601 such as 2006-12-16T17:24:00Z, or "
+            f"{source}, row {first + 2}: the timestamp is not a date and time"
+            f"{_as_read(date_format)} (use ISO 8601 such as 2006-12-16T17:24:00Z, or "
             "12/16/2006 17:24).",
             "InvalidTimestamp",
         )

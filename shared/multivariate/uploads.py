@@ -165,7 +165,7 @@ def read_onetable_csv(
     lowered = [column.lower() for column in header]
     if "timestamp" not in lowered:
         raise DatasetError(
-            f"{source}: no 'timestamp' column in the header {','.join(header)!r}; expected "
+            f"{source}: no 'timestamp' column in the header ({len(header)} columns); expected "
             "'timestamp,<variable 1>,<variable 2>,...'.",
             "InvalidHeader",
         )
@@ -378,7 +378,8 @@ def _timestamp_value_frame(data: bytes, source: str) -> pd.DataFrame:
     header = _header_fields(text, source)
     if [column.lower() for column in header] != ["timestamp", "value"]:
         raise DatasetError(
-            f"{source}: the header is {','.join(header)!r}; expected exactly 'timestamp,value' "
+            f"{source}: the header has {len(header)} field(s) but not 'timestamp,value'; expected "
+            "exactly 'timestamp,value' "
             "on the first line.",
             "InvalidHeader",
         )
@@ -403,7 +404,7 @@ def _parse_values(column: pd.Series, source: str) -> np.ndarray:
         rows = np.flatnonzero(bad)
         first = int(rows[0])
         raise DatasetError(
-            f"{source}, row {first + 2}: value {column.iloc[first]!r} is not a finite number "
+            f"{source}, row {first + 2}: the value is not a finite number "
             f"({rows.size} such row(s)); expected a number such as 1.5 (empty cells are missing "
             "readings).",
             "InvalidValue",

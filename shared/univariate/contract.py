@@ -11,7 +11,6 @@ and shapes the response. Results always have one entry per point of the request.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,6 +25,7 @@ from shared.engine.univariate import (
     detect_last,
 )
 from shared.errors import DetectionRequestError, TelemetryError
+from shared.numbers import lenient_number
 from shared.timefmt import parse_timestamp
 from shared.univariate.parameters import (
     DEFAULT_MAX_ANOMALY_RATIO,
@@ -179,11 +179,6 @@ def parse_request(body: Any, *, max_points: int = MAX_POINTS) -> ParsedRequest:
     )
 
 
-#: A decimal number written as text, as the service's JSON reader took it for a double
-#: (``"0.418"``, ``"-1e3"``, surrounding blanks allowed); no hex, no ``_``, no ``NaN``/``Infinity``.
-_NUMERIC_TEXT = re.compile(r"^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$")
-
-
 def point_value(raw: Any, where: str) -> float:
     """A series or variable value: a JSON number, or a numeric string as the service allowed.
 
@@ -198,22 +193,16 @@ def point_value(raw: Any, where: str) -> float:
     Raises:
         DetectionRequestError: ``InvalidSeries`` when the value is not a finite number.
     """
-    if isinstance(raw, str) and len(raw) <= 64 and _NUMERIC_TEXT.match(raw):
-        number = float(raw)
-    elif isinstance(raw, bool) or not isinstance(raw, int | float):
-        shown = repr(raw) if not isinstance(raw, str) else repr(raw[:40])
-        raise DetectionRequestError(
-            f'{where} must be a number (or numeric text such as "0.418"), got {shown}.',
-            "InvalidSeries",
-        )
-    else:
-        try:
-            number = float(raw)
-        except OverflowError:  # an integer too large for a double
-            number = math.inf
-    if not math.isfinite(number):
+    number = lenient_number(raw)
+    if number is not None:
+        return number
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
         raise DetectionRequestError(f"{where} is not a finite number.", "InvalidSeries")
-    return number
+    shown = repr(raw) if not isinstance(raw, str) else repr(raw[:40])
+    raise DetectionRequestError(
+        f'{where} must be a number (or numeric text such as "0.418"), got {shown}.',
+        "InvalidSeries",
+    )
 
 
 def _no_timestamps(series: list[Any]) -> bool:

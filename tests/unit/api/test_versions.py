@@ -17,6 +17,8 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx works the
     from starlette.testclient import TestClient
 
 from shared.api.app import create_app
+from shared.errors import DatasetError
+from shared.multivariate.detection import parse_variables
 from shared.settings import Settings
 from shared.univariate.contract import detect_entire_v11
 from tests.unit.api.test_univariate import HEADERS, KEY, series_body
@@ -154,3 +156,15 @@ def test_v10_has_no_multivariate_routes(client: TestClient) -> None:
     response = client.get(f"{ROOT}/v1.0/multivariate/models", headers=HEADERS)
     assert response.status_code == 404
     assert "v1.0" in response.json()["message"]
+
+
+def test_multivariate_variable_values_take_numeric_text_too() -> None:
+    stamps = [f"2006-12-19T08:{m:02d}:00Z" for m in range(3)]
+    as_text = parse_variables([{"variable": "kitchen", "timestamps": stamps,
+                                "values": ["1", " 0.5 ", "-2e1"]}])  # fmt: skip
+    assert as_text["kitchen"].tolist() == [1.0, 0.5, -20.0]
+    for bad in ("NaN", "0x1", "", True, None):
+        with pytest.raises(DatasetError) as caught:
+            parse_variables([{"variable": "kitchen", "timestamps": stamps,
+                              "values": [1.0, bad, 2.0]}])  # fmt: skip
+        assert caught.value.code == "InvalidVariables"
