@@ -341,6 +341,8 @@ def test_list_pages_follow_next_link(
     assert "skip=1" in page["nextLink"] and "top=1" in page["nextLink"]
     listed = {m.model_id for m in client.list_multivariate_models(top=1)}
     assert ids <= listed
+    # The notebook's call: top=10000 is served (in pages of at most 100, linked by nextLink).
+    assert ids <= {m.model_id for m in client.list_multivariate_models(skip=0, top=10000)}
     for model_id in ids:
         wait_for(
             lambda model_id=model_id: sdk(client.get_multivariate_model(model_id)).model_info.status
