@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import pytest
 from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.exceptions import StarletteDeprecationWarning
 
 from shared.api.app import create_app
@@ -259,3 +261,25 @@ def test_a_configured_public_url_is_the_base_of_links(
             "https://meters.example.net/api/anomalydetector/v1.1/multivariate/models/"
         )
     service.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    version=st.sampled_from(["v1.1", "v1.1-preview", "v1.1-preview.1"]),
+    skip=st.one_of(st.none(), st.text(max_size=12), st.integers(-5, 20_000).map(str)),
+    top=st.one_of(st.none(), st.text(max_size=12), st.integers(-5, 20_000).map(str)),
+)
+def test_any_list_parameters_are_a_page_or_a_coded_400(
+    api: tuple[TestClient, BlobStore, Settings], version: str, skip: str | None, top: str | None
+) -> None:
+    client, _, _ = api
+    dollar = "$" if version != "v1.1" else ""
+    params = {f"{dollar}{k}": v for k, v in (("skip", skip), ("top", top)) if v is not None}
+    response = client.get(
+        f"/anomalydetector/{version}/multivariate/models", params=params, headers=HEADERS
+    )
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert response.json()["code"] == "InvalidParameter"
+    else:
+        assert len(response.json()["models"]) <= 100
