@@ -111,6 +111,7 @@ def test_serve_answers_503_in_seconds_while_storage_is_down_and_200_when_back(
     univariate = f"{endpoint}/anomalydetector/v1.1/timeseries/last/detect"
     body = series_body(n=120, spike_at=119)
     assert timed("GET", models)[0] == 200
+    assert timed("POST", univariate, json=body)[0] == 200  # warm: the first call loads the engine
 
     # Hung: the process is paused, so connections are accepted and never answered.
     storage.signal(signal.SIGSTOP)
@@ -119,7 +120,8 @@ def test_serve_answers_503_in_seconds_while_storage_is_down_and_200_when_back(
         time.sleep(0.5)  # the storage calls are in flight, waiting on the paused account
         status, _, seconds = timed("POST", univariate, json=body)
         assert status == 200
-        assert seconds < 3.0, f"a univariate request waited {seconds:.1f} s behind storage"
+        # Bounds are generous (shared CI cores); before the fix this waited over 60 s.
+        assert seconds < 5.0, f"a univariate request waited {seconds:.1f} s behind storage"
         outcomes = [future.result() for future in hung]
     assert {(status, code) for status, code, _ in outcomes} == {(503, "StorageUnavailable")}
     # One call: two tries of a 4 s read timeout and a 1 s backoff; the pool holds 32 at once.
