@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 TOOLS_STAMP := .venv-tools/.installed
+SDK_STAMP := .venv-sdk/.installed
 
 .PHONY: demo test check unit bench azurite clean
 
@@ -24,6 +25,10 @@ demo: $(STAMP)
 $(TOOLS_STAMP): requirements-tools.txt
 	scripts/tools-venv.sh $(PY)
 
+# One venv per azure-ai-anomalydetector release the SDK tests drive (see requirements-sdk.txt).
+$(SDK_STAMP): requirements-sdk.txt scripts/sdk-venvs.sh
+	scripts/sdk-venvs.sh $(PY)
+
 ## make check: the fast static checks (lint, format, strict types, the import-layer contract)
 check: $(STAMP)
 	$(BIN)/ruff check .
@@ -36,7 +41,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q -m unit
 
 ## make test: check, then every test tier (Azurite is started by the tests)
-test: check $(TOOLS_STAMP)
+test: check $(TOOLS_STAMP) $(SDK_STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
@@ -46,4 +51,4 @@ azurite: $(STAMP)
 	scripts/azurite.sh start
 
 clean:
-	rm -rf $(VENV) .venv-tools node_modules .azurite demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-tools .venv-sdk node_modules .azurite demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -227,6 +227,8 @@ var appSettings = union(containerSettings, {
   // Secrets are Key Vault references, resolved by the platform with the app's identity.
   METERWATCH_API_KEYS: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.apiKeysSecretUri})'
   API_ALLOW_LOCAL_PATHS: 'false'
+  // The base of Location and nextLink URLs: the app's own host, never a request's Host header.
+  API_PUBLIC_URL: 'https://${functionAppName}.azurewebsites.net/api'
   ANOMALY_DETECTOR_ENDPOINT: anomalyDetectorEndpoint
   ANOMALY_DETECTOR_KEY: empty(anomalyDetectorKey) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.anomalyDetectorKeySecretUri})'
 })

@@ -41,6 +41,9 @@ if ($local.Contains('METERWATCH_API_KEYS')) {
 if ($local.Contains('ANOMALY_DETECTOR_KEY') -and -not $local['ANOMALY_DETECTOR_KEY']) {
     $local['ANOMALY_DETECTOR_ENDPOINT'] = ''
 }
+if ($local.Contains('API_PUBLIC_URL')) {  # the cloud app's address; a local host writes its own
+    $local['API_PUBLIC_URL'] = ''
+}
 
 $document = [ordered]@{ IsEncrypted = $false; Values = $local } | ConvertTo-Json -Depth 5
 if ($previous) {

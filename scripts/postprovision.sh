@@ -78,6 +78,8 @@ if "METERWATCH_API_KEYS" in local:
     local["METERWATCH_API_KEYS"] = kept if usable else secrets.token_urlsafe(32)
 if "ANOMALY_DETECTOR_KEY" in local and not local["ANOMALY_DETECTOR_KEY"]:
     local["ANOMALY_DETECTOR_ENDPOINT"] = ""
+if "API_PUBLIC_URL" in local:  # the cloud app's address; a local host writes its own
+    local["API_PUBLIC_URL"] = ""
 
 document = json.dumps({"IsEncrypted": False, "Values": local}, indent=2) + "\n"
 if previous:

@@ -161,6 +161,11 @@ class Settings:
     api_allow_local_paths: bool = _setting(
         "API_ALLOW_LOCAL_PATHS", False, doc="Allow dataSource to be a local path (serve only)"
     )
+    api_public_url: str | None = _setting(
+        "API_PUBLIC_URL",
+        doc="Base of the URLs the API writes in Location and nextLink (e.g. "
+        "https://meters.example.com/api); never taken from a request's Host header",
+    )
     remote_endpoint: str | None = _setting(
         "ANOMALY_DETECTOR_ENDPOINT",
         doc="A remote v1.1-compatible endpoint; when set, univariate detection calls it",

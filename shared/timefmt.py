@@ -8,7 +8,9 @@
   :func:`iso_or_open`, and the registry's clock and format (:func:`utc_now`,
   :func:`format_time`).
 * CSV columns: :func:`parse_csv_timestamps` (the CLI's time/value files, epoch seconds) and
-  :func:`parse_dataset_timestamps` (multivariate datasets, naive UTC).
+  :func:`parse_dataset_timestamps` (multivariate datasets, naive UTC); numeric dates in them are
+  day-first or month-first as :func:`date_order` decides from the whole column, or as
+  ``--date-format`` / ``dateFormat`` (:func:`check_date_format`) says.
 
 Errors keep the type their callers documented: telemetry raises
 :class:`~shared.errors.TelemetryError`, multivariate :class:`~shared.errors.DatasetError`, CSV
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 from dateutil import parser as date_parser
 
-from shared.errors import CsvFormatError, DatasetError, TelemetryError
+from shared.errors import CsvFormatError, DatasetError, InputError, TelemetryError
 
 #: Readings more than this far from the Unix epoch range are rejected (year 1970..2200).
 _MIN_EPOCH, _MAX_EPOCH = 0.0, 7_258_118_400.0
@@ -250,59 +252,195 @@ def iso_or_open(value: Any) -> str:
     return str(np.datetime_as_string(bound_datetime64(value, "timestamp"), unit="s")) + "Z"
 
 
-def parse_dataset_timestamps(column: pd.Series, source: str) -> pd.DatetimeIndex:
-    """Parse timestamp text (ISO 8601 or e.g. ``12/16/2006 17:24``) to naive UTC.
+#: ``--date-format`` / ``dateFormat`` values besides a ``strftime`` pattern (one with ``%``).
+DATE_FORMATS = ("auto", "day-first", "month-first")
+#: A date written with its day and month as numbers before a four-digit year
+#: (``16/12/2006 17:24``, ``12-16-2006``, ``16.12.2006``): the one ambiguous family.
+_NUMERIC_DATE = r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(.*)$"
+#: How many example rows a message names.
+_EXAMPLES = 3
+
+
+def check_date_format(value: Any, option: str, error: type[InputError]) -> str:
+    """Validate a ``--date-format`` / ``dateFormat`` value; return it (``auto`` when unset).
+
+    Raises:
+        InputError: ``error`` with code ``InvalidDateFormat`` for anything else.
+    """
+    if value is None or value == "":
+        return "auto"
+    if isinstance(value, str) and (value in DATE_FORMATS or ("%" in value and len(value) < 64)):
+        return value
+    raise error(
+        f"{option} {value!r} is not a date format: use auto, day-first, month-first or a "
+        "strftime pattern such as %d/%m/%Y %H:%M.",
+        "InvalidDateFormat",
+    )
+
+
+def date_order(
+    columns: list[pd.Series], date_format: str, where: str, error: type[InputError]
+) -> str:
+    """Decide how the numeric dates of timestamp columns read, from the whole columns.
+
+    ``05/01/2007`` is 5 January in a day-first file and 1 May in a month-first one; the
+    answer is read off the data, never guessed: a first field above 12 anywhere settles
+    day-first, a second field above 12 month-first. A column with no such row, in which some
+    date still reads differently both ways, is an error that names ``--date-format`` (CLI) and
+    ``dateFormat`` (training spec). ISO 8601 text is never ambiguous and is left alone.
+
+    Args:
+        columns: The timestamp columns (text) that share one convention (e.g. every member
+            of a MultiTable zip).
+        date_format: ``auto``, ``day-first``, ``month-first`` or a ``strftime`` pattern; only
+            ``auto`` is decided, anything else is returned as given.
+        where: The file (and column) for messages.
+        error: The error class of the caller (:class:`~shared.errors.CsvFormatError`,
+            :class:`~shared.errors.DatasetError`).
+
+    Returns:
+        ``day-first``, ``month-first`` (also when every numeric date reads the same both
+        ways), ``iso`` (no numeric dates), or ``date_format`` when it was not ``auto``.
+
+    Raises:
+        InputError: ``error`` with code ``AmbiguousDateFormat``: both conventions occur, or the
+            column cannot tell them apart.
+    """
+    if date_format != "auto":
+        return date_format
+    day_first: list[tuple[int, str]] = []
+    month_first: list[tuple[int, str]] = []
+    ambiguous: list[tuple[int, str]] = []
+    seen = False
+    for column in columns:
+        text = column.fillna("").astype(str).str.strip()
+        parts = text.str.extract(_NUMERIC_DATE)
+        has = parts[0].notna().to_numpy()
+        if not has.any():
+            continue
+        seen = True
+        first = parts[0][has].astype(int).to_numpy()
+        second = parts[2][has].astype(int).to_numpy()
+        rows = np.flatnonzero(has)
+        values = text.to_numpy()[rows]
+        for mask, bucket in (
+            (first > 12, day_first),
+            (second > 12, month_first),
+            ((first != second) & (first <= 12) & (second <= 12), ambiguous),
+        ):
+            for at in np.flatnonzero(mask)[: _EXAMPLES - len(bucket)]:
+                bucket.append((int(rows[at]) + 2, str(values[at])))
+    if not seen:
+        return "iso"
+    hint = (
+        "Say which it is: --date-format day-first or month-first on the command line, or "
+        '"dateFormat": "day-first" / "month-first" in the training request.'
+    )
+    echo = not issubclass(error, DatasetError)  # CLI files are the user's own: quote them
+    if day_first and month_first:
+        raise error(
+            f"{where}: the dates mix conventions: {_rows(day_first, echo)} put the day first, "
+            f"{_rows(month_first, echo)} the month first. Write one convention (ISO 8601 such as "
+            f"2007-01-05T00:00:00Z is never ambiguous). {hint}",
+            "AmbiguousDateFormat",
+        )
+    if day_first:
+        return "day-first"
+    if month_first or not ambiguous:
+        return "month-first"
+    raise error(
+        f"{where}: the dates could be day-first or month-first ({_rows(ambiguous, echo)}: no day "
+        f"above 12 settles it). {hint}",
+        "AmbiguousDateFormat",
+    )
+
+
+def _rows(examples: list[tuple[int, str]], echo: bool) -> str:
+    if not echo:  # a dataset's content is never quoted back (issue 11)
+        return ", ".join(f"row {row}" for row, _ in examples)
+    return ", ".join(f"row {row} ({text[:40]!r})" for row, text in examples)
+
+
+def _to_iso_dates(text: pd.Series, order: str) -> pd.Series:
+    """Rewrite numeric dates (``dd/mm/yyyy ...`` or ``mm/dd/yyyy ...``) as ISO 8601 text."""
+    parts = text.str.extract(_NUMERIC_DATE)
+    has = parts[0].notna()
+    if not has.any():
+        return text
+    day, month = (parts[0], parts[2]) if order == "day-first" else (parts[2], parts[0])
+    rest = parts[4].fillna("")
+    iso = parts[3] + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + rest
+    return text.where(~has, iso)
+
+
+def _parse_column(
+    column: pd.Series, date_format: str, where: str, error: type[InputError]
+) -> tuple[pd.Series, pd.Series]:
+    """Parse one timestamp column (UTC-aware); return the parsed values and the cleaned text."""
+    text = column.fillna("").astype(str).str.strip()
+    order = date_order([text], date_format, where, error)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if "%" in order:
+            return pd.to_datetime(text, format=order, utc=True, errors="coerce"), text
+        if order in ("day-first", "month-first"):
+            text_iso = _to_iso_dates(text, order)
+        else:
+            text_iso = text
+        try:
+            return pd.to_datetime(text_iso, utc=True, format="ISO8601"), text
+        except (ValueError, TypeError, OverflowError):
+            pass
+        return pd.to_datetime(text_iso, utc=True, format="mixed", errors="coerce"), text
+
+
+def parse_dataset_timestamps(
+    column: pd.Series, source: str, date_format: str = "auto"
+) -> pd.DatetimeIndex:
+    """Parse timestamp text (ISO 8601, or numeric dates such as ``12/16/2006 17:24``) to naive UTC.
 
     Naive times are taken as UTC, as the Learn module did; times with an offset are converted.
+    Numeric dates read as :func:`date_order` decides for the whole column.
+
+    Raises:
+        DatasetError: ``InvalidTimestamp`` (names the row) or ``AmbiguousDateFormat``.
     """
-    text = column.fillna("").str.strip()
-    parsed: pd.Series | None = None
-    for fmt in ("ISO8601", None):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                parsed = pd.to_datetime(text, utc=True, format=fmt)
-            break
-        except (ValueError, TypeError, OverflowError):
-            parsed = None
-    if parsed is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            parsed = pd.to_datetime(text, utc=True, format="mixed", errors="coerce")
+    parsed, text = _parse_column(column, date_format, source, DatasetError)
     bad = parsed.isna().to_numpy()
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
+        # Uploads are not echoed: the row is named, its content is not (issue 11).
         raise DatasetError(
-            f"{source}, row {first + 2}: timestamp {column.iloc[first]!r} is not a date and time "
-            "(use ISO 8601 such as 2006-12-16T17:24:00Z, or 12/16/2006 17:24).",
+            f"{source}, row {first + 2}: the timestamp is not a date and time"
+            f"{_as_read(date_format)} (use ISO 8601 such as 2006-12-16T17:24:00Z, or "
+            "12/16/2006 17:24).",
             "InvalidTimestamp",
         )
     return pd.DatetimeIndex(parsed).tz_convert(None)
 
 
-CSV_TIMESTAMP_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "ISO8601")
+def _as_read(date_format: str) -> str:
+    return "" if date_format == "auto" else f" as {date_format}"
 
 
-def parse_csv_timestamps(column: pd.Series, label: str) -> np.ndarray:
+def parse_csv_timestamps(column: pd.Series, label: str, date_format: str = "auto") -> np.ndarray:
     """Parse a column of timestamp text into epoch seconds (naive times are UTC).
 
+    Numeric dates read as :func:`date_order` decides for the whole column (``--date-format``
+    overrides it).
+
     Raises:
-        CsvFormatError: A value is not a timestamp (names the row, counting the header as 1).
+        CsvFormatError: A value is not a timestamp (names the row, counting the header as 1),
+            or the column is ``AmbiguousDateFormat``.
     """
-    text = column.astype(str).str.strip()
-    for fmt in CSV_TIMESTAMP_FORMATS:
-        try:
-            parsed = pd.to_datetime(text, format=fmt, utc=True)
-        except (ValueError, TypeError):
-            continue
-        return _epoch_seconds(parsed)
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+    parsed, text = _parse_column(column, date_format, label, CsvFormatError)
     bad = parsed.isna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise CsvFormatError(
-            f"{label}, row {row + 2}: timestamp {text.iloc[row]!r} is not a date and time "
-            "(use ISO 8601 such as 2006-12-16T17:24:00Z, or 12/16/2006 17:24).",
+            f"{label}, row {row + 2}: timestamp {text.iloc[row][:80]!r} is not a date and time"
+            f"{_as_read(date_format)} (use ISO 8601 such as 2006-12-16T17:24:00Z, or "
+            "12/16/2006 17:24).",
             "InvalidTimestamp",
         )
     return _epoch_seconds(parsed)

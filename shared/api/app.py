@@ -2,11 +2,12 @@
 
 The same application runs in the function app (behind ``func.AsgiMiddleware``, see
 ``functions/api.py``) and standalone (``meterwatch serve``, on uvicorn). Routes live under
-``/anomalydetector/v1.1`` and, for code written against the preview, ``/anomalydetector/
-v1.1-preview.1``; every request needs an accepted ``Ocp-Apim-Subscription-Key``; every failure
-is the service's ``{"code", "message"}`` body with an ``x-ms-error-code`` header, and bad input
-is always a 4xx (see :mod:`shared.api.errors`). meterwatch's own archive routes (history by
-series, the anomaly log) live under ``/meterwatch/v1`` (:mod:`shared.api.history`).
+``/anomalydetector/{version}`` for every version the service published (v1.0 univariate only;
+v1.1-preview, v1.1-preview.1 and v1.1, see :mod:`shared.api.versions`); every request needs an
+accepted ``Ocp-Apim-Subscription-Key``; every failure is the service's ``{"code", "message"}``
+body with an ``x-ms-error-code`` header, and bad input is always a 4xx
+(see :mod:`shared.api.errors`). meterwatch's own archive routes (history by series, the
+anomaly log) live under ``/meterwatch/v1`` (:mod:`shared.api.history`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from shared.api.errors import (
 )
 from shared.api.history import METERWATCH_ROOT, METERWATCH_V1
 from shared.api.history import routes as history_routes
+from shared.api.links import ROOT
 from shared.api.multivariate import routes as multivariate_routes
 from shared.api.univariate import routes as univariate_routes
+from shared.api.versions import UNIVARIATE_VERSIONS
 from shared.errors import MeterwatchError
 from shared.settings import Settings
 from shared.univariate.contract import EmbeddedBackend, UnivariateBackend
@@ -47,11 +50,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The path every route lives under (the service's ``{endpoint}/anomalydetector``).
-ROOT = "/anomalydetector"
-#: API versions served.
+#: API versions served (see :mod:`shared.api.versions` for how their shapes differ).
 V11 = "v1.1"
 V11_PREVIEW = "v1.1-preview.1"
+VERSIONS = ("v1.0", "v1.1-preview", V11_PREVIEW, V11)
+#: Versions with multivariate routes (v1.0 had none).
+MULTIVARIATE_VERSIONS = ("v1.1-preview", V11_PREVIEW, V11)
 
 
 def create_app(
@@ -61,6 +65,7 @@ def create_app(
     store: BlobStore | None = None,
     multivariate: MultivariateService | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    public_url: str | None = None,
 ) -> Starlette:
     """Build the API application.
 
@@ -72,6 +77,8 @@ def create_app(
         multivariate: The multivariate service behind the model routes (default: built on
             first use from the store and settings).
         max_body_bytes: Largest accepted request body (larger: 413 ``PayloadTooLarge``).
+        public_url: The address the server listens on (``meterwatch serve``): the base of the
+            URLs the API writes unless ``API_PUBLIC_URL`` is set; never the request's ``Host``.
 
     Returns:
         The ASGI application.
@@ -86,11 +93,11 @@ def create_app(
         max_body_bytes=max_body_bytes,
         store=store,
         multivariate=multivariate,
+        public_url=public_url,
     )
     app = Starlette(
         routes=[
-            Mount(f"{ROOT}/{V11}", routes=_version_routes(V11)),
-            Mount(f"{ROOT}/{V11_PREVIEW}", routes=_version_routes(V11_PREVIEW)),
+            *(Mount(f"{ROOT}/{version}", routes=_version_routes(version)) for version in VERSIONS),
             Mount(f"{METERWATCH_ROOT}/{METERWATCH_V1}", routes=history_routes()),
         ],
         exception_handlers={
@@ -106,7 +113,10 @@ def create_app(
 
 
 def _version_routes(version: str) -> list[BaseRoute]:
-    return univariate_routes() + multivariate_routes(version)
+    routes = univariate_routes(version) if version in UNIVARIATE_VERSIONS else []
+    if version in MULTIVARIATE_VERSIONS:
+        routes += multivariate_routes(version)
+    return routes
 
 
 async def _meterwatch_error(request: Request, exc: Exception) -> Response:
@@ -125,9 +135,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(
             404,
             NOT_FOUND,
-            f"No operation at {request.url.path}: the API serves {ROOT}/{V11}/..., "
-            f"{ROOT}/{V11_PREVIEW}/... (see the Anomaly Detector v1.1 reference) and "
-            f"{METERWATCH_ROOT}/{METERWATCH_V1}/... (history, anomalies).",
+            f"No operation at {request.url.path}: the API serves "
+            + ", ".join(f"{ROOT}/{version}/..." for version in VERSIONS)
+            + " (see the compatibility table in the README) and "
+            + f"{METERWATCH_ROOT}/{METERWATCH_V1}/... (history, anomalies).",
         )
     if exc.status_code == 405:
         return error_response(

@@ -7,9 +7,17 @@ reads the request, calls one method of
 data-source policy, registering a training, starting an orchestration unless it exists,
 detecting with a stored model) lives in the multivariate room.
 
-The ``v1.1-preview.1`` routes serve the same operations in the preview's shapes (``source``
-for ``dataSource``, ``$skip``/``$top``, model snapshots in lists, 201 + ``Location`` for
-detection, the export zip).
+The preview routes serve the same operations in the preview's shapes (``source`` for
+``dataSource``, ``$skip``/``$top``, model snapshots in lists, 201 + ``Location`` for detection,
+the export zip): ``v1.1-preview.1`` (``azure-ai-anomalydetector`` 3.0.0b4, b5) and
+``v1.1-preview`` (3.0.0b3: ``contributors`` instead of ``interpretation`` in results, no
+last-point detection), see :mod:`shared.api.versions`.
+
+Lists take a ``top`` up to 10,000 (the notebook's ``list_multivariate_model(skip=0,
+top=10000)``) and serve it in pages of at most 100 linked by ``nextLink``, which every SDK
+release follows. The URLs written (``Location``, ``Operation-Location``, ``nextLink``) never
+come from the request's ``Host`` header (:mod:`shared.api.links`). Storage-bound work runs on
+the API's storage thread pool, never on the one univariate detection uses.
 """
 
 from __future__ import annotations
@@ -17,20 +25,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
+from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from shared.api.body import read_json_object
 from shared.api.context import ApiContext
+from shared.api.links import location, next_link
 from shared.api.responses import JSONResponse
+from shared.api.versions import V11, V11_PREVIEW, multivariate_result
 from shared.errors import InputError, ModelNotFoundError
 from shared.multivariate.registry import MAX_PAGE
 from shared.multivariate.service import MultivariateService
 
 #: Default page size of the model list.
 DEFAULT_TOP = 10
+#: Largest ``top`` of a list request (the service's; served in pages of ``MAX_PAGE``).
+MAX_TOP = 10_000
 
 
 def _service(request: Request) -> MultivariateService:
@@ -48,8 +60,16 @@ def _model_id(request: Request) -> str:
     return model_id
 
 
-def _api_base(request: Request, version: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}/anomalydetector/{version}"
+async def _storage(request: Request, function: Any, *args: Any) -> Any:
+    """Run a storage-bound call on the API's storage thread pool."""
+    limiter = ApiContext.of(request).storage_limiter()
+    return await to_thread.run_sync(function, *args, limiter=limiter)
+
+
+def _client_request_id(request: Request) -> str | None:
+    """The ``x-ms-client-request-id`` every SDK sends (the same on its retries)."""
+    value = request.headers.get("x-ms-client-request-id", "").strip()
+    return value[:200] or None
 
 
 def _paging(request: Request, preview: bool) -> tuple[int, int]:
@@ -67,9 +87,9 @@ def _paging(request: Request, preview: bool) -> tuple[int, int]:
             raise InputError(
                 f"{name} must be a whole number, got {raw!r}.", "InvalidParameter"
             ) from exc
-    if values["skip"] < 0 or not 1 <= values["top"] <= MAX_PAGE:
+    if values["skip"] < 0 or not 1 <= values["top"] <= MAX_TOP:
         raise InputError(
-            f"skip must be 0 or more and top from 1 to {MAX_PAGE} (got skip={values['skip']}, "
+            f"skip must be 0 or more and top from 1 to {MAX_TOP:,} (got skip={values['skip']}, "
             f"top={values['top']}).",
             "InvalidParameter",
         )
@@ -112,38 +132,41 @@ def _snapshot(model: Mapping[str, Any]) -> dict[str, Any]:
 
 def routes(version: str) -> list[BaseRoute]:
     """The multivariate routes of one API version (relative to ``/anomalydetector/{version}``)."""
-    preview = version != "v1.1"
+    preview = version != V11
 
     async def train(request: Request) -> Response:
         context = ApiContext.of(request)
         body = await read_json_object(request, context.max_body_bytes)
-        model = await _service(request).train(_preview_body(body) if preview else body)
-        location = f"{_api_base(request, version)}/multivariate/models/{model['modelId']}"
+        model = await _service(request).train(
+            _preview_body(body) if preview else body, request_id=_client_request_id(request)
+        )
+        url = location(request, version, f"multivariate/models/{model['modelId']}")
         if preview:
-            return Response(status_code=201, headers={"Location": location})
-        return JSONResponse(model, status_code=201, headers={"Location": location})
+            return Response(status_code=201, headers={"Location": url})
+        return JSONResponse(model, status_code=201, headers={"Location": url})
 
     async def list_models(request: Request) -> Response:
         skip, top = _paging(request, preview)
-        page = await run_in_threadpool(_service(request).registry.list, skip, top)
-        next_link = None
+        page = await _storage(request, _service(request).registry.list, skip, min(top, MAX_PAGE))
+        link = None
         if page.next_skip is not None:
             names = ("$skip", "$top") if preview else ("skip", "top")
-            next_link = (
-                f"{_api_base(request, version)}/multivariate/models?"
-                f"{names[0]}={page.next_skip}&{names[1]}={top}"
+            link = next_link(
+                request,
+                version,
+                f"multivariate/models?{names[0]}={page.next_skip}&{names[1]}={top}",
             )
-        document = page.to_v11(next_link)
+        document = page.to_v11(link)
         if preview:
             document["models"] = [_snapshot(model) for model in page.models]
         return JSONResponse(document)
 
     async def get_model(request: Request) -> Response:
-        model = await run_in_threadpool(_service(request).get_model, _model_id(request))
+        model = await _storage(request, _service(request).get_model, _model_id(request))
         return JSONResponse(_preview_object(model) if preview else model)
 
     async def delete_model(request: Request) -> Response:
-        await run_in_threadpool(_service(request).delete_model, _model_id(request))
+        await _storage(request, _service(request).delete_model, _model_id(request))
         return Response(status_code=204)
 
     async def detect(request: Request) -> Response:
@@ -154,28 +177,30 @@ def routes(version: str) -> list[BaseRoute]:
         result = await _service(request).detect_batch(_model_id(request), body)
         result_id = result["resultId"]
         if preview:
-            location = f"{_api_base(request, version)}/multivariate/results/{result_id}"
-            return Response(status_code=201, headers={"Location": location})
-        location = f"{_api_base(request, version)}/multivariate/detect-batch/{result_id}"
+            url = location(request, version, f"multivariate/results/{result_id}")
+            return Response(status_code=201, headers={"Location": url})
+        url = location(request, version, f"multivariate/detect-batch/{result_id}")
         return JSONResponse(
             result,
             status_code=202,
-            headers={"Operation-Location": location, "Operation-Id": result_id},
+            headers={"Operation-Location": url, "Operation-Id": result_id},
         )
 
     async def get_result(request: Request) -> Response:
         result_id = str(request.path_params["resultId"])
-        result = await run_in_threadpool(_service(request).get_result, result_id)
-        return JSONResponse(_preview_object(result) if preview else result)
+        result = await _storage(request, _service(request).get_result, result_id)
+        if preview:
+            result = multivariate_result(version, _preview_object(result))
+        return JSONResponse(result)
 
     async def detect_last(request: Request) -> Response:
         context = ApiContext.of(request)
         body = await read_json_object(request, context.max_body_bytes)
-        result = await run_in_threadpool(_service(request).detect_last, _model_id(request), body)
+        result = await _storage(request, _service(request).detect_last, _model_id(request), body)
         return JSONResponse(result)
 
     async def export(request: Request) -> Response:
-        data = await run_in_threadpool(_service(request).export, _model_id(request))
+        data = await _storage(request, _service(request).export, _model_id(request))
         return Response(data, media_type="application/zip")
 
     models = "/multivariate/models"
@@ -189,11 +214,15 @@ def routes(version: str) -> list[BaseRoute]:
             Route(f"{models}/{{modelId}}", delete_model, methods=["DELETE"]),
             Route("/multivariate/detect-batch/{resultId}", get_result, methods=["GET"]),
         ]
+    # v1.1-preview (3.0.0b3) had no last-point detection; v1.1-preview.1 added it.
+    last = [] if version == V11_PREVIEW else [
+        Route(f"{models}/{{modelId}}/last/detect", detect_last, methods=["POST"])
+    ]  # fmt: skip
     return [
         Route(models, train, methods=["POST"]),
         Route(models, list_models, methods=["GET"]),
         Route(f"{models}/{{modelId}}/detect", detect, methods=["POST"]),
-        Route(f"{models}/{{modelId}}/last/detect", detect_last, methods=["POST"]),
+        *last,
         Route(f"{models}/{{modelId}}/export", export, methods=["GET"]),
         Route(f"{models}/{{modelId}}", get_model, methods=["GET"]),
         Route(f"{models}/{{modelId}}", delete_model, methods=["DELETE"]),

@@ -1,8 +1,12 @@
 """``timestamp,value`` CSV files, as the tutorial's samples and operators' exports write them.
 
 Accepts a UTF-8 byte-order mark, CRLF or LF, and timestamps like ``12/16/2006 17:24`` (read as
-UTC, as the Learn module did) or ISO 8601. Bad rows raise :class:`~shared.errors.CsvFormatError`
-naming the file, the row and what was expected.
+UTC, as the Learn module did) or ISO 8601. Whether ``05/01/2007`` is 5 January or 1 May is
+decided from the whole column (a first field above 12 anywhere means day-first), or said with
+``--date-format`` (:func:`shared.cli.options.add_date_format_argument`, on every command
+that reads CSV); an
+ambiguous column is an error, never a guess. Bad rows raise
+:class:`~shared.errors.CsvFormatError` naming the file, the row and what was expected.
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ import pandas as pd
 from shared.errors import CsvFormatError
 from shared.timefmt import parse_csv_timestamps
 
-#: Formats tried in order before falling back to per-value parsing.
-
 
 @dataclass(frozen=True)
 class TimeValueSeries:
@@ -29,12 +31,15 @@ class TimeValueSeries:
     values: np.ndarray  # float64
 
 
-def read_series_csv(source: Path | bytes, name: str | None = None) -> TimeValueSeries:
+def read_series_csv(
+    source: Path | bytes, name: str | None = None, date_format: str = "auto"
+) -> TimeValueSeries:
     """Read a ``timestamp,value`` CSV.
 
     Args:
         source: A path, or the file's bytes.
         name: Name for messages (defaults to the file name).
+        date_format: ``auto``, ``day-first``, ``month-first`` or a strftime pattern.
 
     Raises:
         CsvFormatError: Wrong header, unparseable timestamp or non-numeric value (with the row).
@@ -58,7 +63,7 @@ def read_series_csv(source: Path | bytes, name: str | None = None) -> TimeValueS
     frame.columns = pd.Index(["timestamp", "value"])
     if frame.empty:
         raise CsvFormatError(f"{label}: the file has a header but no rows.", "InvalidCsv")
-    stamps = parse_csv_timestamps(frame["timestamp"], label)
+    stamps = parse_csv_timestamps(frame["timestamp"], label, date_format)
     values = pd.to_numeric(frame["value"].str.strip(), errors="coerce")
     bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
     if bad.any():

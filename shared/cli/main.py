@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from shared.cli.options import add_date_format_argument
 from shared.errors import MeterwatchError
 from shared.univariate.parameters import (
     DEFAULT_MAX_ANOMALY_RATIO,
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--stable-trend-window", type=int, default=10)
     detect.add_argument("--threshold", type=float, default=0.99)
     detect.add_argument("--output", type=Path, default=None, help="CSV file (default: stdout)")
+    add_date_format_argument(detect)
     detect.set_defaults(handler=_detect)
 
     simulate = commands.add_parser("simulate", help="replay a CSV as device telemetry")
@@ -99,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--eventhub", default=None, help="hub name (default: EVENTHUB_NAME)")
     simulate.add_argument("--batch-size", type=int, default=100)
+    add_date_format_argument(simulate)
     simulate.set_defaults(handler=_simulate)
 
     demo = commands.add_parser("demo", help="run the main job end to end on Azurite")
@@ -141,7 +144,7 @@ def _detect(args: argparse.Namespace) -> int:
     from shared.timefmt import format_timestamp
     from shared.univariate.detect import DetectionOptions, detect_series
 
-    series = read_series_csv(args.input)
+    series = read_series_csv(args.input, date_format=args.date_format)
     options = DetectionOptions(
         granularity=args.granularity,
         custom_interval=args.custom_interval,
@@ -211,7 +214,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from shared.settings import Settings, local_environment
     from shared.timefmt import format_timestamp
 
-    series = read_series_csv(args.input)
+    series = read_series_csv(args.input, date_format=args.date_format)
     count = series.values.size if args.limit is None else min(args.limit, series.values.size)
     bodies = [
         json.dumps(

@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from shared.cli.options import add_date_format_argument
 from shared.errors import InputError
 
 FILL_NA_METHODS = ("Previous", "Subsequent", "Linear", "Zero", "Fixed")
@@ -49,6 +50,7 @@ def add_commands(subparsers: Any) -> None:
     )
     train.add_argument("--display-name", default="", help="displayName (at most 24 characters)")
     train.add_argument("--output", type=Path, required=True, help="model zip to write")
+    add_date_format_argument(train)
     train.set_defaults(handler=_train)
 
     detect = subparsers.add_parser(
@@ -65,6 +67,7 @@ def add_commands(subparsers: Any) -> None:
         "--output", type=Path, required=True, help="results.json (v1.1) or results.csv"
     )
     detect.add_argument("--picture", type=Path, default=None, help="PNG of the root-cause view")
+    add_date_format_argument(detect)
     detect.set_defaults(handler=_detect_mv)
 
 
@@ -120,9 +123,10 @@ def _train(args: argparse.Namespace) -> int:
                 "paddingValue": args.padding_value,
             },
             "displayName": args.display_name,
+            "dateFormat": args.date_format,
         }
     )
-    series = read_dataset(data, args.input.name)
+    series = read_dataset(data, args.input.name, date_format=spec.date_format)
     bar = ProgressBar(sys.stderr, "training")
     trained = train_model(series, spec, progress=bar.update)
     bar.update(1.0)
@@ -157,7 +161,7 @@ def _detect_mv(args: argparse.Namespace) -> int:
         )
     exported = load_export(_read(args.model, "The model"))
     data = _read(args.input, "The dataset")
-    series = read_dataset(data, args.input.name)
+    series = read_dataset(data, args.input.name, date_format=args.date_format)
     start = None if args.start is None else to_datetime64(args.start, "--start")
     end = None if args.end is None else to_datetime64(args.end, "--end")
     top = args.top_contributors or exported.model.config.top_contributor_count

@@ -66,10 +66,15 @@ def _serve(args: argparse.Namespace) -> int:
             "Ocp-Apim-Subscription-Key header. The API never runs without one.",
             "MissingApiKeys",
         )
-    store = BlobStore.from_settings(settings)
+    # The bounded client: a storage outage answers 503 in seconds instead of holding the
+    # request (and its thread) through the SDK's default retries.
+    store = BlobStore.for_requests(settings)
     check_storage(store)
     multivariate = _multivariate_service(settings, store)
-    app = create_app(settings, store=store, multivariate=multivariate)
+    # Links the API writes start with the address given here, never with a request's Host.
+    listening = args.host not in ("0.0.0.0", "::", "")
+    public_url = f"http://{_url_host(args.host)}:{args.port}" if listening else None
+    app = create_app(settings, store=store, multivariate=multivariate, public_url=public_url)
     print(
         f"meterwatch API: http://{_url_host(args.host)}:{args.port}/anomalydetector/v1.1 "
         f"(storage {store.service.url}, {len(settings.api_key_list)} key(s), local paths "

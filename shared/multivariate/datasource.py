@@ -1,23 +1,27 @@
 """The one ``dataSource`` policy: which data a multivariate request (API or HTTP starter) may read.
 
-The server never fetches an arbitrary URL. A ``dataSource`` must be one of:
+The app's identity owns the whole storage account in Azure (the host's own secrets included),
+so what it reads on a caller's behalf is narrowed to what that caller may read. A
+``dataSource`` must be one of:
 
-* a blob URL in the configured storage account (``https://ACCOUNT.blob.core.windows.net/
-  CONTAINER/NAME`` in the cloud, ``http://127.0.0.1:PORT/devstoreaccount1/CONTAINER/NAME`` on
-  Azurite), with or without a SAS query: the URL is only *parsed* into a container and a blob
-  name, which are then read through the app's own storage client (its identity or connection
-  string). Nothing is ever requested from the URL itself;
-* a local path (absolute, or a ``file://`` URL), and only when ``API_ALLOW_LOCAL_PATHS`` is true
-  (for ``meterwatch serve`` on a workstation).
-
-* a plain blob name (``site/energy.zip``), read from the policy's default container, and only
-  when the policy has one (the function app's ``POST /api/mv/train`` names the training
-  container; the v1.1 API has none).
+* a blob URL **with a SAS token** (``...?sv=...&sig=...``), in the configured account (any
+  container) or another Azure Storage account (``https://ACCOUNT.blob.core.windows.net/...``):
+  it is read **with that SAS**, the caller's own right to it, as the retired service read it
+  (:class:`SasSource`); the app's identity is never used for it. The SAS is never stored:
+  the dataset is copied into the training container under its content hash, and results and
+  model records keep the URL without its query (:func:`without_sas`);
+* a blob URL **without a SAS**, only in the configured **training container**: read with the
+  app's identity (:class:`BlobSource`). Other containers of the account are refused;
+* a plain blob name (``site/energy.zip``), read from the training container, only where the
+  policy has a default container (the function app's ``POST /api/mv/train``);
+* a local path (absolute, or a ``file://`` URL), only when ``API_ALLOW_LOCAL_PATHS`` is true
+  (``meterwatch serve`` on a workstation).
 
 Everything else is refused with a :class:`~shared.errors.DatasetError` (an ``InputError``, code
 ``InvalidDataSource``) that says what is accepted: other hosts, private or loopback addresses
 that are not the configured account, other schemes, ``file://`` and local paths by default,
-``..`` segments and malformed container names.
+``..`` segments and malformed container names. A refusal never repeats a SAS token (its query
+is shown as ``?<SAS>``), and no error about a dataset's content ever quotes that content.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import SplitResult, quote, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, quote, unquote, urlsplit
+
+from azure.core.exceptions import ResourceNotFoundError
 
 from shared.errors import ConfigurationError, DatasetError
 from shared.multivariate.ids import is_dataset_name
@@ -39,6 +45,8 @@ INVALID_DATA_SOURCE = "InvalidDataSource"
 MAX_URL_LENGTH = 4096
 _CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Hosts of other Azure Storage accounts a SAS URL may name (public cloud blob endpoints).
+_AZURE_BLOB_HOST = re.compile(r"^[a-z0-9]{3,24}\.blob\.core\.windows\.net$")
 
 
 @dataclass(frozen=True)
@@ -60,18 +68,58 @@ class BlobSource:
 
 
 @dataclass(frozen=True)
+class SasSource:
+    """A blob URL carrying a SAS token: read with that token, never with the app's identity."""
+
+    url: str
+    container: str
+    name: str
+
+    @property
+    def public_url(self) -> str:
+        """The URL without its query (what results and records may keep)."""
+        return without_sas(self.url)
+
+
+@dataclass(frozen=True)
 class LocalSource:
     """A file or folder on the server's disk (only with ``API_ALLOW_LOCAL_PATHS``)."""
 
     path: Path
 
 
-DataSource = BlobSource | LocalSource
+DataSource = BlobSource | SasSource | LocalSource
+
+
+def without_sas(value: str) -> str:
+    """A ``dataSource`` with any query (a SAS token) and fragment removed."""
+    text = value.strip()
+    for mark in ("?", "#"):
+        text = text.split(mark, 1)[0]
+    return text
+
+
+def shown(value: str) -> str:
+    """A ``dataSource`` as messages may show it: query replaced, at most 200 characters."""
+    text = value.strip()
+    base = without_sas(text)
+    text = base + ("?<SAS>" if len(base) < len(text) else "")
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def has_sas(url: SplitResult) -> bool:
+    """Whether a URL's query carries a SAS signature (``sig=``)."""
+    try:
+        query = parse_qs(url.query, keep_blank_values=True)
+    except ValueError:
+        return False
+    return any(key.lower() == "sig" and any(v for v in values) for key, values in query.items())
 
 
 def _refuse(value: str, why: str, accepted: str) -> DatasetError:
-    shown = value if len(value) <= 200 else value[:200] + "..."
-    return DatasetError(f"dataSource {shown!r} is refused: {why}. {accepted}", INVALID_DATA_SOURCE)
+    return DatasetError(
+        f"dataSource {shown(value)!r} is refused: {why}. {accepted}", INVALID_DATA_SOURCE
+    )
 
 
 class DataSourcePolicy:
@@ -84,6 +132,9 @@ class DataSourcePolicy:
         allow_local_paths: Whether local paths (and ``file://`` URLs) are accepted.
         default_container: Container of plain blob names (``site/energy.zip``); ``None``: plain
             names are refused (only URLs of the account name a blob).
+        training_container: The one container read with the app's identity (blob URLs
+            without a SAS elsewhere are refused); ``None`` with no ``default_container``: any
+            container of the account (for tests of the URL rules only).
 
     Raises:
         ConfigurationError: ``InvalidBlobEndpoint``: the endpoint is not an http(s) URL.
@@ -95,6 +146,7 @@ class DataSourcePolicy:
         *,
         allow_local_paths: bool = False,
         default_container: str | None = None,
+        training_container: str | None = None,
     ) -> None:
         endpoint = urlsplit(blob_endpoint)
         if endpoint.scheme not in _DEFAULT_PORTS or not endpoint.hostname:
@@ -109,6 +161,7 @@ class DataSourcePolicy:
         self._base_path = endpoint.path.rstrip("/")  # "/devstoreaccount1" on Azurite, "" else
         self.allow_local_paths = allow_local_paths
         self.default_container = default_container
+        self.training_container = training_container or default_container
         self.endpoint = f"{endpoint.scheme}://{endpoint.netloc}{self._base_path}/"
 
     @property
@@ -124,9 +177,14 @@ class DataSourcePolicy:
             if self.default_container is not None
             else ""
         )
+        where = (
+            f"{self.endpoint}{self.training_container}/NAME"
+            if self.training_container
+            else f"{self.endpoint}CONTAINER/NAME"
+        )
         return (
-            f"Use a blob URL in the configured storage account, {self.endpoint}CONTAINER/NAME"
-            f"{plain}{local}."
+            f"Use a blob URL with a SAS token that grants read, or a blob URL in the training "
+            f"container, {where}{plain}{local}."
         )
 
     def resolve(self, value: object) -> DataSource:
@@ -136,7 +194,8 @@ class DataSourcePolicy:
             value: The request's ``dataSource`` field.
 
         Returns:
-            A :class:`BlobSource` in the configured account, or a :class:`LocalSource`.
+            A :class:`SasSource` (read with its SAS), a :class:`BlobSource` in the training
+            container (read with the app's identity), or a :class:`LocalSource`.
 
         Raises:
             DatasetError: ``InvalidDataSource``: the value is not accepted (the message says why
@@ -172,18 +231,41 @@ class DataSourcePolicy:
         host = (url.hostname or "").lower()
         if url.username is not None or url.password is not None:
             raise _refuse(text, "URLs with user names or passwords are not accepted", self.accepted)
-        if host != self._host or (port or _DEFAULT_PORTS[scheme]) != self._port:
+        ours = host == self._host and (port or _DEFAULT_PORTS[scheme]) == self._port
+        if has_sas(url):
+            if not ours and not (
+                scheme == "https" and port in (None, 443) and _AZURE_BLOB_HOST.match(host)
+            ):
+                raise _refuse(text, _why_other_host(host), self.accepted)
+            if ours and scheme != self._scheme and self._scheme == "https":
+                raise _refuse(
+                    text, "the storage account is only reachable over https", self.accepted
+                )
+            base = self._base_path if ours else ""
+            blob = self._blob(text, url, base)
+            if blob.is_folder:
+                raise _refuse(text, "a SAS URL must name one blob (.zip or .csv)", self.accepted)
+            return SasSource(text, blob.container, blob.name)
+        if not ours:
             raise _refuse(text, _why_other_host(host), self.accepted)
         if scheme != self._scheme and self._scheme == "https":
             raise _refuse(text, "the storage account is only reachable over https", self.accepted)
-        return self._blob(text, url)
+        blob = self._blob(text, url, self._base_path)
+        if self.training_container and blob.container != self.training_container:
+            raise _refuse(
+                text,
+                f"without a SAS token only the training container {self.training_container} is "
+                "read with the app's identity (add a SAS that grants read, or upload there)",
+                self.accepted,
+            )
+        return blob
 
-    def _blob(self, text: str, url: SplitResult) -> BlobSource:
+    def _blob(self, text: str, url: SplitResult, base_path: str) -> BlobSource:
         path = unquote(url.path)
-        if self._base_path:
-            if not (path == self._base_path or path.startswith(self._base_path + "/")):
+        if base_path:
+            if not (path == base_path or path.startswith(base_path + "/")):
                 raise _refuse(text, "it is not in the configured storage account", self.accepted)
-            path = path[len(self._base_path) :]
+            path = path[len(base_path) :]
         parts = path.lstrip("/").split("/", 1)
         container = parts[0]
         name = parts[1] if len(parts) > 1 else ""
@@ -210,9 +292,13 @@ class DataSourcePolicy:
         source = self.resolve(value)
         if isinstance(source, LocalSource):
             raise _refuse(str(value), "this request reads blobs only", self.accepted)
+        if isinstance(source, SasSource):
+            raise _refuse(
+                str(value), "this request reads the training container only", self.accepted
+            )
         if not is_dataset_name(source.name):
             raise DatasetError(
-                f"dataSource {str(value).strip()!r}: upload a .zip (MultiTable) or a .csv "
+                f"dataSource {shown(str(value))!r}: upload a .zip (MultiTable) or a .csv "
                 "(OneTable).",
                 "UnsupportedFormat",
             )
@@ -265,6 +351,51 @@ def _why_other_host(host: str) -> str:
     ):
         return f"{host} is a private address, not the configured storage account"
     return f"{host} is not the configured storage account (the server fetches no other URL)"
+
+
+def read_with_sas(source: SasSource, limit: int) -> bytes:
+    """A SAS blob's bytes, read with the SAS alone: the caller's right, never the app's identity.
+
+    Bounded like the API's storage client (short timeouts, one retry).
+
+    Raises:
+        DatasetError: ``DataSourceNotFound``, ``TooLarge``, or ``InvalidDataSource`` when the
+            SAS does not grant read; the message shows the URL without its SAS.
+    """
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+    from azure.storage.blob import BlobClient, LinearRetry
+
+    from shared.storage.client import (
+        REQUEST_CONNECT_TIMEOUT_SECONDS,
+        REQUEST_READ_TIMEOUT_SECONDS,
+    )
+
+    client = BlobClient.from_blob_url(
+        source.url,
+        connection_timeout=REQUEST_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=REQUEST_READ_TIMEOUT_SECONDS,
+        retry_policy=LinearRetry(backoff=1, random_jitter_range=0, retry_total=1),
+    )
+    where = shown(source.url)
+    try:
+        size = int(client.get_blob_properties().size)
+        if size > limit:
+            raise too_large(without_sas(source.url), size, limit)
+        return bytes(client.download_blob().readall())
+    except ResourceNotFoundError as exc:
+        raise DatasetError(
+            f"dataSource {where!r} does not exist; check the blob name.", "DataSourceNotFound"
+        ) from exc
+    except (ClientAuthenticationError, HttpResponseError) as exc:
+        status = getattr(exc, "status_code", None)
+        if status not in (401, 403):
+            raise
+        raise DatasetError(
+            f"dataSource {where!r} is refused: its SAS token does not grant read of that blob "
+            "(expired, wrong signature or no 'r' permission). Create a new SAS with read "
+            "permission.",
+            "InvalidDataSource",
+        ) from exc
 
 
 def blob_url(store: BlobStore, ref: BlobRef) -> str:

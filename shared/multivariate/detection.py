@@ -27,6 +27,7 @@ from shared.multivariate.datasets import AlignPolicy, Dataset, align
 from shared.multivariate.payloads import DetectionJob, JSONObject
 from shared.multivariate.spec import MAX_TOP_CONTRIBUTORS, whole_number
 from shared.multivariate.statuses import FAILED, READY
+from shared.numbers import lenient_number
 from shared.timefmt import as_datetime, iso, to_datetime64
 
 logger = logging.getLogger(__name__)
@@ -395,13 +396,18 @@ def parse_variables(value: object) -> dict[str, pd.Series]:
             )
         numbers = np.empty(len(values), dtype=np.float64)
         for j, number in enumerate(values):
-            if isinstance(number, bool) or not isinstance(number, int | float):
+            if isinstance(number, int | float) and not isinstance(number, bool):
+                numbers[j] = float(number)  # non-finite numbers are refused just below
+                continue
+            # Numeric text ("0.418") as the service read it; anything else is refused.
+            parsed = lenient_number(number)
+            if parsed is None:
                 raise DatasetError(
-                    f"variables[{i}] ({name}) values[{j}] must be a number, got "
-                    f"{json_type(number)}.",
+                    f"variables[{i}] ({name}) values[{j}] must be a number (or numeric text "
+                    f'such as "0.418"), got {json_type(number)}.',
                     "InvalidVariables",
                 )
-            numbers[j] = float(number)
+            numbers[j] = parsed
         if not np.isfinite(numbers).all():
             raise DatasetError(
                 f"variables[{i}] ({name}) has values that are not finite.", "InvalidVariables"

@@ -68,6 +68,29 @@ def training_instance_id(
     return _TRAINING_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def call_training_instance_id(
+    container: str, name: str, sha256: str, spec: Mapping[str, object], call: str
+) -> str:
+    """The instance id of one API training call: a new training (and model) per call.
+
+    The service created a new model for every ``POST multivariate/models``, and the Learn
+    notebook counts models before and after training. A retried call carries the same
+    ``x-ms-client-request-id`` (every SDK keeps it across its retries), so it maps to the same
+    instance and creates nothing twice; the blob-triggered training keeps
+    :func:`training_instance_id` (one model per content).
+
+    Args:
+        container: Container of the dataset blob.
+        name: Blob name inside the container.
+        sha256: SHA-256 of the blob's content.
+        spec: The canonical training spec of the request.
+        call: The client request id, or a fresh random id when the caller sent none.
+    """
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    key = f"call\n{call}\n{container}/{name}\n{sha256.lower()}\n{canonical}"
+    return _TRAINING_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 def detection_instance_id(result_id: str) -> str:
     """The orchestration instance id of the batch detection with this ``resultId``."""
     return _DETECTION_PREFIX + result_id

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -48,9 +49,13 @@ from shared.multivariate.datasource import (
     BlobSource,
     DataSourcePolicy,
     LocalSource,
+    SasSource,
     blob_url,
     read_local,
+    read_with_sas,
+    shown,
     too_large,
+    without_sas,
     zip_members,
 )
 from shared.multivariate.detection import (
@@ -67,7 +72,12 @@ from shared.multivariate.detection import (
     variable_states,
 )
 from shared.multivariate.export import export_model
-from shared.multivariate.ids import content_hash, is_dataset_name
+from shared.multivariate.ids import (
+    call_training_instance_id,
+    content_hash,
+    is_dataset_name,
+    model_id_for,
+)
 from shared.multivariate.payloads import DetectionJob, JSONObject, ModelOutcome, TrainingRequest
 from shared.multivariate.registry import ModelRecord, ModelRegistry
 from shared.multivariate.spec import (
@@ -143,13 +153,17 @@ class DatasetReader:
             )
         return data
 
-    def read(self, ref: BlobRef, sha256: str = "") -> dict[str, pd.Series]:
+    def read(
+        self, ref: BlobRef, sha256: str = "", date_format: str = "auto"
+    ) -> dict[str, pd.Series]:
         """The blob's raw series per variable (:meth:`read_bytes`, then parsed).
+
+        ``date_format`` is the training spec's ``dateFormat`` (how numeric dates read).
 
         Raises:
             DatasetError: As :meth:`read_bytes`, or the dataset cannot be used (coded).
         """
-        return read_dataset(self.read_bytes(ref, sha256), ref.name, self.limits)
+        return read_dataset(self.read_bytes(ref, sha256), ref.name, self.limits, date_format)
 
 
 @dataclass(frozen=True)
@@ -189,7 +203,9 @@ class MultivariateService:
         self.registry = ModelRegistry.from_settings(store, settings, clock)
         self.reader = DatasetReader(store, settings)
         self.policy = DataSourcePolicy(
-            str(store.service.url), allow_local_paths=settings.api_allow_local_paths
+            str(store.service.url),
+            allow_local_paths=settings.api_allow_local_paths,
+            training_container=settings.training_container,
         )
         self._starter = starter
 
@@ -219,20 +235,30 @@ class MultivariateService:
     def materialize(self, value: object) -> Materialized:
         """Resolve a ``dataSource`` to a dataset blob of this account and read it.
 
-        Blob URLs of the configured account are read where they are; a blob folder (MultiTable
-        as one CSV per variable) and a local path (only with ``API_ALLOW_LOCAL_PATHS``) are
-        packed or copied into the training container
-        (:func:`~shared.storage.names.materialized_dataset_name`), so the orchestration reads
-        every dataset from a blob.
+        Blob URLs of the training container are read where they are; a SAS URL is read with
+        its SAS (:meth:`_read_with_sas`); a SAS dataset, a blob folder (MultiTable as one CSV per
+        variable) and a local path (only with ``API_ALLOW_LOCAL_PATHS``) are copied or packed
+        into the training container (:func:`~shared.storage.names.materialized_dataset_name`),
+        so the orchestration reads every dataset from a blob with no SAS to keep.
 
         Raises:
-            InputError: ``InvalidDataSource`` (refused by the policy), ``DataSourceNotFound``,
-                ``UnsupportedFormat`` or ``TooLarge``.
+            InputError: ``InvalidDataSource`` (refused by the policy, or a SAS that does not
+                grant read), ``DataSourceNotFound``, ``UnsupportedFormat`` or ``TooLarge``.
         """
         source = self.policy.resolve(value)
         limit = self.settings.mv_max_upload_mb * MIB
         if isinstance(source, LocalSource):
             return self._store_copy(*read_local(source.path, limit))
+        if isinstance(source, SasSource):
+            if not is_dataset_name(source.name):
+                raise DatasetError(
+                    f"dataSource {shown(source.url)!r}: point it at a .zip (one "
+                    "timestamp,value CSV per variable) or a .csv (a timestamp column and one "
+                    "column per variable).",
+                    "UnsupportedFormat",
+                )
+            name = PurePosixPath(source.name).name
+            return self._store_copy(name, read_with_sas(source, limit))
         if source.is_folder:
             return self._store_copy(*self._pack_folder(source, limit))
         if not is_dataset_name(source.name):
@@ -308,7 +334,7 @@ class MultivariateService:
             return outcome_of(record)
         try:
             spec = self._spec_for(request, ref)
-            series = self.reader.read(ref, request.sha256)
+            series = self.reader.read(ref, request.sha256, spec.date_format)
             training, windows = plan_training(series, spec)
         except InputError as exc:
             return self.fail(request.model_id, exc)
@@ -369,15 +395,19 @@ class MultivariateService:
         )
         return outcome_of(record)
 
-    async def train(self, body: Mapping[str, Any]) -> JSONObject:
+    async def train(self, body: Mapping[str, Any], request_id: str | None = None) -> JSONObject:
         """Register and start a training (v1.1 ``POST multivariate/models``); the model object.
 
-        The storage work runs in a worker thread, so the event loop keeps serving.
+        Every call creates a new model, as the service did; a retried call with the same
+        ``request_id`` (``x-ms-client-request-id``) gets the model of its first try
+        (:func:`~shared.multivariate.ids.call_training_instance_id`). The storage work runs in
+        a worker thread, so the event loop keeps serving.
 
         Raises:
             InputError: A bad request (spec field, data source).
         """
-        request, fresh = await asyncio.to_thread(self._register, body)
+        call = request_id or uuid.uuid4().hex
+        request, fresh = await asyncio.to_thread(self._register, body, call)
         await start_unless_exists(
             self.starter(),
             ORCHESTRATOR,
@@ -387,16 +417,21 @@ class MultivariateService:
         )
         return await asyncio.to_thread(self.registry.get, request.model_id)
 
-    def _register(self, body: Mapping[str, Any]) -> tuple[TrainingRequest, bool]:
+    def _register(self, body: Mapping[str, Any], call: str) -> tuple[TrainingRequest, bool]:
         fields = {key: value for key, value in body.items() if key not in _NOT_SPEC}
         # A bad field is a 400 now, not a FAILED model later; the canonical spec (defaults
         # filled in) makes the same request give the same ids as the function app's starter.
         spec = parse_training_spec(fields).to_dict()
         dataset = self.materialize(body.get("dataSource"))
-        request = TrainingRequest.create(
-            dataset.ref.container,
-            dataset.ref.name,
-            dataset.sha256,
+        instance_id = call_training_instance_id(
+            dataset.ref.container, dataset.ref.name, dataset.sha256, spec, call
+        )
+        request = TrainingRequest(
+            container=dataset.ref.container,
+            name=dataset.ref.name,
+            sha256=dataset.sha256,
+            instance_id=instance_id,
+            model_id=model_id_for(instance_id),
             spec=spec,
             poll_interval_seconds=self.settings.mv_poll_interval_seconds,
             deadline_minutes=self.settings.mv_training_deadline_minutes,
@@ -471,7 +506,7 @@ class MultivariateService:
         try:
             detection = detect_batch(
                 MultivariateModel.from_bytes(engine_bytes),
-                self.reader.read(ref, sha256),
+                self.reader.read(ref, sha256, _date_format(record)),
                 AlignPolicy.from_v11(record.info.get("alignPolicy")),
                 start=start,
                 end=end,
@@ -536,7 +571,8 @@ class MultivariateService:
             container=dataset.ref.container,
             name=dataset.ref.name,
             sha256=dataset.sha256,
-            data_source=str(body.get("dataSource")).strip(),
+            # Results echo the dataSource in setupInfo: never with its SAS token.
+            data_source=without_sas(str(body.get("dataSource"))),
             start_time=iso(start),
             end_time=iso(end),
             top_contributor_count=top,
@@ -574,6 +610,13 @@ class MultivariateService:
             "variableStates": variable_states(aligned),
             "results": detection.to_v11()["results"],
         }
+
+
+def _date_format(record: ModelRecord) -> str:
+    """The ``dateFormat`` the model was trained with (detection reads its data the same way)."""
+    spec = record.internal.get("spec")
+    value = spec.get("dateFormat") if isinstance(spec, Mapping) else None
+    return value if isinstance(value, str) else "auto"
 
 
 def outcome_of(record: ModelRecord) -> ModelOutcome:

@@ -29,7 +29,7 @@ from shared.engine.multivariate import (
 from shared.errors import DatasetError
 from shared.multivariate.datasets import AlignPolicy
 from shared.multivariate.payloads import JSONObject
-from shared.timefmt import iso, optional_time, to_datetime64
+from shared.timefmt import check_date_format, iso, optional_time, to_datetime64
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ _SPEC_FIELDS = {
     "detectendtime": "detectEndTime",
     "topcontributorcount": "topContributorCount",
     "displayname": "displayName",
+    "dateformat": "dateFormat",
 }
 #: v1.1 training-request fields that name the data; the data is the upload itself.
 _DATA_FIELDS = {"datasource": "dataSource", "dataschema": "dataSchema"}
@@ -67,6 +68,9 @@ class TrainingSpec:
         top_contributor_count: Contributors listed per anomaly.
         display_name: v1.1 ``displayName``.
         data_schema: ``MultiTable`` or ``OneTable`` when the request named one.
+        date_format: How numeric dates in the upload read: ``auto`` (decided from the whole
+            dataset, an ambiguous one is an error), ``day-first``, ``month-first`` or a
+            strftime pattern (:func:`shared.timefmt.date_order`).
     """
 
     start_time: datetime | None = None
@@ -78,6 +82,7 @@ class TrainingSpec:
     top_contributor_count: int = DEFAULT_TOP_CONTRIBUTORS
     display_name: str = ""
     data_schema: str | None = None
+    date_format: str = "auto"
 
     def to_dict(self) -> JSONObject:
         """The spec with v1.1 field names (times as ISO 8601 ``Z``; unset times left out)."""
@@ -97,6 +102,8 @@ class TrainingSpec:
                 document[name] = iso(value)
         if self.data_schema is not None:
             document["dataSchema"] = self.data_schema
+        if self.date_format != "auto":  # left out by default: existing ids stay the same
+            document["dateFormat"] = self.date_format
         return document
 
 
@@ -115,8 +122,8 @@ def parse_training_spec(document: Mapping[str, Any] | None) -> TrainingSpec:
         DatasetError: ``InvalidSpec`` (not an object, unknown field), ``InvalidStartTime`` /
             ``InvalidEndTime`` (not a time, or a window that ends before it starts),
             ``InvalidSlidingWindow``, ``InvalidAlignPolicy``, ``InvalidTopContributorCount``,
-            ``InvalidDisplayName`` or ``InvalidDataSchema``; each message names the field and
-            what is expected.
+            ``InvalidDisplayName``, ``InvalidDataSchema`` or ``InvalidDateFormat``; each
+            message names the field and what is expected.
     """
     if document is None:
         return TrainingSpec()
@@ -190,7 +197,9 @@ def parse_training_spec(document: Mapping[str, Any] | None) -> TrainingSpec:
                 "InvalidDataSchema",
             )
         schema = "MultiTable" if schema.lower() == "multitable" else "OneTable"
+    date_format = check_date_format(fields.get("dateFormat"), "dateFormat", DatasetError)
     return TrainingSpec(
+        date_format=date_format,
         start_time=start,
         end_time=end,
         sliding_window=sliding,

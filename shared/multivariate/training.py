@@ -62,14 +62,16 @@ def dataset_limits(settings: Settings | None = None) -> DatasetLimits:
 
 
 def read_dataset(
-    data: bytes, name: str, limits: DatasetLimits | None = None
+    data: bytes, name: str, limits: DatasetLimits | None = None, date_format: str = "auto"
 ) -> dict[str, pd.Series]:
     """Read an upload (``.zip`` MultiTable or ``.csv`` OneTable) into raw series per variable.
+
+    ``date_format`` says how numeric dates read (the spec's ``dateFormat``).
 
     Raises:
         DatasetError: The upload cannot be used (coded; see :mod:`shared.multivariate.datasets`).
     """
-    return load_dataset(data, name, limits or DatasetLimits())
+    return load_dataset(data, name, limits or DatasetLimits(), date_format)
 
 
 def plan_training(series: Mapping[str, pd.Series], spec: TrainingSpec) -> tuple[Dataset, Windows]:

@@ -27,12 +27,15 @@ import pandas as pd
 
 from shared.errors import DatasetError
 from shared.multivariate.datasets import DEFAULT_LIMITS, MIB, DatasetLimits, check_variable_count
-from shared.timefmt import parse_dataset_timestamps
+from shared.timefmt import date_order, parse_dataset_timestamps
 
 logger = logging.getLogger(__name__)
 
-#: repeated values compresses very well and cannot hurt (the total size cap still applies).
-RATIO_CHECK_MIN_BYTES = 1 * MIB
+#: Bytes added to every member's compressed size before its ratio is taken: a small CSV of
+#: repeated values compresses very well and cannot hurt, so a few KiB never trip the check,
+#: while every member is checked whatever its size (300 members of 1 MB each, deflated to
+#: 2.7 KB, were once waved through one by one: 806 KB inflating to 300 MiB).
+RATIO_SLACK_BYTES = 1024
 #: Cells read as a missing reading (to be filled per ``fillNAMethod``), compared in lower case.
 MISSING_TOKENS = frozenset({"", "nan", "null", "na", "n/a", "none"})
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -40,7 +43,7 @@ _CHUNK = 1 * MIB
 
 
 def load_dataset(
-    data: bytes, name: str, limits: DatasetLimits = DEFAULT_LIMITS
+    data: bytes, name: str, limits: DatasetLimits = DEFAULT_LIMITS, date_format: str = "auto"
 ) -> dict[str, pd.Series]:
     """Read an uploaded dataset, choosing the layout from the file name.
 
@@ -48,6 +51,9 @@ def load_dataset(
         data: The uploaded bytes.
         name: The upload's name; ``.zip`` means MultiTable, ``.csv`` OneTable.
         limits: Size and count limits.
+        date_format: How numeric dates read (``auto``: decided from every timestamp of the
+            dataset; ``day-first``, ``month-first`` or a strftime pattern), see
+            :func:`shared.timefmt.date_order`.
 
     Returns:
         Variable name → raw series (timestamps as index, possibly unsorted or duplicated).
@@ -57,9 +63,9 @@ def load_dataset(
     """
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if suffix == "zip":
-        return read_multitable_zip(data, limits)
+        return read_multitable_zip(data, limits, date_format)
     if suffix == "csv":
-        return read_onetable_csv(data, limits)
+        return read_onetable_csv(data, limits, date_format)
     raise DatasetError(
         f"{name}: unsupported dataset type; upload a .zip (one timestamp,value CSV per variable) "
         "or a .csv (a timestamp column and one column per variable).",
@@ -68,7 +74,7 @@ def load_dataset(
 
 
 def read_multitable_zip(
-    data: bytes, limits: DatasetLimits = DEFAULT_LIMITS
+    data: bytes, limits: DatasetLimits = DEFAULT_LIMITS, date_format: str = "auto"
 ) -> dict[str, pd.Series]:
     """Read a MultiTable zip: one ``timestamp,value`` CSV per variable at the zip's root.
 
@@ -98,6 +104,12 @@ def read_multitable_zip(
         infos = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
         raise DatasetError(f"The upload is not a readable zip file ({exc}).", "InvalidZip") from exc
+    if sum(info.compress_size for info in infos) > len(data):
+        raise DatasetError(
+            "The zip's directory declares more compressed bytes than the file holds; the zip "
+            "is corrupt or forged. Zip the CSV files again.",
+            "InvalidZip",
+        )
     with archive:
         members = _select_members(infos, limits)
         names = [variable for _, variable in members]
@@ -109,16 +121,25 @@ def read_multitable_zip(
                 )
         # Counted before anything is decompressed.
         check_variable_count(names, limits, "the zip")
-        series: dict[str, pd.Series] = {}
+        frames: list[tuple[str, pd.DataFrame]] = []
         budget = limits.max_uncompressed_bytes
-        for info, variable in members:
+        for info, _variable in members:
             content = _read_member(archive, info, budget)
             budget -= len(content)
-            series[variable] = _parse_timestamp_value_csv(content, info.filename)
-    return series
+            frames.append((info.filename, _timestamp_value_frame(content, info.filename)))
+    # One convention for the whole dataset: a day above 12 in any member settles them all.
+    order = date_order(
+        [frame.iloc[:, 0] for _, frame in frames], date_format, "the zip", DatasetError
+    )
+    return {
+        variable: _timestamp_value_series(frame, filename, order)
+        for (filename, frame), (_, variable) in zip(frames, members, strict=True)
+    }
 
 
-def read_onetable_csv(data: bytes, limits: DatasetLimits = DEFAULT_LIMITS) -> dict[str, pd.Series]:
+def read_onetable_csv(
+    data: bytes, limits: DatasetLimits = DEFAULT_LIMITS, date_format: str = "auto"
+) -> dict[str, pd.Series]:
     """Read a OneTable CSV: a ``timestamp`` column and one column per variable.
 
     Args:
@@ -144,7 +165,7 @@ def read_onetable_csv(data: bytes, limits: DatasetLimits = DEFAULT_LIMITS) -> di
     lowered = [column.lower() for column in header]
     if "timestamp" not in lowered:
         raise DatasetError(
-            f"{source}: no 'timestamp' column in the header {','.join(header)!r}; expected "
+            f"{source}: no 'timestamp' column in the header ({len(header)} columns); expected "
             "'timestamp,<variable 1>,<variable 2>,...'.",
             "InvalidHeader",
         )
@@ -170,7 +191,7 @@ def read_onetable_csv(data: bytes, limits: DatasetLimits = DEFAULT_LIMITS) -> di
     frame = _read_text_frame(text, source, len(header))
     frame.columns = pd.Index(header)
     time_column = header[lowered.index("timestamp")]
-    stamps = parse_dataset_timestamps(frame[time_column], source)
+    stamps = parse_dataset_timestamps(frame[time_column], source, date_format)
     return {
         variable: pd.Series(
             _parse_values(frame[variable], f"{source}, column {variable!r}"),
@@ -192,6 +213,7 @@ def _select_members(
             "TooLarge",
         )
     declared = 0
+    compressed = 0
     selected: list[tuple[zipfile.ZipInfo, str]] = []
     ignored: list[str] = []
     for info in infos:
@@ -216,14 +238,14 @@ def _select_members(
                 "decompressed; split the dataset or shorten it.",
                 "TooLarge",
             )
-        if info.file_size >= RATIO_CHECK_MIN_BYTES:
-            ratio = info.file_size / max(info.compress_size, 1)
-            if ratio > limits.max_ratio:
-                raise DatasetError(
-                    f"{info.filename}: compression ratio {ratio:,.0f} exceeds "
-                    f"{limits.max_ratio:,.0f}; the zip looks like a zip bomb.",
-                    "TooLarge",
-                )
+        compressed += info.compress_size
+        ratio = info.file_size / (info.compress_size + RATIO_SLACK_BYTES)
+        if ratio > limits.max_ratio:
+            raise DatasetError(
+                f"{info.filename}: compression ratio {ratio:,.0f} exceeds "
+                f"{limits.max_ratio:,.0f}; the zip looks like a zip bomb.",
+                "TooLarge",
+            )
         if info.is_dir() or parts[0] == "__MACOSX" or parts[-1].startswith("."):
             continue
         if len(parts) > 1:
@@ -242,6 +264,13 @@ def _select_members(
                 "InvalidHeader",
             )
         selected.append((info, variable))
+    # Many members each just under the ratio still add up: the whole zip is checked too.
+    if declared > limits.max_ratio * (compressed + RATIO_SLACK_BYTES):
+        raise DatasetError(
+            f"The zip declares {declared:,} bytes once decompressed from {compressed:,}: a "
+            f"ratio above {limits.max_ratio:,.0f}; the zip looks like a zip bomb.",
+            "TooLarge",
+        )
     if ignored:
         logger.warning("Ignoring %s non-CSV zip member(s): %s", len(ignored), ", ".join(ignored))
     if not selected:
@@ -343,18 +372,23 @@ def _read_text_frame(text: str, source: str, columns: int) -> pd.DataFrame:
     return frame
 
 
-def _parse_timestamp_value_csv(data: bytes, source: str) -> pd.Series:
-    """Parse one MultiTable member (``timestamp,value``) into a float series."""
+def _timestamp_value_frame(data: bytes, source: str) -> pd.DataFrame:
+    """Read one MultiTable member (``timestamp,value``) as text columns."""
     text = _decode(data, source)
     header = _header_fields(text, source)
     if [column.lower() for column in header] != ["timestamp", "value"]:
         raise DatasetError(
-            f"{source}: the header is {','.join(header)!r}; expected exactly 'timestamp,value' "
+            f"{source}: the header has {len(header)} field(s) but not 'timestamp,value'; expected "
+            "exactly 'timestamp,value' "
             "on the first line.",
             "InvalidHeader",
         )
-    frame = _read_text_frame(text, source, 2)
-    stamps = parse_dataset_timestamps(frame.iloc[:, 0], source)
+    return _read_text_frame(text, source, 2)
+
+
+def _timestamp_value_series(frame: pd.DataFrame, source: str, date_format: str) -> pd.Series:
+    """Parse one MultiTable member's columns into a float series."""
+    stamps = parse_dataset_timestamps(frame.iloc[:, 0], source, date_format)
     values = _parse_values(frame.iloc[:, 1], source)
     return pd.Series(values, index=stamps, name=source.rsplit(".", 1)[0])
 
@@ -370,7 +404,7 @@ def _parse_values(column: pd.Series, source: str) -> np.ndarray:
         rows = np.flatnonzero(bad)
         first = int(rows[0])
         raise DatasetError(
-            f"{source}, row {first + 2}: value {column.iloc[first]!r} is not a finite number "
+            f"{source}, row {first + 2}: the value is not a finite number "
             f"({rows.size} such row(s)); expected a number such as 1.5 (empty cells are missing "
             "readings).",
             "InvalidValue",

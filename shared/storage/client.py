@@ -19,7 +19,7 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.core.pipeline import PipelineRequest
-from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings, LinearRetry
 
 from shared.errors import ConfigurationError
 from shared.settings import Settings
@@ -128,6 +128,46 @@ def service_client(
     return BlobServiceClient(service_uri, credential=credential, **options)
 
 
+#: Bounds of the client that serves API requests (:meth:`BlobStore.for_requests`): a caller is
+#: waiting, so a storage outage must become a 503 in seconds, not after the SDK's default
+#: exponential retries (10 tries from 15 s backoff: about 84 s seen on a stopped Azurite).
+REQUEST_CONNECT_TIMEOUT_SECONDS = 2.0
+REQUEST_READ_TIMEOUT_SECONDS = 4.0
+REQUEST_RETRIES = 1
+REQUEST_RETRY_BACKOFF_SECONDS = 1
+
+
+@functools.cache
+def request_service_client(
+    connection: str | None, service_uri: str | None, client_id: str | None
+) -> BlobServiceClient:
+    """The process's one bounded ``BlobServiceClient`` for request-serving code (the API).
+
+    Like :func:`service_client`, but each request gives up after
+    :data:`REQUEST_CONNECT_TIMEOUT_SECONDS` to connect or :data:`REQUEST_READ_TIMEOUT_SECONDS`
+    without data, and is retried at most :data:`REQUEST_RETRIES` time after a short linear
+    backoff. Triggers keep the default client: the Functions runtime retries them anyway.
+    """
+    options: dict[str, Any] = {
+        "connection_timeout": REQUEST_CONNECT_TIMEOUT_SECONDS,
+        "read_timeout": REQUEST_READ_TIMEOUT_SECONDS,
+        "retry_policy": LinearRetry(
+            backoff=REQUEST_RETRY_BACKOFF_SECONDS,
+            random_jitter_range=0,
+            retry_total=REQUEST_RETRIES,
+        ),
+    }
+    if connection:
+        return BlobServiceClient.from_connection_string(
+            expand_development_storage(connection), **options
+        )
+    from azure.identity import DefaultAzureCredential  # only the cloud path needs it
+
+    credential = DefaultAzureCredential(managed_identity_client_id=client_id or None)
+    assert service_uri  # checked by Settings
+    return BlobServiceClient(service_uri, credential=credential, **options)
+
+
 class BlobStore:
     """Reads and writes blobs of one storage account.
 
@@ -145,6 +185,17 @@ class BlobStore:
         """Connect with a connection string, or with managed identity when only a URI is set."""
         return cls(
             service_client(
+                settings.storage_connection_string,
+                settings.storage_blob_service_uri,
+                settings.storage_client_id,
+            )
+        )
+
+    @classmethod
+    def for_requests(cls, settings: Settings) -> BlobStore:
+        """Connect like :meth:`from_settings`, with bounded timeouts and retries (the API's)."""
+        return cls(
+            request_service_client(
                 settings.storage_connection_string,
                 settings.storage_blob_service_uri,
                 settings.storage_client_id,

@@ -25,6 +25,7 @@ from shared.engine.univariate import (
     detect_last,
 )
 from shared.errors import DetectionRequestError, TelemetryError
+from shared.numbers import lenient_number
 from shared.timefmt import parse_timestamp
 from shared.univariate.parameters import (
     DEFAULT_MAX_ANOMALY_RATIO,
@@ -110,14 +111,7 @@ def parse_request(body: Any, *, max_points: int = MAX_POINTS) -> ParsedRequest:
             raise DetectionRequestError(
                 f"series[{i}] must be an object with 'timestamp' and 'value'.", "InvalidSeries"
             )
-        raw_value = point.get("value")
-        if isinstance(raw_value, bool) or not isinstance(raw_value, int | float):
-            raise DetectionRequestError(
-                f"series[{i}].value must be a number, got {raw_value!r}.", "InvalidSeries"
-            )
-        if not math.isfinite(raw_value):
-            raise DetectionRequestError(f"series[{i}].value is not finite.", "InvalidSeries")
-        values[i] = raw_value
+        values[i] = point_value(point.get("value"), f"series[{i}].value")
         if stamps is not None:
             stamps[i] = _timestamp(point, i)
     if stamps is not None:
@@ -182,6 +176,32 @@ def parse_request(body: Any, *, max_points: int = MAX_POINTS) -> ParsedRequest:
             body, "stableTrendWindow", 10, low=3, high=len(series), code="InvalidStableTrendWindow"
         ),
         threshold=float(threshold),
+    )
+
+
+def point_value(raw: Any, where: str) -> float:
+    """A series or variable value: a JSON number, or a numeric string as the service allowed.
+
+    The retired service read values with a lenient JSON reader that turned ``"0.418"`` into the
+    double 0.418 (the Learn univariate unit sends such strings); meterwatch does the same and
+    no more: booleans, ``null``, non-numeric text and non-finite values stay errors.
+
+    Args:
+        raw: The decoded JSON value.
+        where: The field's place in the request (``series[3].value``), for the message.
+
+    Raises:
+        DetectionRequestError: ``InvalidSeries`` when the value is not a finite number.
+    """
+    number = lenient_number(raw)
+    if number is not None:
+        return number
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        raise DetectionRequestError(f"{where} is not a finite number.", "InvalidSeries")
+    shown = repr(raw) if not isinstance(raw, str) else repr(raw[:40])
+    raise DetectionRequestError(
+        f'{where} must be a number (or numeric text such as "0.418"), got {shown}.',
+        "InvalidSeries",
     )
 
 

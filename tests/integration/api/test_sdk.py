@@ -85,7 +85,7 @@ def client(server: dict[str, str]) -> Iterator[AnomalyDetectorClient]:
 def energy_url(server: dict[str, str], azurite: str, energy_zip: Path) -> str:
     """energy-data.zip uploaded to Azurite; its blob URL (the ``dataSource``)."""
     service = BlobServiceClient.from_connection_string(azurite)
-    container = service.get_container_client(server["data"])
+    container = service.get_container_client(server["TRAINING_CONTAINER"])
     if not container.exists():
         container.create_container()
     blob = container.upload_blob("energy-data.zip", energy_zip.read_bytes(), overwrite=True)
@@ -341,6 +341,8 @@ def test_list_pages_follow_next_link(
     assert "skip=1" in page["nextLink"] and "top=1" in page["nextLink"]
     listed = {m.model_id for m in client.list_multivariate_models(top=1)}
     assert ids <= listed
+    # The notebook's call: top=10000 is served (in pages of at most 100, linked by nextLink).
+    assert ids <= {m.model_id for m in client.list_multivariate_models(skip=0, top=10000)}
     for model_id in ids:
         wait_for(
             lambda model_id=model_id: sdk(client.get_multivariate_model(model_id)).model_info.status
@@ -571,7 +573,7 @@ def test_a_bad_dataset_gives_a_failed_model_that_refuses_detection(
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("power.csv", power)  # one variable: not a multivariate dataset
     service = BlobServiceClient.from_connection_string(azurite)
-    container = service.get_container_client(server["data"])
+    container = service.get_container_client(server["TRAINING_CONTAINER"])
     if not container.exists():
         container.create_container()
     url = str(container.upload_blob("one-variable.zip", buffer.getvalue(), overwrite=True).url)
@@ -613,7 +615,7 @@ def ready_model(server: dict[str, str], azurite: str) -> dict[str, str]:
     """A READY model trained through the API (a small sliding window, for speed)."""
     data = sample_path("energy-data.zip").read_bytes()
     service = BlobServiceClient.from_connection_string(azurite)
-    container = service.get_container_client(server["data"])
+    container = service.get_container_client(server["TRAINING_CONTAINER"])
     if not container.exists():
         container.create_container()
     url = str(container.upload_blob("energy-fuzz.zip", data, overwrite=True).url)

@@ -188,7 +188,7 @@ def test_wrong_parameter_types_are_400s(
 @pytest.mark.parametrize(
     "point",
     [
-        {"timestamp": "2026-11-02T00:05:00Z", "value": "12"},
+        {"timestamp": "2026-11-02T00:05:00Z", "value": "twelve"},
         {"timestamp": "2026-11-02T00:05:00Z", "value": None},
         {"timestamp": "2026-11-02T00:05:00Z", "value": [1]},
         {"timestamp": "2026-11-02T00:05:00Z", "value": True},

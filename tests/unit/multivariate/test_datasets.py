@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zipfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
@@ -143,7 +144,8 @@ def test_non_numeric_value_names_file_and_row() -> None:
     data = make_zip([("a.csv", series_csv([1, "abc", 3])), ("b.csv", series_csv([1, 2, 3]))])
     error = error_of(read_multitable_zip, data)
     assert error.code == "InvalidValue"
-    assert "a.csv" in error.message and "row 3" in error.message and "'abc'" in error.message
+    assert "a.csv" in error.message and "row 3" in error.message
+    assert "abc" not in error.message  # an upload's content is never echoed (issue 11)
 
 
 def test_infinite_value_is_refused() -> None:
@@ -209,6 +211,31 @@ def test_zip_bomb_by_ratio() -> None:
     data = make_zip([("a.csv", bomb), ("b.csv", series_csv([1]))])
     error = error_of(read_multitable_zip, data)
     assert error.code == "TooLarge" and "a.csv" in error.message
+
+
+def test_many_small_members_are_ratio_checked_too() -> None:
+    """Issue 11: 300 members under 1 MiB each (806 KB in all) inflated to 300 MiB unchecked."""
+    member = "timestamp,value\n" + "2024-01-01T00:00:00Z,0\n" * 43_000  # ~0.99 MB, ~2.7 KB zipped
+    data = make_zip([(f"v{i}.csv", member) for i in range(300)])
+    assert len(data) < 1_000_000
+    started = time.process_time()
+    error = error_of(read_multitable_zip, data)
+    assert error.code == "TooLarge" and "zip bomb" in error.message
+    assert time.process_time() - started < 1.0  # refused from the directory, nothing inflated
+
+
+def test_a_small_repetitive_member_is_not_a_bomb() -> None:
+    flat = "timestamp,value\n" + "".join(f"2024-01-01T00:{m:02d}:00Z,0\n" for m in range(60))
+    series = read_multitable_zip(make_zip([("a.csv", flat), ("b.csv", flat)]))
+    assert sorted(series) == ["a", "b"]
+
+
+def test_forged_compressed_sizes_are_refused() -> None:
+    data = bytearray(two_variable_zip())
+    central = data.rfind(b"PK\x01\x02")  # the last member's central directory entry
+    struct.pack_into("<I", data, central + 20, 10**9)  # its compressed size
+    error = error_of(read_multitable_zip, bytes(data))
+    assert error.code == "InvalidZip"
 
 
 def test_zip_bomb_by_declared_total() -> None:
@@ -500,3 +527,34 @@ def test_align_on_a_given_grid() -> None:
     # 00:00-00:02 round to 00:00, 00:03-00:07 to 00:05, 00:08-00:09 to 00:10.
     assert dataset.values[:, 0].tolist() == [1.0, 5.0, 8.5]
     assert error_of(align, series, granularity_seconds=0).code == "InvalidParameter"
+
+
+def _day_first_zip(days: int) -> bytes:
+    """A MultiTable zip whose dates are day-first; only ``power`` reaches past the 12th."""
+
+    def member(last_day: int) -> str:
+        rows = [f"{day:02d}/01/2007 {hour:02d}:00,{day + hour / 10}"
+                for day in range(1, last_day + 1) for hour in (0, 12)]  # fmt: skip
+        return "timestamp,value\n" + "\n".join(rows) + "\n"
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("power.csv", member(days))
+        archive.writestr("kitchen.csv", member(min(days, 10)))
+    return buffer.getvalue()
+
+
+def test_a_zip_decides_day_first_across_its_members() -> None:
+    series = load_dataset(_day_first_zip(14), "meters.zip")
+    # kitchen.csv alone is ambiguous; power.csv's 13/01 settles the dataset day-first.
+    assert series["kitchen"].index[-1] == pd.Timestamp("2007-01-10 12:00")
+    assert series["power"].index[-1] == pd.Timestamp("2007-01-14 12:00")
+
+
+def test_an_ambiguous_zip_is_an_error_unless_date_format_says() -> None:
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(_day_first_zip(10), "meters.zip")
+    assert caught.value.code == "AmbiguousDateFormat"
+    assert "dateFormat" in caught.value.message
+    series = load_dataset(_day_first_zip(10), "meters.zip", date_format="day-first")
+    assert series["power"].index[2] == pd.Timestamp("2007-01-02 00:00")

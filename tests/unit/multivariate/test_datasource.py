@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from shared.errors import InputError
-from shared.multivariate.datasource import BlobSource, DataSourcePolicy, LocalSource
+from shared.multivariate.datasource import (
+    BlobSource,
+    DataSourcePolicy,
+    LocalSource,
+    SasSource,
+    shown,
+    without_sas,
+)
 
 AZURITE = DataSourcePolicy("http://127.0.0.1:10000/devstoreaccount1/")
 CLOUD = DataSourcePolicy("https://acct.blob.core.windows.net/")
@@ -19,8 +26,6 @@ CLOUD = DataSourcePolicy("https://acct.blob.core.windows.net/")
         (AZURITE, "http://127.0.0.1:10000/devstoreaccount1/data/energy.zip", "data", "energy.zip"),
         (AZURITE, "http://127.0.0.1:10000/devstoreaccount1/data/a/b%20c.csv", "data", "a/b c.csv"),
         (AZURITE, "http://127.0.0.1:10000/devstoreaccount1/data/folder/", "data", "folder/"),
-        (CLOUD, "https://acct.blob.core.windows.net/mv-data/energy.zip?sv=2022&sig=abc%3D",
-         "mv-data", "energy.zip"),
         (CLOUD, "https://ACCT.blob.core.windows.net:443/mv-data/x.zip", "mv-data", "x.zip"),
     ],
 )  # fmt: skip
@@ -100,3 +105,67 @@ def test_local_paths_only_when_allowed(tmp_path: Path) -> None:
     assert allowing.resolve("http://127.0.0.1:10000/devstoreaccount1/data/x.zip") == BlobSource(
         "data", "x.zip"
     )
+
+
+# ------------------------------------------------------------------ the SAS and container rules
+
+TRAINING = DataSourcePolicy("https://acct.blob.core.windows.net/", training_container="mv-training")
+SAS = "sv=2022-11-02&sr=b&sp=r&se=2030-01-01T00%3A00%3A00Z&sig=c2VjcmV0c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://acct.blob.core.windows.net/mv-data/energy.zip?{SAS}",  # another container
+        f"https://acct.blob.core.windows.net/mv-training/energy.zip?{SAS}",
+        f"https://otheracct.blob.core.windows.net/data/energy.zip?{SAS}",  # another account
+    ],
+)
+def test_a_sas_url_is_read_with_its_sas(url: str) -> None:
+    source = TRAINING.resolve(url)
+    assert isinstance(source, SasSource)
+    assert source.url == url  # the token travels only to the read
+    assert "sig=" not in source.public_url and "?" not in source.public_url
+
+
+def test_without_a_sas_only_the_training_container_is_read() -> None:
+    assert TRAINING.resolve(
+        "https://acct.blob.core.windows.net/mv-training/site/energy.zip"
+    ) == BlobSource("mv-training", "site/energy.zip")
+    for container in ("azure-webjobs-secrets", "mv-models", "mv-data", "raw-telemetry"):
+        with pytest.raises(InputError) as caught:
+            TRAINING.resolve(f"https://acct.blob.core.windows.net/{container}/keys.csv")
+        assert caught.value.code == "InvalidDataSource"
+        assert "only the training container mv-training" in caught.value.message
+    # A query without a signature is not a SAS: the container rule applies.
+    with pytest.raises(InputError):
+        TRAINING.resolve("https://acct.blob.core.windows.net/mv-data/x.zip?sv=2022&sp=r")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://169.254.169.254/metadata/x.zip?{SAS}",
+        f"http://10.0.0.4/devstoreaccount1/data/x.zip?{SAS}",
+        f"https://evil.example.com/data/x.zip?{SAS}",
+        f"http://otheracct.blob.core.windows.net/data/x.zip?{SAS}",  # SAS over plain http
+        f"https://otheracct.blob.core.windows.net:8443/data/x.zip?{SAS}",
+        f"https://acct.blob.core.windows.net.evil.com/data/x.zip?{SAS}",
+        f"https://otheracct.blob.core.windows.net/data/folder/?{SAS}",
+        f"file:///etc/passwd?{SAS}",
+    ],
+)
+def test_a_sas_does_not_open_other_hosts(url: str) -> None:
+    with pytest.raises(InputError) as caught:
+        TRAINING.resolve(url)
+    assert caught.value.code == "InvalidDataSource"
+    assert "sig=" not in caught.value.message and "c2VjcmV0" not in caught.value.message
+
+
+def test_refusals_never_repeat_a_sas_token() -> None:
+    url = f"https://acct.blob.core.windows.net/Bad_Container/x.zip?{SAS}"
+    with pytest.raises(InputError) as caught:
+        TRAINING.resolve(url)
+    assert "?<SAS>" in caught.value.message and "c2VjcmV0" not in caught.value.message
+    assert shown(url).endswith("?<SAS>")
+    assert without_sas(url) == "https://acct.blob.core.windows.net/Bad_Container/x.zip"

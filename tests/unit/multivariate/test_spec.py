@@ -218,8 +218,14 @@ def test_data_source_is_a_name_in_the_training_container_or_a_url_of_this_accoun
     policy = starter_policy(store())
     plain = policy.dataset_blob("site/energy.zip")
     assert (plain.container, plain.name) == ("mv-training", "site/energy.zip")
-    url = policy.dataset_blob(f"{ACCOUNT}/other/site%20a/energy.csv?sv=x&sig=y")
-    assert (url.container, url.name) == ("other", "site a/energy.csv")
+    url = policy.dataset_blob(f"{ACCOUNT}/mv-training/site%20a/energy.csv")
+    assert (url.container, url.name) == ("mv-training", "site a/energy.csv")
+    # The starter reads the training container with the app's identity, nothing else: another
+    # container is refused, with or without a SAS (the SAS would go unused).
+    for other in (f"{ACCOUNT}/other/energy.csv", f"{ACCOUNT}/other/energy.csv?sv=x&sig=y"):
+        with pytest.raises(DatasetError) as caught:
+            policy.dataset_blob(other)
+        assert caught.value.code == "InvalidDataSource" and "sig=y" not in caught.value.message
 
 
 @pytest.mark.parametrize(

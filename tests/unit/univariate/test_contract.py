@@ -51,7 +51,7 @@ def spiky(n: int = 300, at: int = 250) -> np.ndarray:
         (lambda b: b.update(granularity="fortnightly"), "InvalidGranularity"),
         (lambda b: b["series"].reverse(), "InvalidSeries"),
         (lambda b: b["series"].__setitem__(1, dict(b["series"][0])), "InvalidSeries"),
-        (lambda b: b["series"][3].update(value="1.0"), "InvalidSeries"),
+        (lambda b: b["series"][3].update(value="one"), "InvalidSeries"),
         (lambda b: b["series"][3].update(timestamp="not a time"), "InvalidSeries"),
         (lambda b: b.update(sensitivity=100), "InvalidSensitivity"),
         (lambda b: b.update(maxAnomalyRatio=0.9), "InvalidMaxAnomalyRatio"),
