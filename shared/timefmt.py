@@ -63,8 +63,12 @@ def _parse_text_timestamp(text: str) -> float:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         try:
-            parsed = date_parser.parse(text)
-        except (ValueError, OverflowError) as exc:
+            # An unknown zone name ("ZZ", "XYZ") would be dropped with a warning and the time
+            # read as UTC: a guess about a reading's moment is refused instead.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", date_parser.UnknownTimezoneWarning)
+                parsed = date_parser.parse(text)
+        except (ValueError, OverflowError, date_parser.UnknownTimezoneWarning) as exc:
             raise TelemetryError(
                 f"Unparseable timestamp {text[:80]!r}: use ISO 8601 such as 2006-12-16T17:24:00Z.",
                 code="InvalidTimestamp",
