@@ -23,6 +23,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.bindings import DurableStarter
+from shared.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -60,19 +61,12 @@ async def anomalydetector_api(
     Without valid settings (no ``METERWATCH_API_KEYS`` above all) the API does not run: every
     request gets a coded 503 saying what the operator must set, and the reason is logged.
     """
-    from shared.errors import ConfigurationError
     from shared.multivariate.workflow import current_starter
 
     try:
         middleware = asgi_middleware()
     except ConfigurationError as exc:
-        logger.error("The v1.1 API is not running: %s (%s)", exc.message, exc.code)
-        return func.HttpResponse(
-            json.dumps({"code": exc.code, "message": f"The API is not configured: {exc.message}"}),
-            status_code=503,
-            headers={"x-ms-error-code": exc.code},
-            mimetype="application/json",
-        )
+        return _not_configured("The v1.1 API", exc)
     token = current_starter.set(DurableStarter(client))
     try:
         response: func.HttpResponse = await middleware.handle_async(req)
@@ -92,17 +86,21 @@ METERWATCH_ROUTE = "meterwatch/{*path}"
 )
 async def meterwatch_api(req: func.HttpRequest) -> func.HttpResponse:
     """Serve one ``/meterwatch/v1/...`` request (history, anomalies) through the same app."""
-    from shared.errors import ConfigurationError
 
     try:
         middleware = asgi_middleware()
     except ConfigurationError as exc:
-        logger.error("The API is not running: %s (%s)", exc.message, exc.code)
-        return func.HttpResponse(
-            json.dumps({"code": exc.code, "message": f"The API is not configured: {exc.message}"}),
-            status_code=503,
-            headers={"x-ms-error-code": exc.code},
-            mimetype="application/json",
-        )
+        return _not_configured("The API", exc)
     response: func.HttpResponse = await middleware.handle_async(req)
     return response
+
+
+def _not_configured(what: str, exc: ConfigurationError) -> func.HttpResponse:
+    """The coded 503 both HTTP functions answer while the API's settings are invalid."""
+    logger.error("%s is not running: %s (%s)", what, exc.message, exc.code)
+    return func.HttpResponse(
+        json.dumps({"code": exc.code, "message": f"The API is not configured: {exc.message}"}),
+        status_code=503,
+        headers={"x-ms-error-code": exc.code},
+        mimetype="application/json",
+    )
