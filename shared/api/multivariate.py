@@ -35,7 +35,7 @@ from shared.api.context import ApiContext
 from shared.api.links import location, next_link
 from shared.api.responses import JSONResponse
 from shared.api.versions import V11, V11_PREVIEW, multivariate_result
-from shared.errors import InputError, ModelNotFoundError
+from shared.errors import InputError, ModelNotFoundError, ResultNotFoundError
 from shared.multivariate.registry import MAX_PAGE
 from shared.multivariate.service import MultivariateService
 
@@ -53,11 +53,24 @@ def _service(request: Request) -> MultivariateService:
     return service
 
 
+def _is_plain_id(value: str) -> bool:
+    """Ids the app mints are at most 128 letters, digits, ``-`` and ``_``: nothing else is one."""
+    return bool(value) and len(value) <= 128 and all(c.isalnum() or c in "-_" for c in value)
+
+
 def _model_id(request: Request) -> str:
     model_id = str(request.path_params["modelId"])
-    if not model_id or len(model_id) > 128 or not all(c.isalnum() or c in "-_" for c in model_id):
+    if not _is_plain_id(model_id):
         raise ModelNotFoundError(f"No multivariate model has the id {model_id!r}.")
     return model_id
+
+
+def _result_id(request: Request) -> str:
+    """The path's result id, refused (404) before storage is reached when it cannot be one."""
+    result_id = str(request.path_params["resultId"])
+    if not _is_plain_id(result_id):
+        raise ResultNotFoundError(f"No detection result has the id {result_id!r}.")
+    return result_id
 
 
 async def _storage(request: Request, function: Any, *args: Any) -> Any:
@@ -187,8 +200,7 @@ def routes(version: str) -> list[BaseRoute]:
         )
 
     async def get_result(request: Request) -> Response:
-        result_id = str(request.path_params["resultId"])
-        result = await _storage(request, _service(request).get_result, result_id)
+        result = await _storage(request, _service(request).get_result, _result_id(request))
         if preview:
             result = multivariate_result(version, _preview_object(result))
         return JSONResponse(result)
