@@ -332,23 +332,27 @@ def test_true_period_is_used_only_with_two_cycles_and_a_point() -> None:
     assert period_of("unknown_family-0", 5000) is None
 
 
-def test_paired_rates_time_both_sides_alternately() -> None:
+def test_paired_rates_time_both_sides_alternately(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
+    # A fake clock: the subject "takes" 4 ticks and the baseline 1, whatever the machine load.
+    clock = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
     calls: list[str] = []
 
     def subject() -> None:
         calls.append("s")
-        time.sleep(0.004)
+        clock[0] += 0.004
 
     def baseline() -> None:
         calls.append("b")
-        time.sleep(0.001)
+        clock[0] += 0.001
 
     subject_rate, baseline_rate, slower = paired_rates(subject, baseline, 100, repeats=3)
     assert calls == ["s", "b"] * 4  # one warm-up pair, then three timed pairs
-    assert subject_rate < baseline_rate
-    assert 1.5 < slower < 8.0  # about 4x: the subject sleeps four times longer
+    assert subject_rate == pytest.approx(100 / 0.004)
+    assert baseline_rate == pytest.approx(100 / 0.001)
+    assert slower == pytest.approx(4.0)
 
 
 def test_simulated_ingest_events_mix_both_shapes_deterministically() -> None:
