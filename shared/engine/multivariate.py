@@ -85,7 +85,9 @@ from shared.multivariate.datasets import Dataset
 logger = logging.getLogger(__name__)
 
 #: Version of the persisted format; :meth:`MultivariateModel.from_bytes` refuses others.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Kinds of evidence: temporal residual, cross-sectional residual, sustained temporal residual.
+_KINDS = 3
 #: v1.1 range of ``slidingWindow``.
 SLIDING_WINDOW_RANGE = (28, 2880)
 #: Residual scales never fall below this share of a variable's spread (standardised units):
@@ -139,6 +141,11 @@ class MultivariateConfig:
             (2–20).
         trim_fraction: Share of the highest-scoring training rows left out of the second fit.
         correlation_change: Change of correlation that marks a changed variable, in (0, 2].
+        persistence: Rows over which each variable's temporal residual is averaged for the
+            sustained evidence (1–60): a deviation that lasts is judged by its mean, whose
+            noise shrinks with the rows it spans, so it stands out where single points do not.
+        smoothing: Rows over which the point's evidence is averaged into its score (1–120):
+            a sustained deviation accumulates, an isolated flicker is diluted.
     """
 
     sliding_window: int = 300
@@ -149,6 +156,8 @@ class MultivariateConfig:
     folds: int = 5
     trim_fraction: float = 0.02
     correlation_change: float = 0.5
+    persistence: int = 3
+    smoothing: int = 1
 
     def __post_init__(self) -> None:
         low, high = SLIDING_WINDOW_RANGE
@@ -165,6 +174,8 @@ class MultivariateConfig:
         _check_int(self.top_contributor_count, "topContributorCount", 1, 300)
         _check_int(self.lags, "lags", 1, 10)
         _check_int(self.folds, "folds", 2, 20)
+        _check_int(self.persistence, "persistence", 1, 60)
+        _check_int(self.smoothing, "smoothing", 1, 120)
         _check_float(self.alarm_rate, "alarmRate", 0.0, 0.2, low_open=True)
         _check_float(self.ridge, "ridge", 0.0, 10.0, low_open=True)
         _check_float(self.trim_fraction, "trimFraction", 0.0, 0.2)
@@ -325,8 +336,10 @@ class MultivariateModel:
     @property
     def history_rows(self) -> int:
         """Rows of history a point needs to be judged as in a long stream: the recent-scale and
-        correlation window (``sliding_window``) plus the temporal model's ``lags``."""
-        return self.config.sliding_window + self.config.lags
+        correlation window (``sliding_window``), the temporal model's ``lags``, the sustained
+        evidence's ``persistence`` and the score's ``smoothing``."""
+        cfg = self.config
+        return cfg.sliding_window + cfg.lags + cfg.persistence + cfg.smoothing
 
     @property
     def threshold(self) -> float:
@@ -447,7 +460,8 @@ class MultivariateModel:
         state = self._require_state()
         values = self._ordered_values(dataset)
         energy, shares = self._energy(state, values, dataset)
-        score = energy.sum(axis=1)
+        score = _causal_mean(energy.sum(axis=1), self.config.smoothing)
+        shares = _causal_mean(shares, self.config.smoothing)
         total = shares.sum(axis=1)
         is_anomaly = score > state.threshold
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -612,6 +626,8 @@ class MultivariateModel:
         standard = _standardise(
             (temporal, cross), state.prior_rms, state.residual_floor, self.config.sliding_window
         )
+        held = _causal_mean(temporal / state.prior_rms[0], self.config.persistence)
+        standard = (*standard, held / state.prior_rms[2])
         return _energy(
             standard, state.tail_knots, state.tail_levels, state.tail_beta, state.surprise_cap
         )
@@ -791,12 +807,15 @@ def _cross_fit(
         mask = fold_of == fold
         temporal[mask] = _temporal_residual(z, sources, coef, mask)
         cross[mask] = _cross_residual(z[mask], mean, precision)
-    prior = np.stack([np.maximum(_rms(r[keep]), floor) for r in (temporal, cross)])
-    standard = _standardise((temporal, cross), prior, floor, cfg.sliding_window)
+    prior2 = np.stack([np.maximum(_rms(r[keep]), floor) for r in (temporal, cross)])
+    held = _causal_mean(temporal / prior2[0], cfg.persistence)
+    prior = np.vstack([prior2, np.maximum(_rms(held[keep]), MIN_RESIDUAL_SCALE)[None, :]])
+    standard = (*_standardise((temporal, cross), prior, floor, cfg.sliding_window), held / prior[2])
     tails = [_fit_tail(np.abs(residual), levels) for residual in standard]
     knots = np.stack([knot for knot, _ in tails])
     beta = np.stack([scale for _, scale in tails])
-    scores = _energy(standard, knots, levels, beta, _cap(rows))[0].sum(axis=1)
+    energy = _energy(standard, knots, levels, beta, _cap(rows))[0].sum(axis=1)
+    scores = _causal_mean(energy, cfg.smoothing)
     losses = [
         float(((temporal[fold_of == k] ** 2 + cross[fold_of == k] ** 2) / 2.0).mean())
         for k in range(cfg.folds)
@@ -971,6 +990,22 @@ def _tail_levels(rows: int) -> np.ndarray:
     return levels
 
 
+def _causal_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Sum of each row and the ``window - 1`` rows before it, over ``window`` (per column).
+
+    Rows before the first are taken as 0 (no evidence): a deviation at the start of the data
+    is not judged as sustained before it has lasted.
+    """
+    if window <= 1 or values.shape[0] == 0:
+        return values
+    sums = np.zeros((values.shape[0] + 1, *values.shape[1:]))
+    np.cumsum(values, axis=0, out=sums[1:])
+    index = np.arange(values.shape[0])
+    low = np.maximum(index - window + 1, 0)
+    mean: np.ndarray = (sums[index + 1] - sums[low]) / window
+    return mean
+
+
 def _rms(residual: np.ndarray) -> np.ndarray:
     if residual.shape[0] == 0:
         return np.ones(residual.shape[1])
@@ -1096,10 +1131,10 @@ def _check_shapes(arrays: Mapping[str, np.ndarray], width: int, lags: int) -> No
         "temporal_coef": (1 + width * lags, width),
         "cross_mean": (width,),
         "precision": (width, width),
-        "tail_knots": (2, width, arrays["tail_levels"].shape[0]),
+        "tail_knots": (_KINDS, width, arrays["tail_levels"].shape[0]),
         "tail_levels": (arrays["tail_levels"].shape[0],),
-        "tail_beta": (2, width),
-        "prior_rms": (2, width),
+        "tail_beta": (_KINDS, width),
+        "prior_rms": (_KINDS, width),
         "residual_floor": (width,),
         "train_corr": (width, width),
     }
