@@ -144,8 +144,11 @@ class MultivariateConfig:
         persistence: Rows over which each variable's temporal residual is averaged for the
             sustained evidence (1–60): a deviation that lasts is judged by its mean, whose
             noise shrinks with the rows it spans, so it stands out where single points do not.
-        smoothing: Rows over which the point's evidence is averaged into its score (1–120):
-            a sustained deviation accumulates, an isolated flicker is diluted.
+        smoothing: Rows over which the sustained judge averages the points' evidence
+            (1–120): a deviation that lasts accumulates, an isolated flicker is diluted.
+        sustained_alarm_rate: Share of training rows whose averaged evidence the sustained
+            judge lets pass its threshold, in (0, 0.2]. Lower than ``alarm_rate``: a sustained
+            false alarm lasts about ``smoothing`` rows, so it must be rarer to cost as much.
     """
 
     sliding_window: int = 300
@@ -157,7 +160,8 @@ class MultivariateConfig:
     trim_fraction: float = 0.02
     correlation_change: float = 0.5
     persistence: int = 3
-    smoothing: int = 1
+    smoothing: int = 10
+    sustained_alarm_rate: float = 1e-5
 
     def __post_init__(self) -> None:
         low, high = SLIDING_WINDOW_RANGE
@@ -177,6 +181,7 @@ class MultivariateConfig:
         _check_int(self.persistence, "persistence", 1, 60)
         _check_int(self.smoothing, "smoothing", 1, 120)
         _check_float(self.alarm_rate, "alarmRate", 0.0, 0.2, low_open=True)
+        _check_float(self.sustained_alarm_rate, "sustainedAlarmRate", 0.0, 0.2, low_open=True)
         _check_float(self.ridge, "ridge", 0.0, 10.0, low_open=True)
         _check_float(self.trim_fraction, "trimFraction", 0.0, 0.2)
         _check_float(self.correlation_change, "correlationChange", 0.0, 2.0, low_open=True)
@@ -302,6 +307,7 @@ class _State:
     train_corr: np.ndarray
     threshold: float = 0.0
     surprise_cap: float = 10.0
+    sustained_threshold: float = 0.0
 
 
 class MultivariateModel:
@@ -395,8 +401,9 @@ class MultivariateModel:
         report(0.4)
         trimmed = np.zeros(rows, dtype=bool)
         if cfg.trim_fraction > 0.0:
-            cut = float(np.quantile(first.scores, 1.0 - cfg.trim_fraction))
-            outliers = first.scores > cut
+            judged = _judged(first.scores, cfg)
+            cut = float(np.quantile(judged, 1.0 - cfg.trim_fraction))
+            outliers = judged > cut
             trimmed = outliers.copy()
             for lag in range(cfg.lags):  # rows whose lags hold an outlier learn from it too
                 trimmed |= outliers[sources[lag]]
@@ -407,6 +414,9 @@ class MultivariateModel:
         report(0.8)
         temporal_coef, cross_mean, precision = _fit_all(second.grams, cfg, width)
         threshold = _threshold(second.scores, cfg.alarm_rate)
+        sustained_threshold = _threshold(
+            _causal_mean(second.scores, cfg.smoothing), cfg.sustained_alarm_rate
+        )
         corr = _correlation(z[keep])
         self._state = _State(
             center=center,
@@ -423,6 +433,7 @@ class MultivariateModel:
             train_corr=corr,
             threshold=threshold,
             surprise_cap=_cap(rows),
+            sustained_threshold=sustained_threshold,
         )
         self.variables = tuple(dataset.variables)
         self.granularity_seconds = int(dataset.granularity_seconds)
@@ -460,8 +471,14 @@ class MultivariateModel:
         state = self._require_state()
         values = self._ordered_values(dataset)
         energy, shares = self._energy(state, values, dataset)
-        score = _causal_mean(energy.sum(axis=1), self.config.smoothing)
-        shares = _causal_mean(shares, self.config.smoothing)
+        point = energy.sum(axis=1)
+        # The sustained judge: the evidence averaged over ``smoothing`` rows, on the point
+        # judge's scale (its threshold maps onto the point threshold).
+        window = self.config.smoothing
+        sustained = _causal_mean(point, window) * (state.threshold / state.sustained_threshold)
+        score = np.maximum(point, sustained)
+        held = sustained > point
+        shares = np.where(held[:, None], _causal_mean(shares, window), shares)
         total = shares.sum(axis=1)
         is_anomaly = score > state.threshold
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -680,6 +697,7 @@ class MultivariateModel:
             "granularitySeconds": self.granularity_seconds,
             "threshold": state.threshold,
             "surpriseCap": state.surprise_cap,
+            "sustainedThreshold": state.sustained_threshold,
             "diagnostics": asdict(diagnostics),
         }
         buffer = io.BytesIO()
@@ -738,6 +756,7 @@ class MultivariateModel:
             diagnostics = TrainingDiagnostics(**document["diagnostics"])
             threshold = float(document["threshold"])
             cap = float(document["surpriseCap"])
+            sustained_threshold = float(document["sustainedThreshold"])
             granularity = int(document["granularitySeconds"])
         except (KeyError, TypeError, ValueError, DatasetError) as exc:
             raise ModelError(
@@ -747,7 +766,14 @@ class MultivariateModel:
         model = cls(config)
         model.variables = variables
         model.granularity_seconds = granularity
-        model._state = _State(threshold=threshold, surprise_cap=cap, **arrays)
+        if not (math.isfinite(sustained_threshold) and sustained_threshold > 0.0):
+            raise ModelError("The model's sustained threshold is invalid.", "InvalidModel")
+        model._state = _State(
+            threshold=threshold,
+            surprise_cap=cap,
+            sustained_threshold=sustained_threshold,
+            **arrays,
+        )
         model._diagnostics = diagnostics
         return model
 
@@ -814,8 +840,7 @@ def _cross_fit(
     tails = [_fit_tail(np.abs(residual), levels) for residual in standard]
     knots = np.stack([knot for knot, _ in tails])
     beta = np.stack([scale for _, scale in tails])
-    energy = _energy(standard, knots, levels, beta, _cap(rows))[0].sum(axis=1)
-    scores = _causal_mean(energy, cfg.smoothing)
+    scores = _energy(standard, knots, levels, beta, _cap(rows))[0].sum(axis=1)
     losses = [
         float(((temporal[fold_of == k] ** 2 + cross[fold_of == k] ** 2) / 2.0).mean())
         for k in range(cfg.folds)
@@ -976,6 +1001,15 @@ def _threshold(scores: np.ndarray, alarm_rate: float) -> float:
         return max(base, 1e-6)
     beta = float(np.median(excess)) / math.log(2.0)
     return max(base + beta * math.log(base_probability / alarm_rate), 1e-6)
+
+
+def _judged(scores: np.ndarray, cfg: MultivariateConfig) -> np.ndarray:
+    """Training scores judged by both judges, each over its own threshold (1 = at threshold)."""
+    point = _threshold(scores, cfg.alarm_rate)
+    averaged = _causal_mean(scores, cfg.smoothing)
+    sustained = _threshold(averaged, cfg.sustained_alarm_rate)
+    judged: np.ndarray = np.maximum(scores / point, averaged / sustained)
+    return judged
 
 
 def _cap(rows: int) -> float:
