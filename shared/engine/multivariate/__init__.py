@@ -34,9 +34,11 @@ that large, read off that variable's own training distribution (quantile knots d
 an exponential tail beyond, fitted on the median excess so that anomalies in training do not
 flatten it). Calibrating each meter on itself puts a bursty sub-meter and a smooth voltage on
 one scale: a burst is only as surprising as bursts were in training. A third kind of evidence
-favours deviations that last: each variable's temporal residual on its *training* scale (not
-the recent one, which a long anomaly would inflate), averaged over the last ``persistence``
-rows and calibrated the same way; the noise of a mean shrinks with the rows it spans, so a
+favours deviations that last: each variable's temporal residual on a *slow* scale (the same
+rule as the recent scale, over ``HELD_WINDOWS`` = 20 sliding windows: it stays at the training
+scale through a fault of a few windows, which the recent scale would absorb, and widens after
+very large residuals or drift over many windows), averaged over the last ``persistence`` rows
+and calibrated the same way; the noise of a mean shrinks with the rows it spans, so a
 sustained offset stands out where its single points do not.
 
 Two judges read this evidence (the surprise beyond the 5 % level, summed over variables and

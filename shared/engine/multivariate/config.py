@@ -107,9 +107,10 @@ class MultivariateConfig:
             (2–20).
         trim_fraction: Share of the highest-scoring training rows left out of the second fit.
         correlation_change: Change of correlation that marks a changed variable, in (0, 2].
-        persistence: Rows over which each variable's temporal residual is averaged for the
-            sustained evidence (1–60): a deviation that lasts is judged by its mean, whose
-            noise shrinks with the rows it spans, so it stands out where single points do not.
+        persistence: Rows over which each variable's temporal residual, on its slow scale, is
+            averaged for the sustained evidence (1–60): a deviation that lasts is judged by its
+            mean, whose noise shrinks with the rows it spans, so it stands out where single
+            points do not.
         smoothing: Rows over which the sustained judge averages the points' evidence
             (1–120): a deviation that lasts accumulates, an isolated flicker is diluted.
         sustained_alarm_rate: Share of training rows whose averaged evidence the sustained

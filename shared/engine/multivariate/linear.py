@@ -18,9 +18,9 @@ import numpy as np
 from shared.engine.multivariate.config import MultivariateConfig
 from shared.engine.multivariate.scoring import (
     _cap,
-    _causal_mean,
     _energy,
     _fit_tail,
+    _held,
     _rms,
     _standardise,
 )
@@ -84,7 +84,7 @@ def _cross_fit(
         temporal[mask] = _temporal_residual(z, sources, coef, mask)
         cross[mask] = _cross_residual(z[mask], mean, precision)
     prior2 = np.stack([np.maximum(_rms(r[keep]), floor) for r in (temporal, cross)])
-    held = _causal_mean(temporal / prior2[0], cfg.persistence)
+    held = _held(temporal, prior2[0], floor, cfg)
     prior = np.vstack([prior2, np.maximum(_rms(held[keep]), MIN_RESIDUAL_SCALE)[None, :]])
     standard = (*_standardise((temporal, cross), prior, floor, cfg.sliding_window), held / prior[2])
     tails = [_fit_tail(np.abs(residual), levels) for residual in standard]

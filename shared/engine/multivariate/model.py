@@ -36,9 +36,11 @@ from shared.engine.multivariate.linear import (
     _temporal_residual,
 )
 from shared.engine.multivariate.scoring import (
+    HELD_WINDOWS,
     _cap,
     _causal_mean,
     _energy,
+    _held,
     _judged,
     _standardise,
     _tail_levels,
@@ -83,11 +85,13 @@ class MultivariateModel:
 
     @property
     def history_rows(self) -> int:
-        """Rows of history a point needs to be judged as in a long stream: the recent-scale and
-        correlation window (``sliding_window``), the temporal model's ``lags``, the sustained
-        evidence's ``persistence`` and the score's ``smoothing``."""
+        """Rows of history a point needs to be judged as in a long stream: the sustained
+        evidence's slow-scale window (``HELD_WINDOWS * sliding_window``, which covers the
+        recent-scale and correlation window), the temporal model's ``lags``, the sustained
+        evidence's ``persistence`` and the sustained judge's ``smoothing``. With less, the
+        scales lean on their training values."""
         cfg = self.config
-        return cfg.sliding_window + cfg.lags + cfg.persistence + cfg.smoothing
+        return HELD_WINDOWS * cfg.sliding_window + cfg.lags + cfg.persistence + cfg.smoothing
 
     @property
     def threshold(self) -> float:
@@ -379,7 +383,7 @@ class MultivariateModel:
         standard = _standardise(
             (temporal, cross), state.prior_rms, state.residual_floor, self.config.sliding_window
         )
-        held = _causal_mean(temporal / state.prior_rms[0], self.config.persistence)
+        held = _held(temporal, state.prior_rms[0], state.residual_floor, self.config)
         standard = (*standard, held / state.prior_rms[2])
         return _energy(
             standard, state.tail_knots, state.tail_levels, state.tail_beta, state.surprise_cap

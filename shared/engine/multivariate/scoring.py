@@ -35,6 +35,11 @@ EXCESS_LEVEL = -math.log(0.05)
 #: Weight of the training residual scale in the recent scale, as a share of the window.
 LOCAL_PRIOR_SHARE = 3.0
 
+#: The sustained evidence's scale follows the recent-scale rule over this many sliding
+#: windows: it stays at the training scale through a fault of a few windows (which the recent
+#: scale of the point evidence would absorb), and widens only after very large residuals (the
+#: aftermath of a big fault) or drift over many windows.
+HELD_WINDOWS = 20
 #: Smallest rise between tail knots and smallest tail scale (standardised residual units).
 KNOT_STEP = 1e-3
 
@@ -101,11 +106,15 @@ def _rms(residual: np.ndarray) -> np.ndarray:
 
 
 def _standardise(
-    residuals: tuple[np.ndarray, ...], prior: np.ndarray, floor: np.ndarray, window: int
+    residuals: tuple[np.ndarray, ...],
+    prior: np.ndarray,
+    floor: np.ndarray,
+    window: int,
+    prior_share: float = LOCAL_PRIOR_SHARE,
 ) -> tuple[np.ndarray, ...]:
     """Divide residuals by their recent scale: RMS of the previous ``window`` rows, shrunk
-    towards the training RMS with the weight of ``LOCAL_PRIOR_SHARE * window`` rows."""
-    weight = LOCAL_PRIOR_SHARE * window
+    towards the training RMS with the weight of ``prior_share * window`` rows."""
+    weight = prior_share * window
     out = []
     for kind, residual in enumerate(residuals):
         rows = residual.shape[0]
@@ -118,6 +127,17 @@ def _standardise(
         local = np.sqrt((weight * prior[kind] ** 2 + np.maximum(past, 0.0)) / (weight + count))
         out.append(residual / np.maximum(local, floor))
     return tuple(out)
+
+
+def _held(
+    temporal: np.ndarray, prior: np.ndarray, floor: np.ndarray, cfg: MultivariateConfig
+) -> np.ndarray:
+    """The sustained evidence before calibration: each variable's temporal residual on its
+    slow scale (the recent-scale rule over :data:`HELD_WINDOWS` sliding windows), averaged
+    over the last ``persistence`` rows."""
+    window = HELD_WINDOWS * cfg.sliding_window
+    (scaled,) = _standardise((temporal,), prior[None, :], floor, window)
+    return _causal_mean(scaled, cfg.persistence)
 
 
 def _fit_tail(magnitude: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ from shared.engine.multivariate import (
     MultivariateConfig,
     MultivariateModel,
 )
+from shared.engine.multivariate.scoring import HELD_WINDOWS
 from shared.errors import DatasetError, ModelError
 
 SENSORS = ("vibration", "current", "pressure", "temperature", "flow")
@@ -190,7 +191,7 @@ def test_judge_settings_are_checked(settings: dict[str, object]) -> None:
 
 def test_history_rows_cover_both_judges() -> None:
     config = MultivariateConfig(sliding_window=100, lags=2, persistence=4, smoothing=7)
-    assert MultivariateModel(config).history_rows == 100 + 2 + 4 + 7
+    assert MultivariateModel(config).history_rows == HELD_WINDOWS * 100 + 2 + 4 + 7
 
 
 def test_a_frame_with_the_wrong_shape_is_refused() -> None:
