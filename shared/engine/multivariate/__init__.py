@@ -35,7 +35,7 @@ an exponential tail beyond, fitted on the median excess so that anomalies in tra
 flatten it). Calibrating each meter on itself puts a bursty sub-meter and a smooth voltage on
 one scale: a burst is only as surprising as bursts were in training. A third kind of evidence
 favours deviations that last: each variable's temporal residual on a *slow* scale (the same
-rule as the recent scale, over ``HELD_WINDOWS`` = 20 sliding windows: it stays at the training
+rule as the recent scale, over ``slow_windows`` = 20 sliding windows: it stays at the training
 scale through a fault of a few windows, which the recent scale would absorb, and widens after
 very large residuals or drift over many windows), averaged over the last ``persistence`` rows
 and calibrated the same way; the noise of a mean shrinks with the rows it spans, so a

@@ -116,6 +116,11 @@ class MultivariateConfig:
         sustained_alarm_rate: Share of training rows whose averaged evidence the sustained
             judge lets pass its threshold, in (0, 0.2]. Lower than ``alarm_rate``: a sustained
             false alarm lasts about ``smoothing`` rows, so it must be rarer to cost as much.
+        slow_windows: Sliding windows over which the sustained evidence's scale follows its
+            recent residuals (1–100; shrunk towards the training scale like the recent scale).
+            Long: a fault of a few windows is judged on the training scale, which a recent
+            scale would absorb. Short: a rig whose normal level drifts beyond the training
+            window's range within that time is followed, at the cost of missing long faults.
     """
 
     sliding_window: int = 300
@@ -129,6 +134,7 @@ class MultivariateConfig:
     persistence: int = 3
     smoothing: int = 10
     sustained_alarm_rate: float = 1e-5
+    slow_windows: int = 20
 
     def __post_init__(self) -> None:
         low, high = SLIDING_WINDOW_RANGE
@@ -147,6 +153,7 @@ class MultivariateConfig:
         _check_int(self.folds, "folds", 2, 20)
         _check_int(self.persistence, "persistence", 1, 60)
         _check_int(self.smoothing, "smoothing", 1, 120)
+        _check_int(self.slow_windows, "slowWindows", 1, 100)
         _check_float(self.alarm_rate, "alarmRate", 0.0, 0.2, low_open=True)
         _check_float(self.sustained_alarm_rate, "sustainedAlarmRate", 0.0, 0.2, low_open=True)
         _check_float(self.ridge, "ridge", 0.0, 10.0, low_open=True)

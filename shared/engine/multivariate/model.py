@@ -36,7 +36,6 @@ from shared.engine.multivariate.linear import (
     _temporal_residual,
 )
 from shared.engine.multivariate.scoring import (
-    HELD_WINDOWS,
     _cap,
     _causal_mean,
     _energy,
@@ -86,12 +85,12 @@ class MultivariateModel:
     @property
     def history_rows(self) -> int:
         """Rows of history a point needs to be judged as in a long stream: the sustained
-        evidence's slow-scale window (``HELD_WINDOWS * sliding_window``, which covers the
+        evidence's slow-scale window (``slow_windows * sliding_window``, which covers the
         recent-scale and correlation window), the temporal model's ``lags``, the sustained
         evidence's ``persistence`` and the sustained judge's ``smoothing``. With less, the
         scales lean on their training values."""
         cfg = self.config
-        return HELD_WINDOWS * cfg.sliding_window + cfg.lags + cfg.persistence + cfg.smoothing
+        return cfg.slow_windows * cfg.sliding_window + cfg.lags + cfg.persistence + cfg.smoothing
 
     @property
     def threshold(self) -> float:

@@ -2,7 +2,7 @@
 
 Three kinds of evidence per variable (:data:`KINDS`): the temporal and the cross-sectional
 residual, each on its recent scale, and the *sustained* temporal residual (its mean over the
-last ``persistence`` rows on the training scale, so a deviation that lasts is judged by a
+last ``persistence`` rows on its slow scale, so a deviation that lasts is judged by a
 mean whose noise shrinks with the rows it spans). Each is turned into a surprise ``-log p``
 against that variable's own cross-fitted training distribution; the excess over the 5 % level,
 summed, is the point's evidence. The point judge reads it as is; the sustained judge reads its
@@ -35,11 +35,6 @@ EXCESS_LEVEL = -math.log(0.05)
 #: Weight of the training residual scale in the recent scale, as a share of the window.
 LOCAL_PRIOR_SHARE = 3.0
 
-#: The sustained evidence's scale follows the recent-scale rule over this many sliding
-#: windows: it stays at the training scale through a fault of a few windows (which the recent
-#: scale of the point evidence would absorb), and widens only after very large residuals (the
-#: aftermath of a big fault) or drift over many windows.
-HELD_WINDOWS = 20
 #: Smallest rise between tail knots and smallest tail scale (standardised residual units).
 KNOT_STEP = 1e-3
 
@@ -133,9 +128,9 @@ def _held(
     temporal: np.ndarray, prior: np.ndarray, floor: np.ndarray, cfg: MultivariateConfig
 ) -> np.ndarray:
     """The sustained evidence before calibration: each variable's temporal residual on its
-    slow scale (the recent-scale rule over :data:`HELD_WINDOWS` sliding windows), averaged
-    over the last ``persistence`` rows."""
-    window = HELD_WINDOWS * cfg.sliding_window
+    slow scale (the recent-scale rule over ``slow_windows`` sliding windows), averaged over
+    the last ``persistence`` rows."""
+    window = cfg.slow_windows * cfg.sliding_window
     (scaled,) = _standardise((temporal,), prior[None, :], floor, window)
     return _causal_mean(scaled, cfg.persistence)
 

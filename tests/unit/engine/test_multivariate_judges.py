@@ -21,7 +21,6 @@ from shared.engine.multivariate import (
     MultivariateConfig,
     MultivariateModel,
 )
-from shared.engine.multivariate.scoring import HELD_WINDOWS
 from shared.errors import DatasetError, ModelError
 
 SENSORS = ("vibration", "current", "pressure", "temperature", "flow")
@@ -181,7 +180,13 @@ def test_a_model_file_with_a_bad_threshold_or_version_is_refused(
 
 @pytest.mark.parametrize(
     "settings",
-    [{"persistence": 0}, {"smoothing": 0}, {"smoothing": 500}, {"sustained_alarm_rate": 0.0}],
+    [
+        {"persistence": 0},
+        {"smoothing": 0},
+        {"smoothing": 500},
+        {"sustained_alarm_rate": 0.0},
+        {"slow_windows": 0},
+    ],
 )
 def test_judge_settings_are_checked(settings: dict[str, object]) -> None:
     with pytest.raises(DatasetError) as caught:
@@ -190,8 +195,10 @@ def test_judge_settings_are_checked(settings: dict[str, object]) -> None:
 
 
 def test_history_rows_cover_both_judges() -> None:
-    config = MultivariateConfig(sliding_window=100, lags=2, persistence=4, smoothing=7)
-    assert MultivariateModel(config).history_rows == HELD_WINDOWS * 100 + 2 + 4 + 7
+    config = MultivariateConfig(
+        sliding_window=100, lags=2, persistence=4, smoothing=7, slow_windows=5
+    )
+    assert MultivariateModel(config).history_rows == 5 * 100 + 2 + 4 + 7
 
 
 def test_a_frame_with_the_wrong_shape_is_refused() -> None:
@@ -220,3 +227,21 @@ def test_a_start_that_is_no_timestamp_is_refused(model: MultivariateModel) -> No
     with pytest.raises(DatasetError) as caught:
         model.detect(frame(rig(400, 11)), start="the morning")
     assert caught.value.code == "InvalidTimestamp"
+
+
+def test_slow_windows_trade_drift_for_long_faults() -> None:
+    # Vibration's normal level drifts by 10 of its noise over 6,000 rows (a rig warming up).
+    # A short slow scale follows the drift; the default judges it against training, as it
+    # judges a long fault, and so flags it.
+    drifting = rig(6_000, 12)
+    drifting[:, 0] += np.linspace(0.0, 10 * 0.05, 6_000)
+    shares = {}
+    for windows in (1, 20):
+        config = MultivariateConfig(sliding_window=120, slow_windows=windows)
+        model = MultivariateModel(config).fit(frame(rig(1_500, 1)))
+        shares[windows] = (
+            flagged(model, drifting)[3_000:].mean(),
+            flagged(model, with_fault(rig(1_000, 5)))[FAULT][20:].mean(),
+        )
+    assert shares[1][0] < 0.3 < 0.9 < shares[20][0]
+    assert shares[1][1] < 0.6 < 0.8 < shares[20][1]
