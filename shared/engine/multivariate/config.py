@@ -207,7 +207,9 @@ class MultivariatePoint:
         timestamp: ``datetime64[s]``, UTC.
         is_anomaly: Above the model's threshold.
         severity: 0 for normal points, in (0, 1] for anomalies.
-        score: Mean standardised residual energy over the variables (higher is stranger).
+        score: The row's evidence (calibrated surprise summed over variables and kinds), or
+            the sustained judge's average of it mapped onto the same scale, whichever is
+            larger (higher is stranger; an anomaly above the model's threshold).
         interpretation: Top contributors, highest first (empty for normal points unless asked).
         changed_variables: Union of the contributors' changed variables, in variable order.
     """
@@ -252,7 +254,7 @@ class MultivariateScores:
         timestamps: ``datetime64[s]`` per row.
         is_anomaly: bool per row.
         severity: float per row.
-        score: float per row.
+        score: float per row (see :attr:`MultivariatePoint.score`).
         contributions: ``(rows, variables)``, each row summing to 1.
     """
 
