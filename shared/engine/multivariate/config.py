@@ -283,7 +283,7 @@ class _State:
     train_corr: np.ndarray
     threshold: float = 0.0
     surprise_cap: float = 10.0
-    sustained_threshold: float = 0.0
+    sustained_threshold: float = 0.0  # math.inf for a version 1 model (no sustained judge)
 
 
 def _check_int(value: Any, name: str, low: int, high: int) -> None:

@@ -382,8 +382,9 @@ class MultivariateModel:
         standard = _standardise(
             (temporal, cross), state.prior_rms, state.residual_floor, self.config.sliding_window
         )
-        held = _held(temporal, state.prior_rms[0], state.residual_floor, self.config)
-        standard = (*standard, held / state.prior_rms[2])
+        if state.tail_knots.shape[0] > len(standard):  # a version 1 model has no held kind
+            held = _held(temporal, state.prior_rms[0], state.residual_floor, self.config)
+            standard = (*standard, held / state.prior_rms[2])
         return _energy(
             standard, state.tail_knots, state.tail_levels, state.tail_beta, state.surprise_cap
         )

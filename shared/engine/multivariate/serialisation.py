@@ -1,6 +1,10 @@
 """Models on disk: a zip of ``config.json`` and one ``.npy`` per learned array (never pickle).
 
 The bytes are identical for identical models (fixed member order, dates and modes).
+
+Version 1 files (written before the sustained judge) still load: they hold two kinds of
+evidence and no sustained threshold, and judge as they were trained to (the point judge on the
+temporal and cross-sectional evidence only). They are written back as version 1.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from shared.errors import DatasetError, ModelError
 
 #: Version of the persisted format; :meth:`MultivariateModel.from_bytes` refuses others.
 FORMAT_VERSION = 2
+#: Kinds of evidence in a version 1 file (no sustained evidence).
+_V1_KINDS = 2
 #: The learned arrays, one ``.npy`` member each, in this order.
 _ARRAYS = (
     "center",
@@ -39,7 +45,9 @@ _ARRAYS = (
 _MODEL_MAX_BYTES = 512 * 1024 * 1024
 
 
-def _check_shapes(arrays: Mapping[str, np.ndarray], width: int, lags: int) -> None:
+def _check_shapes(
+    arrays: Mapping[str, np.ndarray], width: int, lags: int, kinds: int = KINDS
+) -> None:
     expected = {
         "center": (width,),
         "scale": (width,),
@@ -47,10 +55,10 @@ def _check_shapes(arrays: Mapping[str, np.ndarray], width: int, lags: int) -> No
         "temporal_coef": (1 + width * lags, width),
         "cross_mean": (width,),
         "precision": (width, width),
-        "tail_knots": (KINDS, width, arrays["tail_levels"].shape[0]),
+        "tail_knots": (kinds, width, arrays["tail_levels"].shape[0]),
         "tail_levels": (arrays["tail_levels"].shape[0],),
-        "tail_beta": (KINDS, width),
-        "prior_rms": (KINDS, width),
+        "tail_beta": (kinds, width),
+        "prior_rms": (kinds, width),
         "residual_floor": (width,),
         "train_corr": (width, width),
     }
@@ -85,17 +93,19 @@ class Stored:
 def encode(stored: Stored) -> bytes:
     """Serialise a trained model's parts (see the module docstring)."""
     state = stored.state
-    document = {
+    legacy = state.tail_knots.shape[0] == _V1_KINDS
+    document: dict[str, object] = {
         "format": "meterwatch-multivariate",
-        "formatVersion": FORMAT_VERSION,
+        "formatVersion": 1 if legacy else FORMAT_VERSION,
         "config": stored.config.to_dict(),
         "variables": list(stored.variables),
         "granularitySeconds": stored.granularity_seconds,
         "threshold": state.threshold,
         "surpriseCap": state.surprise_cap,
-        "sustainedThreshold": state.sustained_threshold,
         "diagnostics": asdict(stored.diagnostics),
     }
+    if not legacy:
+        document["sustainedThreshold"] = state.sustained_threshold
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         _write_member(
@@ -138,7 +148,8 @@ def decode(data: bytes) -> Stored:
         ) from exc
     if not isinstance(document, dict) or document.get("format") != "meterwatch-multivariate":
         raise ModelError("The file is not a meterwatch multivariate model.", "InvalidModel")
-    if document.get("formatVersion") != FORMAT_VERSION:
+    version = document.get("formatVersion")
+    if version not in (1, FORMAT_VERSION) or isinstance(version, bool):
         raise ModelError(
             f"Model format version {document.get('formatVersion')!r} is not supported "
             f"(this meterwatch reads version {FORMAT_VERSION}).",
@@ -150,14 +161,18 @@ def decode(data: bytes) -> Stored:
         diagnostics = TrainingDiagnostics(**document["diagnostics"])
         threshold = float(document["threshold"])
         cap = float(document["surpriseCap"])
-        sustained_threshold = float(document["sustainedThreshold"])
+        legacy = version == 1
+        sustained_threshold = math.inf if legacy else float(document["sustainedThreshold"])
         granularity = int(document["granularitySeconds"])
     except (KeyError, TypeError, ValueError, DatasetError) as exc:
         raise ModelError(f"The model's config.json is invalid ({exc}).", "InvalidModel") from exc
-    for name, value in (("threshold", threshold), ("sustainedThreshold", sustained_threshold)):
+    checked = [("threshold", threshold)]
+    if not legacy:
+        checked.append(("sustainedThreshold", sustained_threshold))
+    for name, value in checked:
         if not (math.isfinite(value) and value > 0.0):
             raise ModelError(f"The model's {name} {value!r} is invalid.", "InvalidModel")
-    _check_shapes(arrays, len(variables), config.lags)
+    _check_shapes(arrays, len(variables), config.lags, _V1_KINDS if legacy else KINDS)
     state = _State(
         threshold=threshold, surprise_cap=cap, sustained_threshold=sustained_threshold, **arrays
     )

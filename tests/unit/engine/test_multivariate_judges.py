@@ -11,6 +11,7 @@ import io
 import json
 import zipfile
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,7 +168,10 @@ def rewrite_config(blob: bytes, change: dict[str, object]) -> bytes:
     [
         {"sustainedThreshold": 0.0},
         {"sustainedThreshold": "high"},
-        {"formatVersion": FORMAT_VERSION - 1},
+        {"formatVersion": FORMAT_VERSION + 1},
+        {"formatVersion": True},
+        # A version 1 header on version 2 arrays: the shapes give it away.
+        {"formatVersion": 1},
     ],
 )
 def test_a_model_file_with_a_bad_threshold_or_version_is_refused(
@@ -245,3 +249,27 @@ def test_slow_windows_trade_drift_for_long_faults() -> None:
         )
     assert shares[1][0] < 0.3 < 0.9 < shares[20][0]
     assert shares[1][1] < 0.6 < 0.8 < shares[20][1]
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_version_1_model_file_judges_as_it_did_when_written() -> None:
+    # Written by the engine before the sustained judge (format 1), with what it scored then.
+    blob = (DATA / "multivariate_model_v1.zip").read_bytes()
+    expected = json.loads((DATA / "multivariate_model_v1_expected.json").read_text())
+    model = MultivariateModel.from_bytes(blob)
+    values = np.asarray(expected["values"])
+    stamps = START + (np.arange(values.shape[0]) + expected["offset_minutes"]) * 60 * SECOND
+    scores = model.score(Frame(("a", "b", "c"), stamps, values, granularity_seconds=60))
+    np.testing.assert_allclose(scores.score, expected["score"], rtol=1e-9, atol=1e-12)
+    assert scores.is_anomaly.tolist() == expected["is_anomaly"]
+    assert ["abc"[j] for j in np.argmax(scores.contributions, axis=1)] == expected["top"]
+    # Written back, it stays a version 1 file and loads to the same judgement.
+    again = model.to_bytes()
+    with zipfile.ZipFile(io.BytesIO(again)) as archive:
+        assert json.loads(archive.read("config.json"))["formatVersion"] == 1
+    reloaded = MultivariateModel.from_bytes(again).score(
+        Frame(("a", "b", "c"), stamps, values, granularity_seconds=60)
+    )
+    np.testing.assert_array_equal(reloaded.score, scores.score)
