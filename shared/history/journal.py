@@ -27,7 +27,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
-from shared.storage.client import BlobStore
+from shared.storage.client import MAX_APPEND_BLOCK_BYTES, BlobStore, line_blocks
 from shared.storage.names import journal_blob_name, journal_hour_prefix
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 #: How long after its end an hour's blobs may still receive appends (clock skew of writers).
 SETTLE = timedelta(minutes=10)
 #: Largest block an append blob takes (4 MiB); longer appends are split at line boundaries.
-MAX_BLOCK_BYTES = 4 * 1024 * 1024
+MAX_BLOCK_BYTES = MAX_APPEND_BLOCK_BYTES
 _HOUR_FORMAT = "%Y/%m/%d/%H"
 _TEXT = ContentSettings(content_type="text/plain; charset=utf-8")
 
@@ -68,7 +68,7 @@ def append_entries(
     name = journal_blob_name(journal, hour_key(moment), moment.minute // 10)
     blob = store.container(container).get_blob_client(name)
     blocks = 0
-    for block in _blocks(lines):
+    for block in line_blocks(lines, MAX_BLOCK_BYTES):
         try:
             blob.append_block(block)
         except ResourceNotFoundError:  # the first append of these ten minutes: create the blob
@@ -81,20 +81,6 @@ def append_entries(
             blob.append_block(block)
         blocks += 1
     return blocks
-
-
-def _blocks(lines: Iterable[str]) -> Iterable[bytes]:
-    chunk: list[bytes] = []
-    size = 0
-    for line in lines:
-        encoded = (line + "\n").encode()
-        if chunk and size + len(encoded) > MAX_BLOCK_BYTES:
-            yield b"".join(chunk)
-            chunk, size = [], 0
-        chunk.append(encoded)
-        size += len(encoded)
-    if chunk:
-        yield b"".join(chunk)
 
 
 @dataclass(frozen=True)
