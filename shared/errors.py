@@ -29,8 +29,6 @@ Functions runtime retries the invocation.
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class MeterwatchError(Exception):
     """Base class: every error meterwatch raises on purpose.
@@ -155,7 +153,7 @@ class ConflictError(MeterwatchError):
     default_code = "Conflict"
 
 
-def json_type(value: Any) -> str:
+def json_type(value: object) -> str:
     """The JSON name of a decoded value's type (for error messages)."""
     if value is None:
         return "null"

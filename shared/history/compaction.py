@@ -47,7 +47,7 @@ from shared.history.daily import (
     merge_day,
     merge_points,
 )
-from shared.history.journal import JournalCursor, append_entries, hour_key, read_journal
+from shared.history.journal import JournalCursor, append_entries, read_journal
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.storage.names import (
@@ -57,7 +57,7 @@ from shared.storage.names import (
     history_day_name,
     raw_hour_prefix,
 )
-from shared.timefmt import format_timestamp, parse_timestamp
+from shared.timefmt import format_timestamp, hour_key, parse_timestamp
 
 logger = logging.getLogger(__name__)
 

@@ -115,6 +115,13 @@ def service_client(
         "raw_request_hook": REQUESTS,
         "use_env_settings": bool(urllib.request.getproxies()),
     }
+    return _connect(connection, service_uri, client_id, options)
+
+
+def _connect(
+    connection: str | None, service_uri: str | None, client_id: str | None, options: dict[str, Any]
+) -> BlobServiceClient:
+    """A client from a connection string, or by managed identity from the service URI."""
     if connection:
         return BlobServiceClient.from_connection_string(
             expand_development_storage(connection), **options
@@ -159,15 +166,7 @@ def request_service_client(
             retry_total=REQUEST_RETRIES,
         ),
     }
-    if connection:
-        return BlobServiceClient.from_connection_string(
-            expand_development_storage(connection), **options
-        )
-    from azure.identity import DefaultAzureCredential  # only the cloud path needs it
-
-    credential = DefaultAzureCredential(managed_identity_client_id=client_id or None)
-    assert service_uri  # checked by Settings
-    return BlobServiceClient(service_uri, credential=credential, **options)
+    return _connect(connection, service_uri, client_id, options)
 
 
 def line_blocks(lines: Iterable[str], limit: int = MAX_APPEND_BLOCK_BYTES) -> Iterator[bytes]:
@@ -188,6 +187,15 @@ def line_blocks(lines: Iterable[str], limit: int = MAX_APPEND_BLOCK_BYTES) -> It
         yield b"".join(chunk)
 
 
+def _account(settings: Settings) -> tuple[str | None, str | None, str | None]:
+    """How settings reach the storage account: connection string, service URI, client id."""
+    return (
+        settings.storage_connection_string,
+        settings.storage_blob_service_uri,
+        settings.storage_client_id,
+    )
+
+
 class BlobStore:
     """Reads and writes blobs of one storage account.
 
@@ -203,24 +211,12 @@ class BlobStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> BlobStore:
         """Connect with a connection string, or with managed identity when only a URI is set."""
-        return cls(
-            service_client(
-                settings.storage_connection_string,
-                settings.storage_blob_service_uri,
-                settings.storage_client_id,
-            )
-        )
+        return cls(service_client(*_account(settings)))
 
     @classmethod
     def for_requests(cls, settings: Settings) -> BlobStore:
         """Connect like :meth:`from_settings`, with bounded timeouts and retries (the API's)."""
-        return cls(
-            request_service_client(
-                settings.storage_connection_string,
-                settings.storage_blob_service_uri,
-                settings.storage_client_id,
-            )
-        )
+        return cls(request_service_client(*_account(settings)))
 
     @property
     def service(self) -> BlobServiceClient:
@@ -277,7 +273,7 @@ class BlobStore:
             return False
         return True
 
-    def put_json(self, ref: BlobRef, document: Any) -> None:
+    def put_json(self, ref: BlobRef, document: object) -> None:
         """Write a JSON document (compact, keys in insertion order)."""
         data = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
         self.put_bytes(ref, data, content_type="application/json")
@@ -351,7 +347,7 @@ class BlobStore:
         data, etag = self.get_bytes_with_etag(ref)
         return (None, None) if data is None else (json.loads(data), etag)
 
-    def put_json_if_unchanged(self, ref: BlobRef, document: Any, etag: str | None) -> bool:
+    def put_json_if_unchanged(self, ref: BlobRef, document: object, etag: str | None) -> bool:
         """Write a JSON blob only if it still has ``etag`` (or still does not exist).
 
         Returns:
