@@ -16,7 +16,8 @@ Anomaly Detector v1.1 error code where the service had one) and a message that s
     │   ├── ModelNotFoundError           no model with that id (HTTP 404)
     │   └── ModelNotReadyError           the model exists but is not READY
     ├── ResultNotFoundError              no detection result with that id (HTTP 404)
-    └── PayloadError                     an orchestration or activity payload of the wrong shape
+    ├── PayloadError                     an orchestration or activity payload of the wrong shape
+    └── ConflictError                    a conditional write lost every attempt to other writers
 
     InputError
     └── HistoryError                     a history range that cannot be read (start after end,
@@ -27,8 +28,6 @@ Functions runtime retries the invocation.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 
 class MeterwatchError(Exception):
@@ -145,7 +144,16 @@ class PayloadError(MeterwatchError):
     default_code = "InvalidPayload"
 
 
-def json_type(value: Any) -> str:
+class ConflictError(MeterwatchError):
+    """A read-modify-write lost the race to other writers on every attempt.
+
+    Not bad input: the next run (or the runtime's retry of the invocation) tries again.
+    """
+
+    default_code = "Conflict"
+
+
+def json_type(value: object) -> str:
     """The JSON name of a decoded value's type (for error messages)."""
     if value is None:
         return "null"

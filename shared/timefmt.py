@@ -7,6 +7,8 @@
   :func:`to_datetime64`, :func:`as_datetime`, :func:`iso`, :func:`bound_datetime64`,
   :func:`iso_or_open`, and the registry's clock and format (:func:`utc_now`,
   :func:`format_time`).
+* History keys: :func:`utc_day` (``YYYY-MM-DD``), :func:`hour_key` / :func:`hour_start` (the
+  journals' ``YYYY/MM/DD/HH``), :func:`hour_label` (``YYYY-MM-DDTHH``, a scheduled run).
 * CSV columns: :func:`parse_csv_timestamps` (the CLI's time/value files, epoch seconds) and
   :func:`parse_dataset_timestamps` (multivariate datasets, naive UTC); numeric dates in them are
   day-first or month-first as :func:`date_order` decides from the whole column, or as
@@ -34,7 +36,7 @@ from shared.errors import CsvFormatError, DatasetError, InputError, TelemetryErr
 _MIN_EPOCH, _MAX_EPOCH = 0.0, 7_258_118_400.0
 
 
-def parse_timestamp(raw: Any) -> float:
+def parse_timestamp(raw: object) -> float:
     """Parse a telemetry timestamp into epoch seconds (UTC).
 
     Accepts ISO 8601 (``2006-12-16T17:24:00Z``, offsets, fractions), the tutorial's
@@ -81,7 +83,7 @@ def _parse_text_timestamp(text: str) -> float:
 _MINUTE_PREFIX: dict[int, str] = {}
 
 
-def canonical_timestamp(raw: Any) -> str:
+def canonical_timestamp(raw: object) -> str:
     """Validate a telemetry timestamp and return it as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (UTC).
 
     Text already in that form is only validated (the ingest hot path); anything else is parsed
@@ -149,19 +151,43 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: The journals' hour: ``YYYY/MM/DD/HH`` (UTC).
+HOUR_KEY_FORMAT = "%Y/%m/%d/%H"
+
+
+def utc_day(seconds: float) -> str:
+    """The UTC day (``YYYY-MM-DD``) of epoch seconds."""
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d")
+
+
+def hour_key(moment: datetime) -> str:
+    """The journal hour (``YYYY/MM/DD/HH``, UTC) of a moment."""
+    return moment.astimezone(UTC).strftime(HOUR_KEY_FORMAT)
+
+
+def hour_start(key: str) -> datetime:
+    """The first moment (UTC) of a journal hour :func:`hour_key` wrote."""
+    return datetime.strptime(key, HOUR_KEY_FORMAT).replace(tzinfo=UTC)
+
+
+def hour_label(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH`` of a moment (UTC), the label of an hourly run."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
 def format_time(moment: datetime) -> str:
     """ISO 8601 in UTC with milliseconds and a ``Z``, as the v1.1 service wrote times."""
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def iso(value: Any) -> str:
+def iso(value: object) -> str:
     """A time as ISO 8601 UTC with a ``Z`` (seconds precision)."""
     stamp = to_datetime64(value)
     return str(np.datetime_as_string(stamp, unit="s")) + "Z"
 
 
-def to_datetime64(value: Any, field_name: str = "timestamp") -> np.datetime64:
+def to_datetime64(value: object, field_name: str = "timestamp") -> np.datetime64:
     """A time (text, ``datetime``, ``datetime64``) as naive UTC ``datetime64[s]``.
 
     Raises:
@@ -218,7 +244,7 @@ def parse_time(text: str, field_name: str, code: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def optional_time(value: Any, field_name: str, code: str) -> datetime | None:
+def optional_time(value: object, field_name: str, code: str) -> datetime | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str):
@@ -250,7 +276,7 @@ def bound_datetime64(value: Any, field_name: str) -> np.datetime64:
     return seconds
 
 
-def iso_or_open(value: Any) -> str:
+def iso_or_open(value: object) -> str:
     if value is None:
         return "(open)"
     return str(np.datetime_as_string(bound_datetime64(value, "timestamp"), unit="s")) + "Z"
@@ -265,7 +291,7 @@ _NUMERIC_DATE = r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(.*)$"
 _EXAMPLES = 3
 
 
-def check_date_format(value: Any, option: str, error: type[InputError]) -> str:
+def check_date_format(value: object, option: str, error: type[InputError]) -> str:
     """Validate a ``--date-format`` / ``dateFormat`` value; return it (``auto`` when unset).
 
     Raises:

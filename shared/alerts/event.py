@@ -176,7 +176,7 @@ class Alert:
         return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
 
     @classmethod
-    def from_dict(cls, document: Any) -> Alert:
+    def from_dict(cls, document: object) -> Alert:
         """Read an alert document back, checking its schema, fields and id.
 
         Raises:

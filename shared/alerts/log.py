@@ -20,14 +20,12 @@ from datetime import UTC, datetime, timedelta
 from shared.alerts.event import Alert
 from shared.errors import AlertError, InputError
 from shared.settings import Settings, get_settings
-from shared.storage.client import BlobRef, BlobStore
+from shared.storage.client import BlobRef, BlobStore, line_blocks
 from shared.storage.names import ANOMALY_LOG_PREFIX, anomaly_log_day_prefix, anomaly_log_name
 from shared.timefmt import format_timestamp, parse_timestamp
 
 logger = logging.getLogger(__name__)
 
-#: Largest block one append may carry (the service's limit for older API versions).
-_MAX_BLOCK = 4 * 1024 * 1024
 _WRITER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 TimeBound = datetime | str | float
@@ -63,25 +61,10 @@ def append_anomalies(
         blocks.setdefault(name, []).append(alert.to_json())
     requests = 0
     for name in sorted(blocks):
-        for chunk in _chunks(blocks[name]):
+        for chunk in line_blocks(blocks[name]):
             store.append(BlobRef(container, name), chunk)
             requests += 1
     return requests
-
-
-def _chunks(lines: list[str]) -> Iterable[bytes]:
-    """Newline-terminated lines, grouped into blocks of at most :data:`_MAX_BLOCK` bytes."""
-    block: list[bytes] = []
-    size = 0
-    for line in lines:
-        data = line.encode("utf-8") + b"\n"
-        if block and size + len(data) > _MAX_BLOCK:
-            yield b"".join(block)
-            block, size = [], 0
-        block.append(data)
-        size += len(data)
-    if block:
-        yield b"".join(block)
 
 
 def read_anomalies(

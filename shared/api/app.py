@@ -120,7 +120,8 @@ def _version_routes(version: str) -> list[BaseRoute]:
 
 
 async def _meterwatch_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, MeterwatchError)
+    if not isinstance(exc, MeterwatchError):  # registered for MeterwatchError only
+        raise exc
     response = response_for(exc)
     if response.status_code >= 500:
         logger.error(
@@ -130,7 +131,8 @@ async def _meterwatch_error(request: Request, exc: Exception) -> Response:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        raise exc
     if exc.status_code == 404:
         return error_response(
             404,

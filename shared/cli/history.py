@@ -26,7 +26,7 @@ from shared.univariate.parameters import IMPUTE_MODES
 MODES = ("entire", "changepoint", "stream", "request")
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``history``, ``anomalies`` and ``compact`` (called by :mod:`shared.cli.main`)."""
     history = commands.add_parser(
         "history",

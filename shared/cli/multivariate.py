@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from shared.cli.options import add_date_format_argument
 from shared.errors import InputError
@@ -30,7 +30,7 @@ FILL_NA_METHODS = ("Previous", "Subsequent", "Linear", "Zero", "Fixed")
 ALIGN_MODES = ("Inner", "Outer")
 
 
-def add_commands(subparsers: Any) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``train`` and ``detect-mv`` to the ``meterwatch`` sub-commands."""
     train = subparsers.add_parser(
         "train",

@@ -19,10 +19,13 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigurationError, MeterwatchError
+
+if TYPE_CHECKING:
+    from shared.storage.client import BlobStore
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -30,7 +33,7 @@ DEFAULT_PORT = 5000
 STORAGE_PROBE_TIMEOUT_S = 3.0
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``serve`` to the ``meterwatch`` sub-commands (called by :mod:`shared.cli.main`)."""
     serve = commands.add_parser(
         "serve",
@@ -107,7 +110,7 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def check_storage(store: Any, timeout: float = STORAGE_PROBE_TIMEOUT_S) -> None:
+def check_storage(store: BlobStore, timeout: float = STORAGE_PROBE_TIMEOUT_S) -> None:
     """Fail fast, and clearly, when the storage account does not answer.
 
     Args:
@@ -215,12 +218,9 @@ def serve_in_subprocess(
                     time.sleep(0.05)
             yield f"http://{_url_host(host)}:{port}"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            from shared.demo.azurite import stop_process  # storage SDK only when a server ran
+
+            stop_process(process, timeout=15)
 
 
 if __name__ == "__main__":  # pragma: no cover - use `meterwatch serve`

@@ -95,11 +95,18 @@ def running_azurite(*, reuse: bool = True) -> Iterator[str]:
         logger.info("Started Azurite on 127.0.0.1:%s", blob)
         yield connection_string(blob, queue, table)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            # Reap it: an unreaped child is a ResourceWarning, an error under pytest's
-            # warnings-as-errors (seen on a loaded machine, where 10 s did not suffice).
-            process.wait(timeout=10)
+        stop_process(process, timeout=10)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Stop a child process: terminate, wait ``timeout`` s, then kill and reap it.
+
+    Reaping matters: an unreaped child is a ResourceWarning, an error under pytest's
+    warnings-as-errors (seen on a loaded machine, where 10 s did not suffice after terminate).
+    """
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,11 +50,11 @@ def plot_univariate(
     Returns:
         ``path``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     moments = timestamps.astype("datetime64[s]")
     fig, ax = plt.subplots(figsize=(14, 4.2), dpi=110)
     if labelled is not None and labelled.any():
-        for start, end in _runs(labelled):
+        for start, end in runs(labelled):
             ax.axvspan(moments[start], moments[end], color="#f4b400", alpha=0.25, lw=0)
         ax.plot([], [], color="#f4b400", alpha=0.5, lw=6, label="labelled anomaly")
     ax.fill_between(moments, lower, upper, color="#4285f4", alpha=0.18, lw=0, label="expected band")
@@ -64,6 +65,11 @@ def plot_univariate(
     ax.set_title(title)
     ax.legend(loc="upper left", ncols=5, fontsize=8, frameon=False)
     ax.margins(x=0)
+    return save_figure(plt, fig, path)
+
+
+def save_figure(plt: Any, fig: Any, path: Path) -> Path:
+    """Lay out dated axes, write the figure to ``path`` (folders made) and close it."""
     fig.autofmt_xdate()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +78,7 @@ def plot_univariate(
     return path
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Inclusive index ranges of consecutive True values."""
     edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
     starts = np.flatnonzero(edges == 1)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from shared.demo.plots import pyplot, runs, save_figure
 from shared.multivariate.datasets import Dataset
 from shared.timefmt import plot_moments
 
@@ -35,15 +36,6 @@ _PALETTE = (
 )
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_multivariate(
     path: Path, window: Dataset, result: Mapping[str, Any], *, title: str = ""
 ) -> Path:
@@ -58,7 +50,7 @@ def plot_multivariate(
     Returns:
         ``path``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     stamps = window.timestamps.astype("datetime64[s]")
     by_time = {
         str(item["timestamp"]): item.get("value") or {} for item in result.get("results", [])
@@ -80,7 +72,7 @@ def plot_multivariate(
         dpi=100,
         gridspec_kw={"height_ratios": [1.0] * len(panels) + [0.8, 1.4]},
     )
-    spans = _runs(flagged)
+    spans = runs(flagged)
     step = np.timedelta64(max(int(window.granularity_seconds), 1), "s")
     for ax, name in zip(axes[: len(panels)], panels, strict=True):
         column = window.values[:, window.variables.index(name)]
@@ -128,12 +120,7 @@ def plot_multivariate(
     if omitted:
         heading += f" ({omitted} quieter variable(s) not drawn)"
     axes[0].set_title(heading)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def _contributions(verdicts: Sequence[Mapping[str, Any]], variables: Sequence[str]) -> np.ndarray:
@@ -155,11 +142,3 @@ def _variables_to_draw(variables: Sequence[str], shares: np.ndarray) -> list[str
     weight = shares.sum(axis=0)
     keep = set(np.argsort(-weight, kind="stable")[:MAX_VARIABLE_PANELS].tolist())
     return [name for j, name in enumerate(variables) if j in keep]
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Inclusive index ranges of consecutive True values."""
-    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1) - 1
-    return list(zip(starts.tolist(), ends.tolist(), strict=True))

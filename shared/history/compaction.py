@@ -35,11 +35,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
-from shared.errors import InputError
+from shared.errors import ConflictError, InputError
 from shared.history.daily import (
     DayHistory,
     RankedPoints,
@@ -48,7 +47,7 @@ from shared.history.daily import (
     merge_day,
     merge_points,
 )
-from shared.history.journal import JournalCursor, append_entries, hour_key, read_journal
+from shared.history.journal import JournalCursor, append_entries, read_journal
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.storage.names import (
@@ -58,7 +57,7 @@ from shared.storage.names import (
     history_day_name,
     raw_hour_prefix,
 )
-from shared.timefmt import format_timestamp, parse_timestamp
+from shared.timefmt import format_timestamp, hour_key, parse_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -306,36 +305,19 @@ def fold_day(
         The merged day as stored.
 
     Raises:
-        RuntimeError: Lost the race :data:`MAX_ATTEMPTS` times (the next run tries again).
+        ConflictError: Lost the race :data:`MAX_ATTEMPTS` times (the next run tries again).
     """
     ref = BlobRef(settings.history_container, history_day_name(device_id, day))
-    blob = store.container(ref.container).get_blob_client(ref.name)
     for _attempt in range(MAX_ATTEMPTS):
-        try:
-            downloader = blob.download_blob()
-            data = bytes(downloader.readall())
-            etag: str | None = str(downloader.properties.etag)
-            base: DayHistory | None = decode_day(ref.name, data)
-        except ResourceNotFoundError:
-            data, etag, base = b"", None, None
+        data, etag = store.get_bytes_with_etag(ref)
+        base = None if data is None else decode_day(ref.name, data)
         merged = merge_day(base, device_id, day, new)
         encoded = encode_day(merged)
         if report is not None and _attempt == 0:
             report.device_days += 1
-        if encoded == data:
+        if encoded == (data or b""):
             return merged  # a re-run or a redelivery: nothing new
-        try:
-            if etag is None:
-                blob.upload_blob(encoded, overwrite=False, content_settings=_GZIP)
-            else:
-                blob.upload_blob(
-                    encoded,
-                    overwrite=True,
-                    content_settings=_GZIP,
-                    etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceExistsError, ResourceModifiedError):
+        if store.put_bytes_if_unchanged(ref, encoded, etag, content_settings=_GZIP) is None:
             if report is not None:
                 report.conflicts += 1
             logger.info("History %s changed meanwhile; merging again", ref)
@@ -343,7 +325,10 @@ def fold_day(
         if report is not None:
             report.written += 1
         return merged
-    raise RuntimeError(f"Could not update {ref} after {MAX_ATTEMPTS} attempts (contention).")
+    raise ConflictError(
+        f"Could not update {ref} after {MAX_ATTEMPTS} attempts (contention); the next run "
+        "merges it."
+    )
 
 
 def _save_cursor(
@@ -351,21 +336,7 @@ def _save_cursor(
 ) -> str | None:
     """Write the cursor on its ETag; return the new ETag, or ``None`` when another run won."""
     data = json.dumps(cursor.to_dict(), separators=(",", ":")).encode()
-    blob = store.container(ref.container).get_blob_client(ref.name)
-    try:
-        if etag is None:
-            result = blob.upload_blob(data, overwrite=False, content_settings=_JSON)
-        else:
-            result = blob.upload_blob(
-                data,
-                overwrite=True,
-                content_settings=_JSON,
-                etag=etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-    except (ResourceExistsError, ResourceModifiedError):
-        return None
-    return str(result["etag"])
+    return store.put_bytes_if_unchanged(ref, data, etag, content_settings=_JSON)
 
 
 def read_cursor(

@@ -41,7 +41,7 @@ from shared.history.reader import Moment, SeriesHistory, epoch_of, read_history
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.storage.names import ACTIVE_JOURNAL_PREFIX, scheduled_result_prefix
-from shared.timefmt import format_timestamp, iso_epoch
+from shared.timefmt import format_timestamp, hour_label, iso_epoch
 from shared.univariate.contract import UnivariateBackend, backend_for
 from shared.univariate.detect import DetectionOptions, detect_series
 from shared.univariate.series import MAX_POINTS, MIN_POINTS, FormattedSeries, request_body
@@ -222,7 +222,7 @@ def run_scheduled_detection(
         azure.core.exceptions.AzureError: Storage failed (the next run repeats the work).
     """
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    run = moment.strftime("%Y-%m-%dT%H")
+    run = hour_label(moment)
     report = ScheduledReport(run)
     cursor, etag = read_cursor(store, settings, DETECTION_JOB, moment)
     journal = read_journal(store, settings.history_container, ACTIVE_JOURNAL_PREFIX, cursor, moment)

@@ -27,26 +27,17 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
-from shared.storage.client import BlobStore
+from shared.storage.client import MAX_APPEND_BLOCK_BYTES, BlobStore, line_blocks
 from shared.storage.names import journal_blob_name, journal_hour_prefix
+from shared.timefmt import hour_key, hour_start
 
 logger = logging.getLogger(__name__)
 
 #: How long after its end an hour's blobs may still receive appends (clock skew of writers).
 SETTLE = timedelta(minutes=10)
 #: Largest block an append blob takes (4 MiB); longer appends are split at line boundaries.
-MAX_BLOCK_BYTES = 4 * 1024 * 1024
-_HOUR_FORMAT = "%Y/%m/%d/%H"
+MAX_BLOCK_BYTES = MAX_APPEND_BLOCK_BYTES
 _TEXT = ContentSettings(content_type="text/plain; charset=utf-8")
-
-
-def hour_key(moment: datetime) -> str:
-    """The journal hour (``YYYY/MM/DD/HH``, UTC) of a moment."""
-    return moment.astimezone(UTC).strftime(_HOUR_FORMAT)
-
-
-def _hour_start(key: str) -> datetime:
-    return datetime.strptime(key, _HOUR_FORMAT).replace(tzinfo=UTC)
 
 
 def append_entries(
@@ -68,7 +59,7 @@ def append_entries(
     name = journal_blob_name(journal, hour_key(moment), moment.minute // 10)
     blob = store.container(container).get_blob_client(name)
     blocks = 0
-    for block in _blocks(lines):
+    for block in line_blocks(lines, MAX_BLOCK_BYTES):
         try:
             blob.append_block(block)
         except ResourceNotFoundError:  # the first append of these ten minutes: create the blob
@@ -81,20 +72,6 @@ def append_entries(
             blob.append_block(block)
         blocks += 1
     return blocks
-
-
-def _blocks(lines: Iterable[str]) -> Iterable[bytes]:
-    chunk: list[bytes] = []
-    size = 0
-    for line in lines:
-        encoded = (line + "\n").encode()
-        if chunk and size + len(encoded) > MAX_BLOCK_BYTES:
-            yield b"".join(chunk)
-            chunk, size = [], 0
-        chunk.append(encoded)
-        size += len(encoded)
-    if chunk:
-        yield b"".join(chunk)
 
 
 @dataclass(frozen=True)
@@ -156,12 +133,12 @@ class JournalRead:
         for hour in self.hours:
             prefix_blobs = [n for n in self.sizes if n.split("/")[-5:-1] == hour.split("/")]
             done = all(offsets.get(n, 0) >= self.sizes[n] for n in prefix_blobs)
-            if not done or _hour_start(hour) + timedelta(hours=1) + SETTLE > self.now:
+            if not done or hour_start(hour) + timedelta(hours=1) + SETTLE > self.now:
                 settled = hour
                 break
         else:
             if self.hours:
-                settled = hour_key(_hour_start(self.hours[-1]) + timedelta(hours=1))
+                settled = hour_key(hour_start(self.hours[-1]) + timedelta(hours=1))
         kept = {n: o for n, o in offsets.items() if _hour_of(n) >= settled}
         return JournalCursor(settled, kept)
 
@@ -206,8 +183,8 @@ def read_journal(
 
 
 def _hours(settled: str, now: datetime) -> list[str]:
-    hour = _hour_start(settled)
-    last = _hour_start(hour_key(now))
+    hour = hour_start(settled)
+    last = hour_start(hour_key(now))
     hours = []
     while hour <= last:
         hours.append(hour_key(hour))

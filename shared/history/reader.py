@@ -36,11 +36,11 @@ from shared.history.compaction import (
     read_cursor,
 )
 from shared.history.daily import RankedPoints, decode_day, merge_points
-from shared.history.journal import JournalCursor, hour_key, read_journal
+from shared.history.journal import JournalCursor, read_journal
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.storage.names import RAW_JOURNAL_PREFIX, history_day_name
-from shared.timefmt import parse_timestamp
+from shared.timefmt import hour_key, parse_timestamp, utc_day
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def read_device_history(
     parts: dict[str, list[RankedPoints]] = defaultdict(list)
     container = store.container(settings.history_container)
     for number in range(first_day, last_day + 1):
-        day = datetime.fromtimestamp(number * 86_400, tz=UTC).strftime("%Y-%m-%d")
+        day = utc_day(number * 86_400)
         name = history_day_name(device_id, day)
         try:
             data = bytes(container.download_blob(name).readall())
@@ -217,9 +217,10 @@ def _add_tail(
             TAIL_MAX_BATCHES,
         )
         return 0
-    read_batch = reader or (default_reader() if names else None)
+    if not names:
+        return 0
+    read_batch = reader or default_reader()
     for name in names:
-        assert read_batch is not None
         batch = _tail_batch(store, settings, name, read_batch)
         if batch is None:
             continue

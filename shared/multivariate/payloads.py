@@ -1,7 +1,9 @@
 """The typed payloads of the multivariate orchestrations: inputs and outputs of every activity.
 
 Each payload is a frozen dataclass with ``to_dict`` (the JSON the Durable runtime carries,
-v1.1-style camelCase names) and ``from_dict`` (its reader). The orchestrations
+v1.1-style camelCase names) and ``from_dict`` (its reader). The flat ones go through one codec:
+each field names its JSON key and how it reads (:func:`_wire`), and :func:`_encode` /
+:func:`_decode` do the rest; the nested ones compose them. The orchestrations
 (:mod:`shared.multivariate.workflow`) and the activities (:mod:`shared.multivariate.activities`)
 exchange only these; a payload of the wrong shape raises :class:`~shared.errors.PayloadError`.
 
@@ -11,12 +13,15 @@ Standard library only: the function app imports it when it is indexed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast
 
 from shared.errors import PayloadError
 from shared.multivariate.ids import detection_instance_id, model_id_for, training_instance_id
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 #: A JSON object as the runtime carries it (values: str, numbers, bools, None, lists, objects).
 JSONObject = dict[str, Any]
@@ -46,6 +51,103 @@ def _errors(value: object) -> tuple[ErrorBody, ...]:
     return tuple(
         {str(k): str(v) for k, v in item.items()} for item in value if isinstance(item, Mapping)
     )
+
+
+def _objects(items: Sequence[Mapping[str, Any]]) -> list[JSONObject]:
+    return [dict(item) for item in items]
+
+
+# --------------------------------------------------------------------------------------------
+# The one codec of the flat payloads: each field names its JSON key and how it reads
+# --------------------------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+_P = TypeVar("_P", bound="DataclassInstance")
+
+
+def _wire(
+    key: str,
+    read: Callable[[Any], _T],
+    *,
+    write: Callable[[_T], object] | None = None,
+    default: object = MISSING,
+    absent: object = MISSING,
+    omit_none: bool = False,
+) -> _T:
+    """A payload field: its JSON ``key``, its reader, its writer (default: as it is).
+
+    ``default`` is the dataclass default; ``absent`` what a document without the key reads as
+    (default: ``default``; neither: the key is required). ``omit_none`` leaves ``None`` out.
+    """
+    metadata = {
+        "key": key,
+        "read": read,
+        "write": write,
+        "absent": default if absent is MISSING else absent,
+        "omit_none": omit_none,
+    }
+    if default is MISSING:
+        return cast(_T, field(metadata=metadata))
+    return cast(_T, field(default=default, metadata=metadata))
+
+
+def _encode(payload: DataclassInstance) -> JSONObject:
+    """The JSON object of a payload whose fields are :func:`_wire` fields."""
+    document: JSONObject = {}
+    for item in fields(payload):
+        value = getattr(payload, item.name)
+        if value is None and item.metadata["omit_none"]:
+            continue
+        write = item.metadata["write"]
+        document[item.metadata["key"]] = value if write is None else write(value)
+    return document
+
+
+def _decode(cls: type[_P], document: object, what: str) -> _P:
+    """Read :func:`_encode` output back (extra keys are ignored; absent ones take the default).
+
+    Raises:
+        PayloadError: Not a JSON object, a required key is absent, or a value does not read.
+    """
+    payload = as_object(document, what)
+    values: dict[str, object] = {}
+    try:
+        for item in fields(cls):
+            key = item.metadata["key"]
+            if key in payload:
+                values[item.name] = item.metadata["read"](payload[key])
+            elif item.metadata["absent"] is MISSING:
+                raise KeyError(key)
+            else:
+                values[item.name] = item.metadata["absent"]
+    except (KeyError, TypeError, ValueError) as exc:
+        article = "an" if what[0] in "aeiou" else "a"
+        raise PayloadError(f"Not {article} {what}: {exc!r}") from exc
+    return cls(**values)
+
+
+class _FlatPayload:
+    """``to_dict`` / ``from_dict`` of a flat payload dataclass, by the one codec.
+
+    ``to_dict`` gives the JSON object (the fields' keys, in field order); ``from_dict`` reads
+    it back (as JSON text or decoded; extra keys ignored) and raises
+    :class:`~shared.errors.PayloadError` for a document of the wrong shape.
+    """
+
+    _what: ClassVar[str]
+
+    def to_dict(self) -> JSONObject:
+        """The JSON object the runtime carries."""
+        return _encode(cast("DataclassInstance", self))
+
+    @classmethod
+    def from_dict(cls, document: object) -> Self:
+        """Read :meth:`to_dict` output.
+
+        Raises:
+            PayloadError: Not a JSON object, a required key is absent, or a value does not read.
+        """
+        return cast(Self, _decode(cast("type[DataclassInstance]", cls), document, cls._what))
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,27 +246,13 @@ class TrainingRequest:
 
 
 @dataclass(frozen=True)
-class ModelStep:
+class ModelStep(_FlatPayload):
     """The input of train, status, detect and export: which model, in which run."""
 
-    model_id: str
-    instance_id: str
+    _what: ClassVar[str] = "model step"
 
-    def to_dict(self) -> JSONObject:
-        """``{"modelId", "instanceId"}``."""
-        return {"modelId": self.model_id, "instanceId": self.instance_id}
-
-    @classmethod
-    def from_dict(cls, document: object) -> ModelStep:
-        """Read :meth:`to_dict` output (extra fields are ignored).
-
-        Raises:
-            PayloadError: ``modelId`` is missing.
-        """
-        payload = as_object(document, "model step")
-        if "modelId" not in payload:
-            raise PayloadError("The model step has no modelId.")
-        return cls(str(payload["modelId"]), str(payload.get("instanceId") or ""))
+    model_id: str = _wire("modelId", str)
+    instance_id: str = _wire("instanceId", lambda value: str(value or ""), absent="")
 
 
 @dataclass(frozen=True)
@@ -195,7 +283,7 @@ class FailRequest:
 
 
 @dataclass(frozen=True)
-class ModelOutcome:
+class ModelOutcome(_FlatPayload):
     """What prepare, train, status and mark-failed return: the model's status and errors.
 
     Attributes:
@@ -205,113 +293,49 @@ class ModelOutcome:
         stale: Only from status: RUNNING under an expired lease (its worker is gone).
     """
 
-    model_id: str
-    status: str
-    errors: tuple[ErrorBody, ...] = ()
-    stale: bool | None = None
+    _what: ClassVar[str] = "model outcome"
 
-    def to_dict(self) -> JSONObject:
-        """``{"modelId", "status", "errors"}`` (and ``stale`` from status)."""
-        document: JSONObject = {
-            "modelId": self.model_id,
-            "status": self.status,
-            "errors": [dict(error) for error in self.errors],
-        }
-        if self.stale is not None:
-            document["stale"] = self.stale
-        return document
-
-    @classmethod
-    def from_dict(cls, document: object) -> ModelOutcome:
-        """Read :meth:`to_dict` output.
-
-        Raises:
-            PayloadError: ``status`` is missing.
-        """
-        payload = as_object(document, "model outcome")
-        if "status" not in payload:
-            raise PayloadError("The model outcome has no status.")
-        stale = payload.get("stale")
-        return cls(
-            model_id=str(payload.get("modelId", "")),
-            status=str(payload["status"]),
-            errors=_errors(payload.get("errors")),
-            stale=None if stale is None else bool(stale),
-        )
+    model_id: str = _wire("modelId", str, absent="")
+    status: str = _wire("status", str)
+    errors: tuple[ErrorBody, ...] = _wire("errors", _errors, write=_objects, default=())
+    stale: bool | None = _wire(
+        "stale", lambda value: None if value is None else bool(value), default=None, omit_none=True
+    )
 
 
 @dataclass(frozen=True)
-class DetectionSummary:
+class DetectionSummary(_FlatPayload):
     """What the training's detect step returns (the stored result holds the details)."""
 
-    result_id: str
-    status: str
-    errors: tuple[ErrorBody, ...] = ()
-    anomalies: int = 0
-    timestamps: int = 0
-    top_anomalies: tuple[JSONObject, ...] = ()
+    _what: ClassVar[str] = "detection summary"
 
-    def to_dict(self) -> JSONObject:
-        """``{"resultId", "status", "errors", "anomalies", "timestamps", "topAnomalies"}``."""
-        return {
-            "resultId": self.result_id,
-            "status": self.status,
-            "errors": [dict(error) for error in self.errors],
-            "anomalies": self.anomalies,
-            "timestamps": self.timestamps,
-            "topAnomalies": [dict(item) for item in self.top_anomalies],
-        }
-
-    @classmethod
-    def from_dict(cls, document: object) -> DetectionSummary:
-        """Read :meth:`to_dict` output.
-
-        Raises:
-            PayloadError: Not an object, or no ``resultId``/``status``.
-        """
-        payload = as_object(document, "detection summary")
-        try:
-            return cls(
-                result_id=str(payload["resultId"]),
-                status=str(payload["status"]),
-                errors=_errors(payload.get("errors")),
-                anomalies=int(payload.get("anomalies") or 0),
-                timestamps=int(payload.get("timestamps") or 0),
-                top_anomalies=tuple(dict(item) for item in payload.get("topAnomalies") or ()),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PayloadError(f"Not a detection summary: {exc!r}") from exc
+    result_id: str = _wire("resultId", str)
+    status: str = _wire("status", str)
+    errors: tuple[ErrorBody, ...] = _wire("errors", _errors, write=_objects, default=())
+    anomalies: int = _wire("anomalies", lambda value: int(value or 0), default=0)
+    timestamps: int = _wire("timestamps", lambda value: int(value or 0), default=0)
+    top_anomalies: tuple[JSONObject, ...] = _wire(
+        "topAnomalies",
+        lambda value: tuple(dict(item) for item in value or ()),
+        write=_objects,
+        default=(),
+    )
 
 
 @dataclass(frozen=True)
-class ExportOutcome:
+class ExportOutcome(_FlatPayload):
     """Where the export step wrote the portable model zip."""
 
-    container: str
-    name: str
-    bytes: int
+    _what: ClassVar[str] = "export outcome"
+
+    container: str = _wire("container", str)
+    name: str = _wire("name", str)
+    bytes: int = _wire("bytes", int)
 
     @property
     def location(self) -> str:
         """``container/name``."""
         return f"{self.container}/{self.name}"
-
-    def to_dict(self) -> JSONObject:
-        """``{"container", "name", "bytes"}``."""
-        return {"container": self.container, "name": self.name, "bytes": self.bytes}
-
-    @classmethod
-    def from_dict(cls, document: object) -> ExportOutcome:
-        """Read :meth:`to_dict` output.
-
-        Raises:
-            PayloadError: A field is missing.
-        """
-        payload = as_object(document, "export outcome")
-        try:
-            return cls(str(payload["container"]), str(payload["name"]), int(payload["bytes"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PayloadError(f"Not an export outcome: {exc!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -385,8 +409,10 @@ class RunSummary:
 
 
 @dataclass(frozen=True)
-class DetectionJob:
+class DetectionJob(_FlatPayload):
     """One batch detection requested through the API (the detection orchestration's input).
+
+    Its JSON keys are snake_case: the field names the runtime has carried since v1.
 
     Attributes:
         model_id: The READY model.
@@ -400,57 +426,22 @@ class DetectionJob:
         top_contributor_count: Contributors listed per anomaly.
     """
 
-    model_id: str
-    result_id: str
-    container: str
-    name: str
-    sha256: str
-    data_source: str
-    start_time: str
-    end_time: str
-    top_contributor_count: int
+    _what: ClassVar[str] = "detection job"
+
+    model_id: str = _wire("model_id", str)
+    result_id: str = _wire("result_id", str)
+    container: str = _wire("container", str)
+    name: str = _wire("name", str)
+    sha256: str = _wire("sha256", str)
+    data_source: str = _wire("data_source", str)
+    start_time: str = _wire("start_time", str)
+    end_time: str = _wire("end_time", str)
+    top_contributor_count: int = _wire("top_contributor_count", int)
 
     @property
     def instance_id(self) -> str:
         """The orchestration instance id of this detection."""
         return detection_instance_id(self.result_id)
-
-    def to_dict(self) -> JSONObject:
-        """The orchestration input (field names as the runtime has carried them since v1)."""
-        return {
-            "model_id": self.model_id,
-            "result_id": self.result_id,
-            "container": self.container,
-            "name": self.name,
-            "sha256": self.sha256,
-            "data_source": self.data_source,
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "top_contributor_count": self.top_contributor_count,
-        }
-
-    @classmethod
-    def from_dict(cls, document: object) -> DetectionJob:
-        """Read :meth:`to_dict` output (as JSON text or decoded).
-
-        Raises:
-            PayloadError: Not a detection job.
-        """
-        payload = as_object(document, "detection job")
-        try:
-            return cls(
-                model_id=str(payload["model_id"]),
-                result_id=str(payload["result_id"]),
-                container=str(payload["container"]),
-                name=str(payload["name"]),
-                sha256=str(payload["sha256"]),
-                data_source=str(payload["data_source"]),
-                start_time=str(payload["start_time"]),
-                end_time=str(payload["end_time"]),
-                top_contributor_count=int(payload["top_contributor_count"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PayloadError(f"Not a detection job: {exc!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -472,13 +463,11 @@ class DetectionFailure:
 
 
 @dataclass(frozen=True)
-class BatchOutcome:
+class BatchOutcome(_FlatPayload):
     """What the detection orchestration's activities return."""
 
-    result_id: str
-    status: str
-    anomalies: int = 0
+    _what: ClassVar[str] = "batch outcome"
 
-    def to_dict(self) -> JSONObject:
-        """``{"resultId", "status", "anomalies"}``."""
-        return {"resultId": self.result_id, "status": self.status, "anomalies": self.anomalies}
+    result_id: str = _wire("resultId", str)
+    status: str = _wire("status", str)
+    anomalies: int = _wire("anomalies", int, default=0)

@@ -2,8 +2,8 @@
 
 One place for each job that used to be done in several:
 
-* **One dataset reader** (:class:`DatasetReader`): a dataset blob's size against the upload
-  limit, its bytes, its content hash against the one the request saw, its series.
+* **One dataset reader** (:class:`~shared.multivariate.materialize.DatasetReader`) and one
+  way a ``dataSource`` becomes a dataset blob (:mod:`shared.multivariate.materialize`).
 * **"Detect with a stored model and store the result"**
   (:meth:`MultivariateService.detect_and_store`): the training's detect step and the API's
   batch detection both end here.
@@ -27,11 +27,8 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
-import pandas as pd
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.engine.multivariate import MultivariateModel
@@ -43,20 +40,11 @@ from shared.errors import (
     ModelNotReadyError,
     ResultNotFoundError,
 )
-from shared.multivariate.datasets import MIB, AlignPolicy, align
+from shared.multivariate.datasets import AlignPolicy, align
 from shared.multivariate.datasource import (
-    MAX_VARIABLES,
-    BlobSource,
     DataSourcePolicy,
-    LocalSource,
-    SasSource,
     blob_url,
-    read_local,
-    read_with_sas,
-    shown,
-    too_large,
     without_sas,
-    zip_members,
 )
 from shared.multivariate.detection import (
     detect_batch,
@@ -74,10 +62,9 @@ from shared.multivariate.detection import (
 from shared.multivariate.export import export_model
 from shared.multivariate.ids import (
     call_training_instance_id,
-    content_hash,
-    is_dataset_name,
     model_id_for,
 )
+from shared.multivariate.materialize import DatasetMaterializer, DatasetReader, Materialized
 from shared.multivariate.payloads import DetectionJob, JSONObject, ModelOutcome, TrainingRequest
 from shared.multivariate.registry import ModelRecord, ModelRegistry
 from shared.multivariate.spec import (
@@ -90,7 +77,7 @@ from shared.multivariate.spec import (
     spec_from_metadata,
 )
 from shared.multivariate.statuses import CREATED, FAILED, READY
-from shared.multivariate.training import dataset_limits, model_info, plan_training, read_dataset
+from shared.multivariate.training import model_info, plan_training
 from shared.multivariate.workflow import (
     DETECTION_ORCHESTRATOR,
     ORCHESTRATOR,
@@ -100,79 +87,12 @@ from shared.multivariate.workflow import (
 )
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
-from shared.storage.names import materialized_dataset_name
 from shared.timefmt import iso, utc_now
 
 logger = logging.getLogger(__name__)
 
 #: Request fields of a v1.1 training request that are not training-spec fields.
 _NOT_SPEC = frozenset({"dataSource", "status", "errors", "diagnosticsInfo"})
-
-
-# --------------------------------------------------------------------------------------------
-# The one dataset reader
-# --------------------------------------------------------------------------------------------
-
-
-class DatasetReader:
-    """Reads dataset blobs: size limit, bytes, content hash, series.
-
-    Args:
-        store: The blob store.
-        settings: App settings (``MV_MAX_UPLOAD_MB``); ``None``: the engine's limits.
-    """
-
-    def __init__(self, store: BlobStore, settings: Settings | None = None) -> None:
-        self.store = store
-        self.limits = dataset_limits(settings)
-
-    def read_bytes(self, ref: BlobRef, sha256: str = "") -> bytes:
-        """The blob's bytes, checked against the upload limit and the expected hash.
-
-        Raises:
-            DatasetError: ``DataSourceNotFound`` (no such blob), ``TooLarge`` or
-                ``DataSourceChanged`` (the content hash is not ``sha256``).
-        """
-        blob = self.store.service.get_blob_client(ref.container, ref.name)
-        try:
-            size = int(blob.get_blob_properties().size)
-            if size > self.limits.max_zip_bytes:
-                raise too_large(str(ref), size, self.limits.max_zip_bytes)
-            data = self.store.get_bytes(ref)
-        except ResourceNotFoundError as exc:
-            raise DatasetError(
-                f"The dataset {ref} does not exist (deleted after it was sent?); upload it or "
-                "send the request again.",
-                "DataSourceNotFound",
-            ) from exc
-        if sha256 and content_hash(data) != sha256.lower():
-            raise DatasetError(
-                f"{ref} changed after it was sent; a newer upload is trained by its own run, a "
-                "detection must be requested again.",
-                "DataSourceChanged",
-            )
-        return data
-
-    def read(
-        self, ref: BlobRef, sha256: str = "", date_format: str = "auto"
-    ) -> dict[str, pd.Series]:
-        """The blob's raw series per variable (:meth:`read_bytes`, then parsed).
-
-        ``date_format`` is the training spec's ``dateFormat`` (how numeric dates read).
-
-        Raises:
-            DatasetError: As :meth:`read_bytes`, or the dataset cannot be used (coded).
-        """
-        return read_dataset(self.read_bytes(ref, sha256), ref.name, self.limits, date_format)
-
-
-@dataclass(frozen=True)
-class Materialized:
-    """A dataset the service resolved: its blob, content hash and bytes."""
-
-    ref: BlobRef
-    sha256: str
-    data: bytes
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,6 +127,7 @@ class MultivariateService:
             allow_local_paths=settings.api_allow_local_paths,
             training_container=settings.training_container,
         )
+        self.materializer = DatasetMaterializer(settings, store, self.reader, self.policy)
         self._starter = starter
 
     def close(self) -> None:
@@ -235,75 +156,13 @@ class MultivariateService:
     def materialize(self, value: object) -> Materialized:
         """Resolve a ``dataSource`` to a dataset blob of this account and read it.
 
-        Blob URLs of the training container are read where they are; a SAS URL is read with
-        its SAS (:meth:`_read_with_sas`); a SAS dataset, a blob folder (MultiTable as one CSV per
-        variable) and a local path (only with ``API_ALLOW_LOCAL_PATHS``) are copied or packed
-        into the training container (:func:`~shared.storage.names.materialized_dataset_name`),
-        so the orchestration reads every dataset from a blob with no SAS to keep.
+        See :meth:`shared.multivariate.materialize.DatasetMaterializer.materialize`.
 
         Raises:
-            InputError: ``InvalidDataSource`` (refused by the policy, or a SAS that does not
-                grant read), ``DataSourceNotFound``, ``UnsupportedFormat`` or ``TooLarge``.
+            InputError: ``InvalidDataSource``, ``DataSourceNotFound``, ``UnsupportedFormat``
+                or ``TooLarge``.
         """
-        source = self.policy.resolve(value)
-        limit = self.settings.mv_max_upload_mb * MIB
-        if isinstance(source, LocalSource):
-            return self._store_copy(*read_local(source.path, limit))
-        if isinstance(source, SasSource):
-            if not is_dataset_name(source.name):
-                raise DatasetError(
-                    f"dataSource {shown(source.url)!r}: point it at a .zip (one "
-                    "timestamp,value CSV per variable) or a .csv (a timestamp column and one "
-                    "column per variable).",
-                    "UnsupportedFormat",
-                )
-            name = PurePosixPath(source.name).name
-            return self._store_copy(name, read_with_sas(source, limit))
-        if source.is_folder:
-            return self._store_copy(*self._pack_folder(source, limit))
-        if not is_dataset_name(source.name):
-            raise DatasetError(
-                f"dataSource names {source.name!r}: point it at a .zip (one timestamp,value CSV "
-                "per variable), a .csv (a timestamp column and one column per variable) or a "
-                "folder of CSVs (ending with /).",
-                "UnsupportedFormat",
-            )
-        data = self.reader.read_bytes(source.ref)
-        return Materialized(source.ref, content_hash(data), data)
-
-    def _store_copy(self, name: str, data: bytes) -> Materialized:
-        digest = content_hash(data)
-        ref = BlobRef(self.settings.training_container, materialized_dataset_name(digest, name))
-        if not self.store.exists(ref):
-            self.store.put_bytes(ref, data, content_type="application/octet-stream")
-        return Materialized(ref, digest, data)
-
-    def _pack_folder(self, source: BlobSource, limit: int) -> tuple[str, bytes]:
-        members: list[tuple[str, bytes]] = []
-        total = 0
-        for name in self.store.list_names(source.container, source.name):
-            relative = name[len(source.name) :]
-            if "/" in relative or not relative.lower().endswith(".csv"):
-                continue
-            if len(members) >= MAX_VARIABLES:
-                raise DatasetError(
-                    f"The folder {source.container}/{source.name} holds more than "
-                    f"{MAX_VARIABLES} CSV files (one per variable).",
-                    "TooManyVariables",
-                )
-            data = self.store.get_bytes(BlobRef(source.container, name))
-            total += len(data)
-            if total > limit:
-                raise too_large(f"{source.container}/{source.name}", total, limit)
-            members.append((relative, data))
-        if not members:
-            raise DatasetError(
-                f"The folder {source.container}/{source.name} holds no CSV files; put one "
-                "timestamp,value CSV per variable in it.",
-                "DataSourceNotFound",
-            )
-        folder = PurePosixPath(source.name.rstrip("/")).name or "dataset"
-        return f"{folder}.zip", zip_members(members)
+        return self.materializer.materialize(value)
 
     # ------------------------------------------------------------------ training
 

@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,8 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 
 JSON_CONTENT = ContentSettings(content_type="application/json")
+#: Largest block one append may carry (the service's limit for older API versions).
+MAX_APPEND_BLOCK_BYTES = 4 * 1024 * 1024
 
 #: The documented, public Azurite development account (not a secret).
 DEV_ACCOUNT = "devstoreaccount1"
@@ -113,6 +115,13 @@ def service_client(
         "raw_request_hook": REQUESTS,
         "use_env_settings": bool(urllib.request.getproxies()),
     }
+    return _connect(connection, service_uri, client_id, options)
+
+
+def _connect(
+    connection: str | None, service_uri: str | None, client_id: str | None, options: dict[str, Any]
+) -> BlobServiceClient:
+    """A client from a connection string, or by managed identity from the service URI."""
     if connection:
         return BlobServiceClient.from_connection_string(
             expand_development_storage(connection), **options
@@ -157,15 +166,34 @@ def request_service_client(
             retry_total=REQUEST_RETRIES,
         ),
     }
-    if connection:
-        return BlobServiceClient.from_connection_string(
-            expand_development_storage(connection), **options
-        )
-    from azure.identity import DefaultAzureCredential  # only the cloud path needs it
+    return _connect(connection, service_uri, client_id, options)
 
-    credential = DefaultAzureCredential(managed_identity_client_id=client_id or None)
-    assert service_uri  # checked by Settings
-    return BlobServiceClient(service_uri, credential=credential, **options)
+
+def line_blocks(lines: Iterable[str], limit: int = MAX_APPEND_BLOCK_BYTES) -> Iterator[bytes]:
+    """Newline-terminated UTF-8 lines, grouped into append blocks of at most ``limit`` bytes.
+
+    A line longer than ``limit`` is a block of its own (the service refuses it, loudly).
+    """
+    chunk: list[bytes] = []
+    size = 0
+    for line in lines:
+        encoded = line.encode("utf-8") + b"\n"
+        if chunk and size + len(encoded) > limit:
+            yield b"".join(chunk)
+            chunk, size = [], 0
+        chunk.append(encoded)
+        size += len(encoded)
+    if chunk:
+        yield b"".join(chunk)
+
+
+def _account(settings: Settings) -> tuple[str | None, str | None, str | None]:
+    """How settings reach the storage account: connection string, service URI, client id."""
+    return (
+        settings.storage_connection_string,
+        settings.storage_blob_service_uri,
+        settings.storage_client_id,
+    )
 
 
 class BlobStore:
@@ -183,24 +211,12 @@ class BlobStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> BlobStore:
         """Connect with a connection string, or with managed identity when only a URI is set."""
-        return cls(
-            service_client(
-                settings.storage_connection_string,
-                settings.storage_blob_service_uri,
-                settings.storage_client_id,
-            )
-        )
+        return cls(service_client(*_account(settings)))
 
     @classmethod
     def for_requests(cls, settings: Settings) -> BlobStore:
         """Connect like :meth:`from_settings`, with bounded timeouts and retries (the API's)."""
-        return cls(
-            request_service_client(
-                settings.storage_connection_string,
-                settings.storage_blob_service_uri,
-                settings.storage_client_id,
-            )
-        )
+        return cls(request_service_client(*_account(settings)))
 
     @property
     def service(self) -> BlobServiceClient:
@@ -257,7 +273,7 @@ class BlobStore:
             return False
         return True
 
-    def put_json(self, ref: BlobRef, document: Any) -> None:
+    def put_json(self, ref: BlobRef, document: object) -> None:
         """Write a JSON document (compact, keys in insertion order)."""
         data = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
         self.put_bytes(ref, data, content_type="application/json")
@@ -281,36 +297,65 @@ class BlobStore:
         except ResourceNotFoundError:
             return None
 
-    def get_json_with_etag(self, ref: BlobRef) -> tuple[Any | None, str | None]:
-        """Read a JSON blob and its ETag; ``(None, None)`` when it does not exist."""
+    def get_bytes_with_etag(self, ref: BlobRef) -> tuple[bytes | None, str | None]:
+        """Read a blob and its ETag (one request); ``(None, None)`` when it does not exist.
+
+        The read half of every read-modify-write: change the bytes, then write them back with
+        :meth:`put_bytes_if_unchanged` on this ETag.
+        """
         try:
             downloader = self.container(ref.container).download_blob(ref.name)
+            data = bytes(downloader.readall())
         except ResourceNotFoundError:
             return None, None
-        return json.loads(downloader.readall()), str(downloader.properties.etag)
+        return data, str(downloader.properties.etag)
 
-    def put_json_if_unchanged(self, ref: BlobRef, document: Any, etag: str | None) -> bool:
+    def put_bytes_if_unchanged(
+        self,
+        ref: BlobRef,
+        data: bytes,
+        etag: str | None,
+        *,
+        content_settings: ContentSettings | None = None,
+    ) -> str | None:
+        """Write a blob only if it still has ``etag`` (``None``: only if it still does not exist).
+
+        The one conditional write of the app (model records, history days, job cursors).
+
+        Returns:
+            The blob's new ETag, or ``None`` when another writer got there first (re-read and
+            retry).
+        """
+        blob = self.container(ref.container).get_blob_client(ref.name)
+        try:
+            if etag is None:
+                result = blob.upload_blob(data, overwrite=False, content_settings=content_settings)
+            else:
+                result = blob.upload_blob(
+                    data,
+                    overwrite=True,
+                    content_settings=content_settings,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError):
+            return None
+        return str(result["etag"])
+
+    def get_json_with_etag(self, ref: BlobRef) -> tuple[Any | None, str | None]:
+        """Read a JSON blob and its ETag; ``(None, None)`` when it does not exist."""
+        data, etag = self.get_bytes_with_etag(ref)
+        return (None, None) if data is None else (json.loads(data), etag)
+
+    def put_json_if_unchanged(self, ref: BlobRef, document: object, etag: str | None) -> bool:
         """Write a JSON blob only if it still has ``etag`` (or still does not exist).
 
         Returns:
             ``False`` when another writer got there first (re-read and retry).
         """
         data = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
-        blob = self.container(ref.container).get_blob_client(ref.name)
-        try:
-            if etag is None:
-                blob.upload_blob(data, overwrite=False, content_settings=JSON_CONTENT)
-            else:
-                blob.upload_blob(
-                    data,
-                    overwrite=True,
-                    content_settings=JSON_CONTENT,
-                    etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceExistsError, ResourceModifiedError):
-            return False
-        return True
+        written = self.put_bytes_if_unchanged(ref, data, etag, content_settings=JSON_CONTENT)
+        return written is not None
 
     def get_metadata(self, ref: BlobRef) -> dict[str, str]:
         """Return a blob's user metadata."""

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.errors import RawBatchError
-from shared.telemetry.rawbatch import MAX_RAW_BATCH_BYTES, RejectedRecord, RoutedMessage
+from shared.telemetry.rawbatch.model import MAX_RAW_BATCH_BYTES, RejectedRecord
+from shared.telemetry.rawbatch.routing import RoutedMessage
 
 _MAGIC = b"Obj\x01"
 _SYNC_SIZE = 16

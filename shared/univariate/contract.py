@@ -24,7 +24,7 @@ from shared.engine.univariate import (
     detect_entire,
     detect_last,
 )
-from shared.errors import DetectionRequestError, TelemetryError
+from shared.errors import ConfigurationError, DetectionRequestError, TelemetryError
 from shared.numbers import lenient_number
 from shared.timefmt import parse_timestamp
 from shared.univariate.parameters import (
@@ -61,7 +61,7 @@ class ParsedRequest:
     threshold: float
 
 
-def parse_request(body: Any, *, max_points: int = MAX_POINTS) -> ParsedRequest:
+def parse_request(body: object, *, max_points: int = MAX_POINTS) -> ParsedRequest:
     """Validate a v1.1 univariate request body.
 
     Args:
@@ -179,7 +179,7 @@ def parse_request(body: Any, *, max_points: int = MAX_POINTS) -> ParsedRequest:
     )
 
 
-def point_value(raw: Any, where: str) -> float:
+def point_value(raw: object, where: str) -> float:
     """A series or variable value: a JSON number, or a numeric string as the service allowed.
 
     The retired service read values with a lenient JSON reader that turned ``"0.418"`` into the
@@ -276,7 +276,7 @@ def _config(request: ParsedRequest) -> UnivariateConfig:
     )
 
 
-def detect_entire_v11(body: Any) -> dict[str, Any]:
+def detect_entire_v11(body: object) -> dict[str, Any]:
     """Run ``timeseries/entire/detect`` on a v1.1 request body; return the v1.1 response."""
     request = parse_request(body)
     prepared = _prepare(request)
@@ -299,7 +299,7 @@ def entire_response(result: EntireResult, positions: np.ndarray | None = None) -
     }
 
 
-def detect_last_v11(body: Any) -> dict[str, Any]:
+def detect_last_v11(body: object) -> dict[str, Any]:
     """Run ``timeseries/last/detect`` on a v1.1 request body; return the v1.1 response."""
     request = parse_request(body)
     prepared = _prepare(request)
@@ -317,7 +317,7 @@ def detect_last_v11(body: Any) -> dict[str, Any]:
     }
 
 
-def detect_changepoint_v11(body: Any) -> dict[str, Any]:
+def detect_changepoint_v11(body: object) -> dict[str, Any]:
     """Run ``timeseries/changepoint/detect`` on a v1.1 request; return the v1.1 response."""
     request = parse_request(body)
     prepared = _prepare(request)
@@ -414,6 +414,10 @@ def backend_for(settings: Settings) -> UnivariateBackend:
     if settings.remote_endpoint:
         from shared.univariate.remote import RemoteBackend  # the SDK is only imported when used
 
-        assert settings.remote_key  # checked by Settings
+        if not settings.remote_key:  # Settings refuses this; a hand-built one may not
+            raise ConfigurationError(
+                "ANOMALY_DETECTOR_ENDPOINT is set without ANOMALY_DETECTOR_KEY: set the key of "
+                "that resource, or unset the endpoint to use the embedded engine."
+            )
         return RemoteBackend(settings.remote_endpoint, settings.remote_key)
     return EmbeddedBackend()

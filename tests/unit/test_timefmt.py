@@ -1,4 +1,4 @@
-"""Day-first and month-first numeric dates, decided from the whole column (issue 12, item 4)."""
+"""Day-first and month-first numeric dates, decided from the whole column."""
 
 from __future__ import annotations
 

@@ -189,7 +189,7 @@ def test_a_sas_that_does_not_grant_read_is_refused(
 def test_other_containers_are_refused_without_echoing_their_content(
     api: tuple[TestClient, BlobStore, Settings], unique: str
 ) -> None:
-    """Issue 11: a planted host secret came back verbatim in a FAILED model's error."""
+    """A dataSource in another container (a planted secret) is a 400 that never echoes it."""
     client, store, _ = api
     secret = b"timestamp,value\nmaster-key-0123456789,abcdef\n"
     container = f"azure-webjobs-secrets-{unique}"

@@ -1,9 +1,9 @@
 """``serve`` while its storage is hung or down: a coded 503 in seconds, univariate unaffected.
 
-Issue 11, defect 6: storage calls used to wait about 84 s in the SDK's default retries, and 45 of
-them in flight took every worker thread, so a univariate request (which needs no storage)
-waited 78.7 s. Here a private Azurite is paused (SIGSTOP: connections accepted, never
-answered), stopped and restarted by its PID under a running ``meterwatch serve``.
+With the SDK's default retries a storage call waited about 84 s, and 45 of them in flight took
+every worker thread, so a univariate request (which needs no storage) waited 78.7 s. Here a
+private Azurite is paused (SIGSTOP: connections accepted, never answered), stopped and restarted
+by its PID under a running ``meterwatch serve``.
 """
 
 from __future__ import annotations

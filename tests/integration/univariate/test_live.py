@@ -150,7 +150,7 @@ def test_a_silent_meter_resumes_from_its_state_without_reading_history(
 def test_bad_raw_blobs_are_dead_lettered_whole_and_the_next_batches_go_on(
     app_env: dict[str, str],
 ) -> None:
-    """Issue 11, defect 4: empty, truncated, non-JSON, wrong-schema blobs never raise."""
+    """Empty, truncated, non-JSON and wrong-schema blobs never raise: dead-lettered whole."""
     settings = settings_for(app_env)
     store = BlobStore.from_settings(settings)
     fleet = Fleet(2)
@@ -181,7 +181,7 @@ def test_bad_raw_blobs_are_dead_lettered_whole_and_the_next_batches_go_on(
 def test_readings_that_break_the_detector_are_refused_and_the_state_survives(
     app_env: dict[str, str],
 ) -> None:
-    """Issue 11, defect 4: 50 alternating +-1e308 readings break neither that batch nor the
+    """50 alternating +-1e308 readings break neither that batch nor the
     device's next batches (the reader and the ingest refuse them too; this is the judge's own
     guard, for a batch that reaches it)."""
     settings = settings_for(app_env)

@@ -2,9 +2,9 @@
 
 Azurite (its own, persisted on disk) is stopped by PID right before a chosen request of the
 judgement of the batch holding a spike: the result write, the anomaly-log append, the shard
-read, the shard write (issue 11, defect 5: the state saved, the result not, used to lose the
-anomaly). The invocation raises a storage error, as in the host; Azurite is restarted and the
-invocation retried. The run must converge to the stored bytes of a run without outage, and the
+read, the shard write (the state saved and the result not must not lose the anomaly). The
+invocation raises a storage error, as in the host; Azurite is restarted and the invocation
+retried. The run must converge to the stored bytes of a run without outage, and the
 alert must be published by the successful attempt with the same id.
 """
 
@@ -33,7 +33,7 @@ POINTS = [
     ("result write", "PUT", r"/live/batches/.*\.result\.json", 1),
     ("anomaly log append", "PUT", r"/anomalies/.*comp=appendblock", 1),
     ("state shard read", "GET", r"/live-state/", 1),
-    ("state shard write (issue 11 defect 5)", "PUT", r"/live-state/", 1),
+    ("state shard write", "PUT", r"/live-state/", 1),
     ("one shard saved, the other not", "PUT", r"/live-state/", 2),
 ]
 

@@ -1,4 +1,4 @@
-"""Every published API version's univariate routes, and numeric-string values (issue 12)."""
+"""Every published API version's univariate routes, and numeric-string values."""
 
 from __future__ import annotations
 

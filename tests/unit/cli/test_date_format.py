@@ -1,4 +1,4 @@
-"""``--date-format`` on the CLI commands that read CSV (issue 12: 05/01/2007 read as 1 May)."""
+"""``--date-format`` on the CLI commands that read CSV (05/01/2007 as 5 January or 1 May)."""
 
 from __future__ import annotations
 

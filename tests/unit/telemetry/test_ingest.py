@@ -1,7 +1,7 @@
 """Batch preparation: one raw batch v2 per delivered batch, de-duplication, dead letters.
 
-The ``test_defect_*`` tests are issue 11's numbered defects; each failed on the code before
-this change (the v1 ingest raised on the event, let ``m1\\n`` through, or kept the reading
+The ``test_defect_*`` tests each check a way the first ingest lost or corrupted readings (it
+raised on one bad event and lost the batch, let ``m1\\n`` through, or kept the reading
 delivered last instead of the one with the highest sequence number).
 """
 
@@ -66,7 +66,7 @@ def test_one_raw_blob_per_delivered_batch_named_by_partition_range_and_enqueued_
 
 
 def test_a_stray_old_reading_does_not_move_the_batch() -> None:
-    """Issue 11 defect 2 at its root: named by the enqueued hour, not the oldest reading's day."""
+    """A batch is named by its enqueued hour, not by the day of its oldest reading."""
     events = [
         reading(1, "m1", "2026-07-23T10:00:00Z", power=1),  # 100 days old
         reading(2, "m1", "2026-11-01T10:00:00Z", power=9),
