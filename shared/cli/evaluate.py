@@ -48,7 +48,12 @@ def add_commands(commands: Any) -> None:
         help="timestamp column of the label CSV (default: timestamp, datetime, time, date or "
         "the first column)",
     )
-    evaluate.add_argument("--timestamp-column", default="timestamp", help="of the output")
+    evaluate.add_argument(
+        "--timestamp-column",
+        default=None,
+        help="timestamp column of the output (default: timestamp, datetime, time, date or the "
+        "first column)",
+    )
     evaluate.add_argument(
         "--score-column", default="severity", help="score column of the output (NAB threshold)"
     )

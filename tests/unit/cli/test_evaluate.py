@@ -311,14 +311,25 @@ def test_a_point_label_off_the_output_names_its_row(
     assert "points.csv, row 3: the labelled timestamp is not a row of out.csv" in error
 
 
-def test_labels_for_another_file_are_refused(
+def test_labels_for_other_files_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = write_output(tmp_path / "out.csv")
     labels = tmp_path / "windows.json"
-    labels.write_text(json.dumps({"other.csv": [[stamp(1), stamp(2)]]}), encoding="utf-8")
+    window = [[stamp(1), stamp(2)]]
+    labels.write_text(json.dumps({"a.csv": window, "b.csv": window}), encoding="utf-8")
     error = run_error(["evaluate", str(output), "--labels", str(labels)], capsys)
-    assert "no label matches the output (labelled: other.csv)" in error
+    assert "no label matches the output (labelled: a.csv, b.csv)" in error
+
+
+def test_one_output_takes_the_only_labelled_file_whatever_its_name(tmp_path: Path) -> None:
+    output = write_output(tmp_path / "out.csv")
+    labels = tmp_path / "windows.json"
+    labels.write_text(json.dumps({"data/meter.csv": [[stamp(10), stamp(13)]]}), encoding="utf-8")
+    report = tmp_path / "report.json"
+    assert main(["evaluate", str(output), "--labels", str(labels), "--json", str(report)]) == 0
+    document = json.loads(report.read_text(encoding="utf-8"))
+    assert document["nab"]["standard"]["score"] == pytest.approx(EXPECTED_NAB["standard"])
 
 
 def test_date_format_reads_day_first_outputs(tmp_path: Path) -> None:
