@@ -370,7 +370,8 @@ def label_rows(
     Returns ``None`` when the labels say nothing about this output (no key, no file).
 
     Raises:
-        InputError: ``InvalidLabels``: a point label that is no row of the output.
+        InputError: ``InvalidLabels``: a point label that is no row of the output, or two
+            windows that cover the same rows.
     """
     stamps = output.timestamps
     n = stamps.size
@@ -385,6 +386,12 @@ def label_rows(
             if last < first:
                 logger.warning("%s: a window holds no row of %s", labels.source, output.name)
                 continue
+            if windows and first <= windows[-1][1]:  # the output's clock went back
+                raise InputError(
+                    f"{labels.source}: two windows of {output.name} share rows "
+                    f"{first}..{windows[-1][1]} of the output (its timestamps go back in time).",
+                    "InvalidLabels",
+                )
             truth[first : last + 1] = True
             windows.append((first, last))
         return truth, tuple(windows)
