@@ -139,7 +139,7 @@ class Outcome:
     status: str
 
 
-PARTS = ("univariate", "ingest", "import", "quality", "mv", "api", "live")
+PARTS = ("univariate", "ingest", "import", "quality", "mv", "api", "live", "tuning")
 
 METRICS: tuple[Metric, ...] = (
     Metric("entire_8640_ms", "ms", "univariate", "our detect_entire on 8,640 points, median"),
@@ -195,6 +195,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("live_alert_latency_ms", "ms", "live", "batch delivered to alert published"),
     Metric("live_state_kb", "KB", "live", "a series' saved state, daily period"),
     Metric("live_peak_mb", "MB", "live", "peak RSS, blob trigger on 1,000 readings, cold"),
+    Metric("tuning_nab_standard", "", "tuning", "NAB tuning part, stream mode, standard profile"),
+    Metric("tuning_nab_low_fp", "", "tuning", "NAB tuning part, reward-low-FP profile"),
+    Metric("tuning_nab_low_fn", "", "tuning", "NAB tuning part, reward-low-FN profile"),
+    Metric("tuning_skab_f1", "", "tuning", "SKAB tuning part, multivariate, point-wise F1"),
+    Metric("tuning_skab_far", "%", "tuning", "SKAB tuning part, false-alarm rate"),
+    Metric("tuning_skab_mar", "%", "tuning", "SKAB tuning part, missed-alarm rate"),
+    Metric("tuning_evaluate_max_diff", "", "tuning", "meterwatch evaluate vs the scorers"),
 )
 
 TARGETS: tuple[Target, ...] = (
@@ -219,6 +226,11 @@ TARGETS: tuple[Target, ...] = (
     Target("live_alert_latency_ms", "<=", 1000.0),
     Target("live_state_kb", "<=", 16.0),
     Target("live_peak_mb", "<=", 250.0),
+    Target("tuning_nab_standard", ">=", 70.0),
+    Target("tuning_nab_low_fp", ">=", 60.0),
+    Target("tuning_skab_f1", ">=", 0.82),
+    Target("tuning_skab_far", "<=", 15.0),
+    Target("tuning_evaluate_max_diff", "<=", 1e-6),
 )
 
 #: Derived ratios: name -> (numerator, denominator), computed from figures of the same run.
@@ -347,6 +359,7 @@ PART_PREFIXES: dict[str, tuple[str, ...]] = {
     ),
     "mv": ("mv_", "reference_mv_"),
     "api": ("api_",),
+    "tuning": ("tuning_",),
 }
 
 

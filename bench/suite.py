@@ -8,7 +8,11 @@ Parts (``--only`` picks some, comma-separated):
 * ``quality`` - event-wise precision/recall/F1 on the labelled synthetic corpus, both detectors;
 * ``mv`` - multivariate training, inference and root-cause accuracy, both detectors;
 * ``api`` - the v1.1 REST API's overhead over the engine and a loopback load
-  (``bench/bench_api.py``).
+  (``bench/bench_api.py``);
+* ``live`` - the live path end to end through the triggers (``bench/bench_live.py``);
+* ``tuning`` - NAB's and SKAB's tuning parts (real labelled telemetry), stream mode and the
+  multivariate engine with the shipped defaults, scored by ``../shared/tools/``
+  (``bench/bench_tuning.py``).
 
 A part whose module is not written yet is reported as ``not available`` and the others go on.
 Targets are printed as PASS/MISS beside each figure; the exit status is 0 even when one is
@@ -32,6 +36,7 @@ from bench import (
     bench_live,
     bench_mv_reference,
     bench_quality,
+    bench_tuning,
     bench_univariate,
 )
 from bench.harness import (
@@ -73,6 +78,7 @@ RUNNERS: dict[str, PartRunner] = {
     "mv": bench_mv_reference.run,
     "api": run_api,
     "live": bench_live.run,
+    "tuning": bench_tuning.run,
 }
 NEEDS_REFERENCE = frozenset({"univariate", "quality", "mv"})
 

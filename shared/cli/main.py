@@ -1,4 +1,5 @@
-"""The ``meterwatch`` command line: detect, simulate, demo (and the multivariate commands).
+"""The ``meterwatch`` command line: detect, simulate, demo (and the multivariate, serve,
+history and evaluate commands).
 
 Every command calls the same use cases as the triggers (``shared.univariate.detect``,
 ``shared.telemetry.ingest``); there is no second implementation here, only argument parsing
@@ -114,7 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-multivariate", action="store_true")
     demo.set_defaults(handler=_demo)
 
-    for extension in ("shared.cli.multivariate", "shared.cli.serve", "shared.cli.history"):
+    for extension in (
+        "shared.cli.multivariate",
+        "shared.cli.serve",
+        "shared.cli.history",
+        "shared.cli.evaluate",
+    ):
         try:
             module = importlib.import_module(extension)
         except ModuleNotFoundError as exc:

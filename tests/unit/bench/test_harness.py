@@ -186,7 +186,16 @@ def test_every_catalogued_metric_belongs_to_its_part() -> None:
 
 
 def test_parse_parts_keeps_suite_order_and_names_unknown_parts() -> None:
-    assert parse_parts(None) == ["univariate", "ingest", "import", "quality", "mv", "api", "live"]
+    assert parse_parts(None) == [
+        "univariate",
+        "ingest",
+        "import",
+        "quality",
+        "mv",
+        "api",
+        "live",
+        "tuning",
+    ]
     assert parse_parts("mv, ingest") == ["ingest", "mv"]
     with pytest.raises(ValueError, match="unknown part"):
         parse_parts("ingest,speed")
