@@ -50,6 +50,8 @@ import numpy as np
 
 from shared.engine.periodicity import detect_period
 from shared.engine.robust import (
+    BUSY_BLOCKS,
+    BUSY_RUNS,
     block_trend,
     cycle_median,
     cycle_median_and_spread,
@@ -90,6 +92,8 @@ _SHORT_STEP = 7
 _JUMP_FACTOR = 1.25
 #: Excursions beyond this many spreads count towards a busy block (see ``sided_spread``).
 _BUSY_FACTOR = 3.0
+#: Blocks on each side whose spreads a block's own is the median with (robust fits).
+_NEIGHBOUR_BLOCKS = 2
 #: Each side of the band is at least this fraction of the other (discrete data have atoms).
 _MAX_SKEW = 0.5
 
@@ -177,31 +181,52 @@ def false_alarm_rate(sensitivity: float) -> float:
     return float(10.0 ** (-3.7 - 0.075 * (99.0 - s)))
 
 
-def _pot_level(a: np.ndarray, alpha: float) -> float | None:
+def _pot_level(a: np.ndarray, alpha: float, *, decluster: bool = False) -> float | None:
     """The level that non-negative values ``a`` exceed with probability ``alpha``.
 
     Peaks over threshold: above the 97 % quantile the excess is modelled as exponential, its
     mean taken from the median excess so that a few anomalies do not inflate it. ``None``
     when the tail is too thin to fit (fewer than 30 exceedances).
+
+    With ``decluster`` (``a`` in time order), exceedances closer than
+    :data:`_CLUSTER_GAP` points are one cluster and only its peak counts, as extreme-value
+    practice does for dependent data: a two-hour level shift is one excursion, not 24 samples
+    of the tail, so it cannot widen the band that should find it.
     """
     if a.size < 100:
         return None
     u = float(np.quantile(a, 0.97))
-    excess = a[a > u] - u
+    if decluster:
+        excess = _cluster_peaks(a, u) - u
+    else:
+        excess = a[a > u] - u
     if excess.size < 30:
         return None
     beta = float(np.median(excess)) / float(np.log(2.0))
     return float(u + beta * float(np.log(excess.size / (a.size * alpha))))
 
 
-def _tail_factor(z: np.ndarray, k: float, alpha: float) -> float:
+#: Exceedances this close (points) belong to one cluster when a tail is declustered.
+_CLUSTER_GAP = 3
+
+
+def _cluster_peaks(a: np.ndarray, u: float) -> np.ndarray:
+    """The peak of each cluster of values above ``u`` (gaps under ``_CLUSTER_GAP`` joined)."""
+    where = np.flatnonzero(a > u)
+    if where.size == 0:
+        return where.astype(np.float64)
+    new = np.concatenate([[True], np.diff(where) > _CLUSTER_GAP])
+    return np.asarray(np.maximum.reduceat(a[where], np.flatnonzero(new)))
+
+
+def _tail_factor(z: np.ndarray, k: float, alpha: float, *, decluster: bool = False) -> float:
     """Margin factor that keeps the false-alarm rate at ``alpha`` for this tail.
 
-    The peaks-over-threshold level of the standardised deviations ``z``, never below ``k``
-    (the Gaussian width) nor above ``_MAX_TAIL * k``, so a series full of anomalies cannot
-    blind the detector.
+    The peaks-over-threshold level of the standardised deviations ``z`` (declustered with
+    ``decluster``, see :func:`_pot_level`), never below ``k`` (the Gaussian width) nor above
+    ``_MAX_TAIL * k``, so a series full of anomalies cannot blind the detector.
     """
-    level = _pot_level(z, alpha)
+    level = _pot_level(z, alpha, decluster=decluster)
     if level is None:
         return k
     return float(min(max(level, k), _MAX_TAIL * k))
@@ -226,6 +251,11 @@ class _Fit:
     busy_down: np.ndarray
     step_window: int
     bursty: bool
+    #: Robust fits only: the noise level by phase and each block's own (not neighbour-median)
+    #: scales above and below, which a cluster of bursts widens.
+    base: np.ndarray | None = None
+    local_up: np.ndarray | None = None
+    local_down: np.ndarray | None = None
 
 
 def _usable_period(requested: int | None, x: np.ndarray) -> int:
@@ -264,17 +294,24 @@ def _burst_scale(abs_res: np.ndarray) -> float:
     return float(np.quantile(abs_res[nonzero], 0.9) / _BURST_Z)
 
 
-def _fit(values: np.ndarray, period: int | None) -> _Fit:
+def _fit(values: np.ndarray, period: int | None, *, robust: bool = False) -> _Fit:
+    """The robust decomposition of ``values`` (see the module docstring, steps 1-4).
+
+    With ``robust``, block spreads are medians over neighbouring blocks
+    (:func:`~shared.engine.robust.sided_spread`), so that an excursion of a few hours cannot
+    widen its own band; entire and last use it.
+    """
     x, missing = fill_missing(values)
     n = x.size
     p = _usable_period(period, x)
     if p:
         # A rough level from cycle-long block medians: flat over a cycle of pure seasonality.
         rough = block_trend(x, p)
-        seasonal, season_spread = cycle_median_and_spread(x - rough, p, _SEASON_HALF_WIDTH)
-        smooth = odd(min(p // 48, 7))
-        if smooth > 1:
-            seasonal = running_median(seasonal, smooth)
+        raw_seasonal, season_spread = cycle_median_and_spread(x - rough, p, _SEASON_HALF_WIDTH)
+        # Smoothed over phases (an hour in a robust fit) so that the bursts of other cycles
+        # do not make the expected line jagged.
+        smooth = odd(min(p // 24, 31)) if robust else odd(min(p // 48, 7))
+        seasonal = running_median(raw_seasonal, smooth) if smooth > 1 else raw_seasonal
     else:
         seasonal = np.zeros(n)
         season_spread = np.zeros(n)
@@ -299,13 +336,26 @@ def _fit(values: np.ndarray, period: int | None) -> _Fit:
         base = np.full(n, max(global_scale, floor))
     # Local spread of the phase-normalised residual, per side, in blocks: a busy evening, a
     # noisy week, skewed or heavy-tailed noise widen the band where and on the side they occur.
-    block = min(max(p // 8 if p else n // 40, 96), 360)
+    block = _block_length(n, p)
     up, down, busy_up, busy_down = sided_spread(
-        residual / base, block, busy_factor=_BUSY_FACTOR, weight=base
+        residual / base,
+        block,
+        busy_factor=_BUSY_FACTOR,
+        weight=base,
+        neighbours=_NEIGHBOUR_BLOCKS if robust else 0,
     )
     up, down = np.maximum(up, _MAX_SKEW * down), np.maximum(down, _MAX_SKEW * up)
     scale_up = np.maximum(base * up, floor)
     scale_down = np.maximum(base * down, floor)
+    local_up = local_down = None
+    if robust:
+        own_up, own_down, _, _ = sided_spread(residual / base, block)
+        own_up, own_down = (
+            np.maximum(own_up, _MAX_SKEW * own_down),
+            np.maximum(own_down, _MAX_SKEW * own_up),
+        )
+        local_up = np.maximum(base * own_up, scale_up)
+        local_down = np.maximum(base * own_down, scale_down)
     step = odd(min(max(n // 100, 9), 61))
     return _Fit(
         period=p,
@@ -320,13 +370,164 @@ def _fit(values: np.ndarray, period: int | None) -> _Fit:
         busy_down=busy_down,
         step_window=step,
         bursty=burst > 0,
+        base=base if robust else None,
+        local_up=local_up,
+        local_down=local_down,
     )
+
+
+def _block_length(n: int, period: int) -> int:
+    """Points per block of the local spreads: an eighth of a cycle, 96 to 360 points."""
+    return min(max(period // 8 if period else n // 40, 96), 360)
 
 
 def _tiny(x: np.ndarray) -> float:
     """A scale floor for (nearly) constant series: relative to the magnitude of the data."""
     magnitude = float(np.max(np.abs(x))) if x.size else 0.0
     return max(magnitude * 1e-6, 1e-9)
+
+
+def plausible_band(
+    expected: np.ndarray,
+    upper: np.ndarray,
+    lower: np.ndarray,
+    known: np.ndarray,
+    typical: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep the expected value and the band inside what the series can plausibly read.
+
+    The rules (documented in the README):
+
+    * The expected value never leaves the range of the known readings ``known``.
+    * A bound never reaches further beyond the series' range (its lowest and highest known
+      readings) than the typical (median) margin on that side: a band many times wider than
+      anything the meter ever read says nothing. Bounds are only ever narrowed, so this never
+      flags a reading on its own: a reading within the range stays judged by its band.
+    * A series that has never been negative gets no negative lower bound (``expected -
+      lower >= 0``): power, energy, flow and counts cannot go below zero.
+
+    Args:
+        expected: Expected values.
+        upper: Upper margins (distances above ``expected``).
+        lower: Lower margins.
+        known: The series' known (not missing) readings.
+        typical: The typical upper and lower margins (default: the medians of ``upper`` and
+            ``lower``), for judging a few points of a longer series.
+
+    Returns:
+        ``(expected, upper, lower)``, new arrays.
+    """
+    if known.size == 0:
+        return expected.copy(), upper.copy(), lower.copy()
+    lowest, highest = float(known.min()), float(known.max())
+    expected = np.clip(expected, lowest, highest)
+    if typical is None:
+        typical = float(np.median(upper)), float(np.median(lower))
+    typical_up, typical_down = typical
+    upper = np.minimum(upper, highest + typical_up - expected)
+    lower = np.minimum(lower, expected - (lowest - typical_down))
+    if lowest >= 0.0:
+        lower = np.minimum(lower, expected)
+    return expected, upper, lower
+
+
+def _sustained(
+    fit: _Fit,
+    alpha: float,
+    bands: tuple[np.ndarray, np.ndarray],
+    widened: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Severity of sustained deviations from the band before its local widening.
+
+    Where the band was widened for recurring excursions (``widened`` wider than ``bands``),
+    or a block is busy, excursions are this series' normal life there and excused (see
+    :func:`_sustained_severity`).
+    """
+    (upper, lower), (wide_up, wide_down) = bands, widened
+    floor = _at_floor(fit)
+    resting = floor if floor is not None else np.zeros(fit.filled.size, dtype=bool)
+    return _sustained_severity(
+        fit.residual,
+        upper,
+        lower,
+        fit.missing,
+        alpha,
+        (wide_up > upper) | (fit.busy_up > 0),
+        (wide_down > lower) | (fit.busy_down > 0) | resting,
+    )
+
+
+def _at_floor(fit: _Fit) -> np.ndarray | None:
+    """Points of a never-negative series at its lowest known reading (``None`` otherwise)."""
+    known = fit.filled[~fit.missing]
+    if known.size == 0 or known.min() < 0:
+        return None
+    return np.asarray(fit.filled <= known.min())
+
+
+def _sustained_severity(
+    deviation: np.ndarray,
+    upper: np.ndarray,
+    lower: np.ndarray,
+    missing: np.ndarray,
+    alpha: float,
+    excused_up: np.ndarray,
+    excused_down: np.ndarray,
+) -> np.ndarray:
+    """Severity of sustained deviations: runs of points away from the expected value that
+    each stay inside the band, but together are too far to be noise.
+
+    Each deviation is measured in its own band (``deviation / upper`` above, ``/ lower``
+    below). The median of :data:`_SUSTAINED_WINDOW` points around a point is a much calmer
+    statistic than one point: for Gaussian noise its spread is ``1.25 / sqrt(h)`` that of a
+    point, so a window median beyond ``1.25 / sqrt(h)`` bands is as unusual as one point
+    beyond the band. The threshold is at least that, and at least the level the series' own
+    window medians reach with the false-alarm rate ``alpha`` (declustered peaks over
+    threshold), so a wandering or autocorrelated series, whose window medians vary more,
+    is judged by its own standard; it never exceeds one band. A point is flagged when its
+    window median stays beyond the threshold on one side for at least two windows in a row
+    and the point itself lies beyond it on that side; its
+    severity is ``1 - threshold / |window median|``. Points ``excused_up`` (``_down``) are
+    never high (low) deviations: where the band was widened for recurring excursions those
+    are normal there, and a never-negative series at its lowest reading (a sub-meter off)
+    rests in a state, it does not deviate (dropouts have their own rule).
+
+    Returns:
+        Per-point severities (0 where there is no sustained deviation).
+    """
+    h = _SUSTAINED_WINDOW
+    n = deviation.size
+    sev = np.zeros(n)
+    if n < 4 * h:
+        return sev
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(deviation >= 0, deviation / upper, deviation / lower)
+    frac = np.where(missing | ~np.isfinite(frac), 0.0, frac)
+    window = running_median(frac, h)
+    floor = 1.2533 / float(np.sqrt(h))
+    calm = np.abs(window)
+    level = _pot_level(calm, alpha, decluster=True)
+    # Sustained excursions that recur (a washing machine's runs) are normal for the series.
+    recurring = _recurring_level(calm, np.full(n, floor))
+    threshold = min(
+        max(floor, level if level is not None else floor, _RECUR_MARGIN * recurring), 1.0
+    )
+    # Sustained means the window median stays beyond the threshold, on one side, for at
+    # least two windows: a heater's on-spells of a few minutes are no sustained deviation.
+    side = np.where(window > threshold, 1, np.where(window < -threshold, -1, 0))
+    change = np.flatnonzero(np.diff(side)) + 1
+    starts = np.concatenate([[0], change])
+    lengths = np.diff(np.concatenate([starts, [n]]))
+    lasting = np.repeat((lengths >= 2 * h) & (side[starts] != 0), lengths)
+    hit = lasting & (np.abs(frac) > threshold) & (window * frac > 0)
+    hit &= ~missing
+    hit &= ~np.where(frac > 0, excused_up, excused_down)
+    sev[hit] = 1.0 - threshold / np.abs(window[hit])
+    return sev
+
+
+#: Points of the window median that judges sustained deviations.
+_SUSTAINED_WINDOW = 7
 
 
 def _level_shift_onsets(
@@ -373,7 +574,16 @@ def _level_shift_onsets(
         up = upper[idx]
         down = lower[idx]
         unusual = np.abs(jump) > threshold
-        hit = unusual & np.where(jump > 0, (jump > up) & (own > up), (-jump > down) & (-own > down))
+        # A shift moves away from the expected level; a return towards it (the end of a
+        # burst or of an earlier shift) is no new shift. The trend ``h`` points back has not
+        # seen the jump yet.
+        ref = fit.trend[idx - h]
+        away = np.abs(after - ref) > np.abs(before - ref)
+        hit = (
+            unusual
+            & away
+            & np.where(jump > 0, (jump > up) & (own > up), (-jump > down) & (-own > down))
+        )
         fresh = hit & ~big[idx]
         anchor[idx[fresh]] = level[fresh]
         big[idx] |= hit
@@ -385,21 +595,88 @@ def _level_shift_onsets(
 
 
 def _margins(
-    fit: _Fit, sensitivity: int, k_up: float, k_down: float
+    fit: _Fit,
+    sensitivity: int,
+    k_up: float | np.ndarray,
+    k_down: float | np.ndarray,
+    *,
+    widen: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Upper and lower margins: the tail-calibrated band, or the busy band where wider.
 
     Busy spreads already describe the size of normal excursions (they come from the 97 %
     quantiles), so they take the plain factor of the sensitivity, not the tail-calibrated one.
+    In a robust fit the band is then widened locally for recurring excursions
+    (:func:`_widened`) unless ``widen`` is false.
     """
     k = margin_factor(sensitivity)
     upper = np.maximum(k_up * fit.scale_up, k * fit.busy_up)
     lower = np.maximum(k_down * fit.scale_down, k * fit.busy_down)
+    if widen:
+        return _widened(fit, sensitivity, upper, lower)
     return upper, lower
 
 
-def _factors(fit: _Fit, sensitivity: int) -> tuple[float, float]:
-    """Margin factors above and below, calibrated to the tails of this series' residuals."""
+def _widened(
+    fit: _Fit, sensitivity: int, upper: np.ndarray, lower: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The band widened where recurring excursions are this series' normal life.
+
+    Only in robust fits. Excursions that recur at least :data:`_RECUR_COUNT` times
+    (:func:`_recurring_level`) are normal for the series, and the band may reach
+    :data:`_RECUR_MARGIN` times their size: in blocks that leave the band at least
+    ``BUSY_RUNS`` separate times (a heater cycling; when at least ``BUSY_BLOCKS`` blocks do),
+    and where a block's own spread is wider
+    than the robust one (a cluster of washing-machine runs), up to the plain factor times that
+    spread. A one-off excursion, however long, does not widen the band that should find it.
+    """
+    upper, lower = upper.copy(), lower.copy()
+    if fit.local_up is None or fit.local_down is None:
+        return upper, lower
+    k = margin_factor(sensitivity)
+    r = np.where(fit.missing, 0.0, fit.residual)
+    block = _block_length(r.size, fit.period)
+    which = np.minimum(np.arange(r.size) // block, max(r.size // block, 1) - 1)
+    for band, local, side in ((upper, fit.local_up, r), (lower, fit.local_down, -r)):
+        excess = np.maximum(side, 0.0)
+        level = _recurring_level(excess, band)
+        if level > 0:
+            reach = _RECUR_MARGIN * level
+            out = excess > band
+            starts = out & ~np.concatenate([[False], out[:-1]])
+            busy = np.bincount(which[starts], minlength=int(which[-1]) + 1) >= BUSY_RUNS
+            if np.count_nonzero(busy) < BUSY_BLOCKS:
+                # Busyness is normal only when several blocks are busy (as in sided_spread).
+                busy[:] = False
+            widened = np.where(busy[which], reach, np.minimum(k * local, reach))
+            np.maximum(band, widened, out=band)
+    return upper, lower
+
+
+#: Excursions that recur this many times (declustered) are normal for the series.
+_RECUR_COUNT = 5
+#: A locally widened band reaches this many times the recurring excursions' size.
+_RECUR_MARGIN = 1.25
+
+
+def _recurring_level(excess: np.ndarray, band: np.ndarray) -> float:
+    """The size that at least ``_RECUR_COUNT`` separate excursions beyond ``band`` reach.
+
+    Excursions are clusters of points outside the band (:func:`_cluster_peaks`), measured
+    at their peaks in the residual's units; 0 when fewer than ``_RECUR_COUNT`` occur.
+    """
+    outside = np.where(excess > band, excess, 0.0)
+    peaks = _cluster_peaks(outside, 0.0)
+    if peaks.size < _RECUR_COUNT:
+        return 0.0
+    return float(np.sort(peaks)[-_RECUR_COUNT])
+
+
+def _factors(fit: _Fit, sensitivity: int, *, decluster: bool = False) -> tuple[float, float]:
+    """Margin factors above and below, calibrated to the tails of this series' residuals.
+
+    With ``decluster`` a run of exceedances counts once (entire and last use it).
+    """
     k = margin_factor(sensitivity)
     if fit.bursty:
         # The burst scale already says how large normal bursts are.
@@ -409,7 +686,51 @@ def _factors(fit: _Fit, sensitivity: int) -> tuple[float, float]:
     r = fit.residual[known]
     z_up = np.maximum(r, 0.0) / np.maximum(fit.scale_up, fit.busy_up)[known]
     z_down = np.maximum(-r, 0.0) / np.maximum(fit.scale_down, fit.busy_down)[known]
-    return _tail_factor(z_up, k, alpha), _tail_factor(z_down, k, alpha)
+    return (
+        _tail_factor(z_up, k, alpha, decluster=decluster),
+        _tail_factor(z_down, k, alpha, decluster=decluster),
+    )
+
+
+def _local_factors(fit: _Fit, sensitivity: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-point margin factors above and below, the tail calibrated where the noise is loud
+    and where it is quiet apart (entire and last).
+
+    Where bursts make a phase or a stretch loud, its scale already holds them, and the heavy
+    tail that quiet stretches show (a burst where nothing usually happens) would widen its
+    band a second time: a kettle's evening would get a band many kilowatts above anything the
+    meter ever read. So points whose scale is above :data:`_LOUD` times the typical one get
+    a tail factor from their own standardised residuals, the others from theirs; runs of
+    exceedances count once (declustered, :func:`_pot_level`). A group too small to fit falls
+    back to the factor of the whole series.
+    """
+    k = margin_factor(sensitivity)
+    n = fit.residual.size
+    if fit.bursty:
+        return np.full(n, k), np.full(n, k)
+    alpha = false_alarm_rate(sensitivity)
+    known = ~fit.missing
+    r = fit.residual
+    out = []
+    for side, scale, busy in ((r, fit.scale_up, fit.busy_up), (-r, fit.scale_down, fit.busy_down)):
+        width = np.maximum(scale, busy)
+        z = np.maximum(side, 0.0) / width
+        whole = _tail_factor(z[known], k, alpha, decluster=True)
+        factor = np.full(n, whole)
+        loud = width > _LOUD * float(np.median(width[known])) if known.any() else known
+        for group in (loud, ~loud):
+            member = group & known
+            if np.count_nonzero(member) >= _MIN_GROUP and np.count_nonzero(~member & known):
+                # Out-of-group points are zeroed, so clusters never join across groups.
+                factor[group] = _tail_factor(np.where(member, z, 0.0), k, alpha, decluster=True)
+        out.append(factor)
+    return out[0], out[1]
+
+
+#: A point whose scale exceeds this many times the typical one is loud (its own tail).
+_LOUD = 2.0
+#: Fewest points a loud or quiet group needs for a tail of its own.
+_MIN_GROUP = 500
 
 
 def _jump_threshold(jump: np.ndarray, k: float, alpha: float, scale: np.ndarray) -> np.ndarray:
@@ -573,26 +894,36 @@ def detect_entire(values: np.ndarray, config: UnivariateConfig) -> EntireResult:
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or x.size < MIN_POINTS:
         raise ValueError(f"need a 1-D series of at least {MIN_POINTS} points, got {x.shape}")
-    fit = _fit(x, config.period)
-    k_up, k_down = _factors(fit, config.sensitivity)
-    expected = fit.seasonal + fit.trend
-    upper, lower = _margins(fit, config.sensitivity, k_up, k_down)
-    r = fit.residual
+    fit = _fit(x, config.period, robust=True)
+    k_up, k_down = _local_factors(fit, config.sensitivity)
+    band = _margins(fit, config.sensitivity, k_up, k_down, widen=False)
+    raw_upper, raw_lower = _widened(fit, config.sensitivity, *band)
+    expected, upper, lower = plausible_band(
+        fit.seasonal + fit.trend, raw_upper, raw_lower, fit.filled[~fit.missing]
+    )
+    r = fit.filled - expected
     over = np.maximum(r - upper, 0.0)
     under = np.maximum(-r - lower, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         severity = np.where(over > 0, 1.0 - upper / np.abs(r), 0.0)
         severity = np.where(under > 0, 1.0 - lower / np.abs(r), severity)
 
+    alpha = false_alarm_rate(config.sensitivity)
     onsets, old_level = _level_shift_onsets(
-        fit, upper, lower, min(k_up, k_down), false_alarm_rate(config.sensitivity)
+        fit, raw_upper, raw_lower, float(min(np.median(k_up), np.median(k_down))), alpha
     )
+    if not fit.bursty:
+        # A series that rests on one value and bursts has its bursts as its normal life.
+        severity = np.maximum(severity, _sustained(fit, alpha, band, (raw_upper, raw_lower)))
     if onsets.size:
-        expected = expected.copy()
+        known = fit.filled[~fit.missing]
+        old_level = np.clip(old_level, known.min(), known.max())
         expected[onsets] = old_level
         deviation = np.abs(fit.filled[onsets] - old_level)
-        band = np.where(fit.filled[onsets] > old_level, upper[onsets], lower[onsets])
+        band = np.where(fit.filled[onsets] > old_level, raw_upper[onsets], raw_lower[onsets])
         severity[onsets] = np.maximum(severity[onsets], 1.0 - band / deviation)
+        if known.min() >= 0:
+            lower[onsets] = np.minimum(lower[onsets], old_level)
 
     flat = _flatline_mask(fit.filled, fit.missing, config.sensitivity)
     severity = np.maximum(severity, flat)
@@ -647,17 +978,23 @@ def detect_last(values: np.ndarray, config: UnivariateConfig) -> LastResult:
     if x.ndim != 1 or x.size < MIN_POINTS:
         raise ValueError(f"need a 1-D series of at least {MIN_POINTS} points, got {x.shape}")
     history = x[:-1]
-    fit = _fit(history, config.period)
+    fit = _fit(history, config.period, robust=True)
     p = fit.period
     n = history.size
     # Same phase one cycle back, and the trend's own (drift-following) estimate at the end.
     seasonal = float(fit.seasonal[n - p]) if p else 0.0
     expected = float(fit.trend[-1]) + seasonal
-    k_up, k_down = _factors(fit, config.sensitivity)
+    k_up, k_down = _local_factors(fit, config.sensitivity)
     same_phase = n - p if p else n - 1
     uppers, lowers = _margins(fit, config.sensitivity, k_up, k_down)
-    upper = float(max(uppers[-1], uppers[same_phase]))
-    lower = float(max(lowers[-1], lowers[same_phase]))
+    bounded = plausible_band(
+        np.array([expected]),
+        np.array([max(uppers[-1], uppers[same_phase])]),
+        np.array([max(lowers[-1], lowers[same_phase])]),
+        fit.filled[~fit.missing],
+        (float(np.median(uppers)), float(np.median(lowers))),
+    )
+    expected, upper, lower = (float(b[0]) for b in bounded)
     value = float(x[-1])
     window = suggested_window(p)
     if not np.isfinite(value):
