@@ -110,7 +110,7 @@ def _clipped(y: np.ndarray) -> np.ndarray:
     """``y`` with values beyond three interquartile ranges of its quartiles clipped (spikes)."""
     q1, q3 = np.quantile(y, [0.25, 0.75])
     reach = 3.0 * max(float(q3 - q1), 1e-12)
-    return np.clip(y, q1 - reach, q3 + reach)
+    return np.asarray(np.clip(y, q1 - reach, q3 + reach))
 
 
 def _scale_confidence(y: np.ndarray, w: int, stretch: int, *, means: bool = False) -> np.ndarray:
