@@ -1,21 +1,28 @@
 """Change-point detection: where the level of a series moves to a new, stable value.
 
 For every point ``t`` the median of the ``W`` points from ``t`` on is compared with the median
-of the ``W`` points before it (``W`` = ``stable_trend_window``, and again with ``4W``, since a
-modest shift that holds for long is a change too), after removing seasonality
-(given or detected period) and a steady drift (a slope moves every window by the same amount,
-so it is no change). Medians ignore spikes shorter than half a window.
+of the ``W`` points before it (``W`` = ``stable_trend_window``, and again with ``4W`` and
+``16W``, since a modest shift that holds for long is a change too), after removing
+seasonality (given or detected period) and a steady drift (a slope moves every window by the
+same amount, so it is no change). Medians ignore spikes shorter than half a window.
 
-The difference is standardised by how much such differences vary in this series (a robust
-spread over all points, so autocorrelated or wandering series are judged by their own
-standard, not by white noise's), turned into a two-sided p-value, and corrected for the
-number of independent tests a series of ``n`` points makes (about ``2n / W``)::
-
-    confidence = (1 - p) ** (2n / W)
-
+**What the confidence means.** The difference is standardised by how much such differences
+vary in this series (a robust spread over all points, so autocorrelated or wandering series
+are judged by their own standard, not by white noise's) and turned into a two-sided p-value:
+how often a jump this large happens at one point of this series where nothing changes.
 Differences of medians have heavier tails than the Gaussian p-value assumes, so ``p`` is the
 larger of the Gaussian one and the one read off the series' own upper tail (an exponential
-fitted beyond its 90 % quantile); a stationary series then rarely reaches 0.99.
+fitted beyond its 90 % quantile). One point is one of many tests, so the confidence is
+corrected for the (about ``2L / W``) independent tests a change-free stretch of
+``L = STRETCH_WINDOWS * W`` points makes (100 stable windows: 1,000 points at the default
+``W = 10``, about 17 hours of minute readings)::
+
+    confidence = (1 - p) ** (2 * min(n, L) / W)
+
+that is, the probability that a stretch of 100 stable windows without any change would show
+no jump this large. At the default threshold 0.99 a change-free series gets about one false
+change per 100 such stretches, whatever its length (the correction no longer grows with the
+series, so the same change keeps the same confidence in a day or in a week of data).
 
 A change point is reported at the best split (a CUSUM over the window around the peak) of
 every stretch where the confidence reaches ``threshold``, at most one per ``W`` points; its
@@ -41,6 +48,8 @@ _MAD_TO_SIGMA = 1.482602218505602
 #: learning how jumps normally vary; at least _MIN_CALM jumps must remain.
 _WILD = 6.0
 _MIN_CALM = 50
+#: The confidence is corrected for the tests of a stretch of this many stable windows.
+STRETCH_WINDOWS = 100
 
 
 @dataclass(frozen=True)
@@ -91,13 +100,29 @@ def _window_medians(y: np.ndarray, w: int) -> np.ndarray:
     return np.asarray(filtered[w // 2 : w // 2 + y.size - w + 1])
 
 
-def _scale_confidence(y: np.ndarray, w: int) -> np.ndarray:
-    """Per-point confidence that the level changes at that point, judged with windows of ``w``."""
+def _window_means(y: np.ndarray, w: int) -> np.ndarray:
+    """``out[a]`` = mean of ``y[a : a + w]`` for ``a`` in ``0 .. n - w``."""
+    sums = np.cumsum(np.concatenate([[0.0], y]))
+    return np.asarray((sums[w:] - sums[:-w]) / w)
+
+
+def _clipped(y: np.ndarray) -> np.ndarray:
+    """``y`` with values beyond three interquartile ranges of its quartiles clipped (spikes)."""
+    q1, q3 = np.quantile(y, [0.25, 0.75])
+    reach = 3.0 * max(float(q3 - q1), 1e-12)
+    return np.asarray(np.clip(y, q1 - reach, q3 + reach))
+
+
+def _scale_confidence(y: np.ndarray, w: int, stretch: int, *, means: bool = False) -> np.ndarray:
+    """Per-point confidence that the level changes at that point, judged with windows of ``w``
+    and corrected for the tests a change-free ``stretch`` of points makes."""
     n = y.size
     out = np.zeros(n)
     if n < 2 * w + 1:
         return out
-    medians = _window_medians(y, w)  # medians[a] = median(y[a : a + w])
+    # medians[a] = median(y[a : a + w]); or the mean of the spike-clipped series, which a
+    # meter switching between two levels (a fridge on and off) does not flip like a median.
+    medians = _window_means(_clipped(y), w) if means else _window_medians(y, w)
     t = np.arange(w, n - w + 1)
     raw = medians[t] - medians[t - w]
     # A steady slope moves every window alike: remove it (coarse, so a step survives).
@@ -118,7 +143,7 @@ def _scale_confidence(y: np.ndarray, w: int) -> np.ndarray:
 
     tail = _tail_probability(z, np.abs(calm) / spread)
     p_value = np.maximum(special.erfc(z / np.sqrt(2.0)), tail)
-    tests = 2.0 * n / w
+    tests = 2.0 * min(n, stretch) / w
     out[t] = np.exp(tests * np.log1p(-np.minimum(p_value, 1.0 - 1e-16)))
     return out
 
@@ -194,10 +219,11 @@ def detect_change_points(values: np.ndarray, config: ChangePointConfig) -> Chang
     if n < 2 * w + 1:
         return ChangePointResult(period, flags, scores)
 
-    # The stable window itself, and a 4x longer one: a modest shift that then holds for long
-    # is as much a change as a large one, and longer windows see it.
-    for scale in (w, 4 * w):
-        scores = np.maximum(scores, _scale_confidence(y, scale))
+    # The stable window itself, and 4x and 16x longer ones: a modest shift that then holds
+    # for long is as much a change as a large one, and longer windows see it.
+    stretch = STRETCH_WINDOWS * w
+    for scale, means in ((w, False), (4 * w, False), (16 * w, True)):
+        scores = np.maximum(scores, _scale_confidence(y, scale, stretch, means=means))
     scores = np.clip(scores, 0.0, 1.0)
     scores[missing] = 0.0
 

@@ -247,7 +247,12 @@ def _spreads(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sided_spread(
-    r: np.ndarray, block: int, busy_factor: float | None = None, weight: np.ndarray | None = None
+    r: np.ndarray,
+    block: int,
+    busy_factor: float | None = None,
+    weight: np.ndarray | None = None,
+    *,
+    neighbours: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Local robust spreads above and below the typical residual, per point.
 
@@ -266,11 +271,18 @@ def sided_spread(
     in its original units when ``r`` was standardised), divided by a factor chosen so that
     the default margin lands about 1.4 times beyond the normal excursions.
 
+    With ``neighbours``, each block's spreads are the median of its own and those of the
+    ``neighbours`` blocks on each side: an excursion confined to one or two blocks (a
+    two-hour level shift, a cluster of bursts) then cannot widen the band around itself, while
+    a noisy stretch several blocks long still does. The busy test keeps measuring excursions
+    against each block's own spreads.
+
     Args:
         r: 1-D residuals without NaN.
         block: Block length in points.
         busy_factor: Band width (in spreads) that defines an excursion; ``None`` disables it.
         weight: Multiplier that turns ``r`` back into original units for the busy spreads.
+        neighbours: Blocks on each side whose spreads the block's own is the median with.
 
     Returns:
         ``(upper, lower, busy_upper, busy_lower)`` per point, all >= 0; the busy spreads are 0
@@ -284,15 +296,33 @@ def sided_spread(
     if nb * size < n:
         # The few leftover points join the last block.
         q[:, -1] = np.quantile(r[(nb - 1) * size :], _LEVELS)
-    up, down = _spreads(q)
+    own_up, own_down = up, down = _spreads(q)
+    if neighbours > 0 and nb >= 3:
+        up = _block_median(up, neighbours)
+        down = _block_median(down, neighbours)
     busy_up = np.zeros(nb)
     busy_down = np.zeros(nb)
     if busy_factor is not None and nb >= BUSY_BLOCKS:
         which = np.minimum(np.arange(n) // size, nb - 1)
         mid = q[_MID][which]
-        out = (r > mid + busy_factor * up[which]) | (r < mid - busy_factor * down[which])
-        starts = out & ~np.concatenate([[False], out[:-1]])
-        runs = np.bincount(which[starts], minlength=nb)
+        # Excursions are judged against the block's own spreads.
+        out = (r > mid + busy_factor * own_up[which]) | (r < mid - busy_factor * own_down[which])
+        runs = _run_counts(out, which, nb)
+        if neighbours > 0 and weight is not None:
+            # A busy phase raises its own noise level (the weight), which can hide its
+            # excursions in standardised units; judged in the original units against the
+            # neighbour-median spreads too, each side's runs apart (on and off spells).
+            raw_r = r * weight
+            qr = np.quantile(raw_r[: nb * size].reshape(nb, size), _LEVELS, axis=1)
+            raw_up, raw_down = _spreads(qr)
+            raw_up = _block_median(raw_up, neighbours)[which]
+            raw_down = _block_median(raw_down, neighbours)[which]
+            raw_mid = qr[_MID][which]
+            high = raw_r > raw_mid + busy_factor * raw_up
+            low = raw_r < raw_mid - busy_factor * raw_down
+            runs = np.maximum(
+                runs, np.maximum(_run_counts(high, which, nb), _run_counts(low, which, nb))
+            )
         busy = np.flatnonzero(runs >= BUSY_RUNS)
         if busy.size >= BUSY_BLOCKS:
             raw = r if weight is None else r * weight
@@ -312,6 +342,18 @@ def sided_spread(
         np.interp(pos, centres, busy_up),
         np.interp(pos, centres, busy_down),
     )
+
+
+def _run_counts(out: np.ndarray, which: np.ndarray, nb: int) -> np.ndarray:
+    """Separate runs of ``out`` starting in each of ``nb`` blocks (``which``: block of a point)."""
+    starts = out & ~np.concatenate([[False], out[:-1]])
+    return np.bincount(which[starts], minlength=nb)
+
+
+def _block_median(v: np.ndarray, half: int) -> np.ndarray:
+    """Median of each block value with ``half`` neighbours on each side (mirrored ends)."""
+    width = min(2 * half + 1, v.size if v.size % 2 else v.size - 1)
+    return running_median(v, width) if width > 1 else v
 
 
 def resolution(values: np.ndarray) -> float:

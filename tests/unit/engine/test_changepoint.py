@@ -94,3 +94,42 @@ def test_configuration_is_validated() -> None:
         ChangePointConfig(threshold=1.0)
     with pytest.raises(ValueError, match="period"):
         ChangePointConfig(period=-2)
+
+
+def _on_off_meter(n: int, seed: int) -> np.ndarray:
+    """A meter switching between 0 and ~0.13 in runs of 8-30 points, with spikes (like the
+    reactive power of ``power.csv``), quantised to 0.001."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(n)
+    pos, on = 0, False
+    while pos < n:
+        run = int(rng.integers(8, 30))
+        x[pos : pos + run] = rng.normal(0.13, 0.01) if on else 0.0
+        on, pos = not on, pos + run
+    spikes = rng.choice(n, n // 50, replace=False)
+    x[spikes] += rng.exponential(0.2, spikes.size)
+    return np.round(x, 3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_obvious_step_in_an_on_off_meter_is_found_at_the_default_threshold(seed: int) -> None:
+    # Before: medians of a series switching between two levels flip between them, and the
+    # confidence was corrected for every test of the whole series (0.0 to 0.998 here).
+    x = _on_off_meter(9999, seed)
+    x[6000:6600] += 0.3  # a load left on for ten hours
+    result = detect_change_points(x, ChangePointConfig())
+    assert np.flatnonzero(result.is_change_point).tolist() == [6000, 6600]
+    assert (result.confidence_scores[[6000, 6600]] >= 0.99).all()
+
+
+def test_a_one_sigma_shift_that_holds_is_found_in_a_short_and_a_long_series() -> None:
+    # The long (16-window) scale sees it, and the confidence is corrected per stretch of 100
+    # stable windows, not per series (before: 0.94 in both, under the threshold).
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 1, 8000)
+    x[1000:] += 1.0
+    for n in (2000, 8000):
+        result = detect_change_points(x[:n], ChangePointConfig(period=0))
+        found = np.flatnonzero(result.is_change_point)
+        assert found.size == 1 and abs(int(found[0]) - 1000) <= 10
+        assert result.confidence_scores[found[0]] >= 0.99

@@ -151,9 +151,16 @@ def test_level_shift_is_flagged_at_its_start_then_adapted_to() -> None:
 def test_flatline_is_flagged_inside_the_stuck_stretch_only() -> None:
     x = _noise(600, seed=4)
     x[300:340] = x[299]
-    flagged = np.flatnonzero(detect_entire(x, UnivariateConfig(period=0)).is_anomaly)
+    result = detect_entire(x, UnivariateConfig(period=0))
+    flagged = np.flatnonzero(result.is_anomaly)
     assert flagged.size > 0
-    assert flagged.min() > 299 and flagged.max() < 340
+    inside = flagged[(flagged > 299) & (flagged < 340)]
+    assert inside.tolist() == list(range(inside.min(), 340))  # from the rule's onset to the end
+    # Outside the stretch, at most the reading just before it, whose expectation the stuck run
+    # pulls (the trend is a running median), and only barely.
+    outside = flagged[(flagged <= 299) | (flagged >= 340)]
+    assert outside.size <= 1 and (outside >= 295).all() and (outside < 300).all()
+    assert (result.severity[outside] < 0.1).all()
 
 
 def test_normal_bursts_of_a_sub_meter_are_not_flagged_but_an_extreme_one_is() -> None:
@@ -238,8 +245,9 @@ def test_dropout_of_a_positive_series_is_flagged_inside_a_wide_band() -> None:
     x[[700, 701]] = 0.0  # the meter reports 0
     result = detect_entire(x, UnivariateConfig(period=0))
     # The band is wide enough to hold 0 (the series is busy), yet a reading far below
-    # anything the series shows is a dropout.
-    assert result.expected_values[700] - result.lower_margins[700] < 0
+    # anything the series shows is a dropout
+    # (its lower bound is clipped at 0: the series has never been negative).
+    assert result.expected_values[700] - result.lower_margins[700] == pytest.approx(0.0)
     assert np.flatnonzero(result.is_anomaly).tolist() == [700, 701]
     assert result.is_negative_anomaly[[700, 701]].all()
     assert detect_last(x[:701], UnivariateConfig(period=0)).is_anomaly
@@ -280,3 +288,70 @@ def test_a_stuck_sub_meter_is_flagged_even_when_its_run_is_the_longest_in_the_wi
     result = detect_entire(kitchen.values[:1440], UnivariateConfig(sensitivity=95))
     assert result.is_anomaly[stuck.start : stuck.end + 1].mean() > 0.9
     assert not result.is_anomaly[: stuck.start].any()
+
+
+def _five_minute_month(seed: int = 3) -> tuple[np.ndarray, list[int]]:
+    """30 days at 5 minutes, daily and weekly rhythm, noise 0.5, and three 2-hour shifts of
+    5 sigma."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(30 * 288)
+    daily = 2.0 * np.sin(2 * np.pi * t / 288) + 0.8 * np.sin(4 * np.pi * t / 288)
+    weekly = np.where((t // 288) % 7 >= 5, 1.5, 0.0)
+    x = 10 + daily + weekly + rng.normal(0, 0.5, t.size)
+    starts = [5 * 288 + 100, 13 * 288 + 200, 22 * 288 + 40]
+    for start in starts:
+        x[start : start + 24] += 2.5
+    return x, starts
+
+
+def test_two_hour_level_shifts_are_found_and_do_not_widen_their_own_band() -> None:
+    x, starts = _five_minute_month()
+    result = detect_entire(x, UnivariateConfig())
+    assert result.period == 288
+    quiet = np.ones(x.size, dtype=bool)
+    for start in starts:
+        assert result.is_anomaly[start : start + 24].sum() >= 20  # (before: none)
+        quiet[start - 24 : start + 48] = False
+        # The band around a shift is the band of the same hours a day before and after
+        # (before: about 3x wider).
+        around = result.upper_margins[start : start + 24].mean()
+        days = [result.upper_margins[start + d : start + d + 24].mean() for d in (-288, 288)]
+        assert around < 1.2 * np.mean(days)
+    assert result.is_anomaly[quiet].sum() <= 2
+
+
+def _bursty_household(seed: int = 5) -> np.ndarray:
+    """Four days of per-minute power: a quiet base and, on some evenings, 2-3 kW bursts."""
+    rng = np.random.default_rng(seed)
+    p = 1440
+    t = np.arange(4 * p)
+    x = 0.4 + 0.3 * np.sin(2 * np.pi * t / p) ** 2 + rng.normal(0, 0.03, t.size)
+    for day in (1, 3):
+        pos = day * p + 1100
+        while pos < day * p + 1250:
+            on = int(rng.integers(3, 15))
+            x[pos : pos + on] += rng.uniform(2.0, 3.0)
+            pos += on + int(rng.integers(5, 30))
+    return np.round(np.maximum(x, 0.0), 3)
+
+
+def test_the_band_does_not_balloon_around_bursts_nor_go_negative() -> None:
+    x = _bursty_household()
+    result = detect_entire(x, UnivariateConfig())
+    upper = result.expected_values + result.upper_margins
+    lower = result.expected_values - result.lower_margins
+    # Never far beyond anything the meter read (before: bands to ~5x the highest reading).
+    assert upper.max() <= x.max() + np.median(result.upper_margins) + 1e-9
+    # A meter that has never been negative gets no negative bound (before: below -2 kW).
+    assert lower.min() >= 0.0
+    assert (result.expected_values >= 0.0).all()
+    # A 10 kW spike in a quiet morning is still found.
+    x[2 * 1440 + 300] = 10.0
+    assert detect_entire(x, UnivariateConfig()).is_anomaly[2 * 1440 + 300]
+
+
+def test_last_keeps_the_lower_bound_of_a_never_negative_meter_at_or_above_zero() -> None:
+    x = _bursty_household()
+    for end in (1 * 1440 + 1160, 2 * 1440 + 200, x.size):
+        result = detect_last(x[:end], UnivariateConfig())
+        assert result.expected_value - result.lower_margin >= 0.0
