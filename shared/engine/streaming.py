@@ -33,26 +33,32 @@ How it works:
   The point is judged, then learned: it joins the median window (a spike does not move a
   median), and in-band points nudge the seasonal value of their phase and the ``gain``
   (noise that grows widens the band).
-* **Level shifts** - the first point beyond the band is flagged. When the next point is
-  beyond the band on the same side too, and nearer the previous point than the old level,
-  the level has moved: the new level is taken over at once and the point is not flagged
-  again (one alarm per shift, not one per point until the median catches up). Going back to
-  the level from before the shift within :data:`_RETURN_WINDOW` points ends the episode (an
-  appliance switching off) and is not flagged either.
-* **Hysteresis** - after an alarm the band is held wider, at 1.5 times the deviation that
-  raised it, and narrows back within a few dozen points: the excursions of one episode (a
-  heater cycling, the ripples after a step) give one alarm, while a larger one still counts.
+* **Level shifts, hysteresis** - the model's band decides when the level has moved: when a
+  second point in a row is beyond the band on the same side, nearer the previous point than
+  the old level, the new level is taken over at once; going back to the level from before
+  the shift within :data:`_RETURN_WINDOW` points ends the episode (an appliance switching
+  off). After a point beyond the band the band is held wider for a few dozen points.
 * **Flat-lines and dropouts** - a run of identical readings longer than the history ever
-  showed is flagged, as in the batch detector, and so is a reading of a positive series
-  below half its 0.5 % quantile (a meter reporting 0), every point of it.
+  showed, and a reading of a positive series below half its 0.5 % quantile, are anomalies by
+  rule.
+* **Severity and isAnomaly** - :mod:`shared.engine.likelihood`: the severity is the
+  calibrated tail probability of the point (its error and its value against the detector's
+  own recent history, and the mean of the last few points' surprises), as
+  ``min(1, -log10(p) / 10)``, reported once per episode. It ranks: the more surprising, the
+  higher. ``isAnomaly`` is ``severity >= -log10(false_alarm_rate(sensitivity)) / 10`` (0.4
+  at the default sensitivity 95, i.e. p <= 1e-4; 0.37 at 99); the direction is the sign of
+  the error. Errors the model explains (a confirmed shift, the return after it) are judged on
+  the reading alone; a rule (flat-line, dropout) alarms at exactly that level.
 
-Missing values (NaN) get an expected value and margins, are never flagged, and teach nothing.
+Missing values (NaN) get an expected value and margins, are never flagged, and teach nothing
+to the tails (the batch refit interpolates over them).
 
-The saved state stores its arrays (history, recent errors, per-phase model) as base64 of
+The saved state (:mod:`shared.engine.stream_state`) stores its arrays as base64 of
 zlib-compressed little-endian numbers, exactly: readings with a few decimals (as meters send
-them) as scaled-integer differences, the per-phase scales as float32 and the errors as float16
-(the detector itself keeps them at that precision), so a restored detector continues
-bit-identically. A day of per-minute readings with a daily period takes ~40 KB of JSON.
+them) as scaled-integer differences, the per-phase scales as float32, the errors and the
+collective surprises as float16 (the detector itself keeps them at that precision), so a
+restored detector continues bit-identically; the readings' tail is rebuilt from the history.
+A day of per-minute readings with a daily period takes ~44 KB of JSON.
 """
 
 from __future__ import annotations
@@ -62,7 +68,6 @@ import math
 import statistics
 import zlib
 from collections import deque
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -79,7 +84,8 @@ from shared.engine.likelihood import (
 )
 from shared.engine.periodicity import MIN_CYCLES, detect_period
 from shared.engine.robust import fill_missing
-from shared.engine.stream_state import pack, pack_readings, single, unpack
+from shared.engine.stream_state import STATE_VERSION, detector_state, restore_state, single
+from shared.engine.stream_types import StreamBatch, StreamConfig, StreamPoint
 from shared.engine.univariate import (
     FlatlineRule,
     _factors,
@@ -97,9 +103,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["STATE_VERSION", "StreamBatch", "StreamConfig", "StreamDetector", "StreamPoint"]
 
-#: Version of the saved-state layout; :meth:`StreamDetector.from_state` refuses others
-#: (except the older layouts it still reads).
-STATE_VERSION = 3
 #: Older layouts, which :meth:`StreamDetector.from_state` takes as no state.
 _OLDER_VERSIONS = (1, 2)
 #: Window of recent readings whose median is the current level, and the widening of the
@@ -150,65 +153,6 @@ _HOLD_MAX = 4.0
 _HOLD_DECAY = 0.95
 #: Points after a level shift within which going back to the level before is not flagged.
 _RETURN_WINDOW = 120
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    """Parameters of streaming detection.
-
-    Attributes:
-        sensitivity: 0-99; higher means narrower margins (v1.1 semantics).
-        period: Points per cycle; ``None`` detects it from the history, ``0`` means none.
-        warmup: Points collected before the first judgement (at least 12).
-        history: Recent points kept for refits and period detection (at least 3 cycles of
-            the given period are always kept).
-        refit_every: Points between refits of the robust model (once a cycle at most, for
-            seasonal series with shorter cycles, but never more often than every 64 points).
-    """
-
-    sensitivity: int = 95
-    period: int | None = None
-    warmup: int = 60
-    history: int = 5760
-    refit_every: int = 512
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.sensitivity <= 99:
-            raise ValueError(f"sensitivity must be between 0 and 99, got {self.sensitivity}")
-        if self.period is not None and self.period < 0:
-            raise ValueError(f"period must be >= 0 (0 = no seasonality), got {self.period}")
-        if self.warmup < 12:
-            raise ValueError(f"warmup must be at least 12 points, got {self.warmup}")
-        if self.history < self.warmup:
-            raise ValueError(f"history ({self.history}) must be at least warmup ({self.warmup})")
-        if self.refit_every < 1:
-            raise ValueError(f"refit_every must be >= 1, got {self.refit_every}")
-
-
-@dataclass(frozen=True)
-class StreamPoint:
-    """The judgement of one point."""
-
-    expected_value: float
-    upper_margin: float
-    lower_margin: float
-    is_anomaly: bool
-    is_positive_anomaly: bool
-    is_negative_anomaly: bool
-    severity: float
-
-
-@dataclass(frozen=True)
-class StreamBatch:
-    """The judgements of consecutive points, as arrays."""
-
-    expected_values: np.ndarray
-    upper_margins: np.ndarray
-    lower_margins: np.ndarray
-    is_anomaly: np.ndarray
-    is_positive_anomaly: np.ndarray
-    is_negative_anomaly: np.ndarray
-    severity: np.ndarray
 
 
 def _error_code(z: float) -> float:
@@ -633,46 +577,7 @@ class StreamDetector:
         Arrays are stored exactly (base64 of compressed float bytes, missing values as NaN),
         so a restored detector continues with identical results.
         """
-        return {
-            "version": STATE_VERSION,
-            "config": asdict(self._config),
-            "count": self._count,
-            "since_refit": self._since_refit,
-            "ready": self._ready,
-            "period": self._period,
-            "target_period": self._target,
-            "last_detected": self._last_detected,
-            "detected_at": self._detected_at,
-            "history_cap": self._history.maxlen,
-            "history": pack_readings(self._history),
-            "recent": list(self._recent),
-            "recent_window": self._recent.maxlen,
-            "slope": self._slope,
-            "season": pack(self._season, "<f8"),
-            "scale_up": pack(self._scale_up, "<f4" if self._period else "<f8"),
-            "scale_down": pack(self._scale_down, "<f4" if self._period else "<f8"),
-            "busy_up": pack(self._busy_up, "<f4" if self._period else "<f8"),
-            "busy_down": pack(self._busy_down, "<f4" if self._period else "<f8"),
-            "gain": self._gain,
-            "k_up": self._k_up,
-            "k_down": self._k_down,
-            "flat_value": self._flat_value,
-            "flat_length": self._flat_length,
-            "flat_threshold": self._flat.threshold,
-            "flat_resting": self._flat.resting,
-            "errors": pack(self._errors, "<f2"),
-            "outside": self._outside,
-            "last_level": self._last_level,
-            "alarms": self._alarms,
-            "hurried": self._hurried,
-            "hold": self._hold,
-            "floor": self._floor,
-            "before": self._before,
-            "since_shift": self._since_shift,
-            "short": list(self._short),
-            "collective": pack(self._collective, "<f2"),
-            "episode": self._episode.peak,
-        }
+        return detector_state(self)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> StreamDetector:
@@ -709,53 +614,7 @@ class StreamDetector:
             )
         try:
             detector = cls(StreamConfig(**state["config"]))
-            detector._history = deque(unpack(state["history"]), maxlen=int(state["history_cap"]))
-            detector._count = int(state["count"])
-            detector._since_refit = int(state["since_refit"])
-            detector._ready = bool(state["ready"])
-            detector._period = int(state["period"])
-            detector._target = int(state["target_period"])
-            last_detected = state["last_detected"]
-            detector._last_detected = None if last_detected is None else int(last_detected)
-            detector._detected_at = int(state["detected_at"])
-            detector._recent = deque(
-                (float(v) for v in state["recent"]), maxlen=int(state["recent_window"])
-            )
-            detector._slope = float(state["slope"])
-            detector._season = unpack(state["season"])
-            detector._scale_up = unpack(state["scale_up"])
-            detector._scale_down = unpack(state["scale_down"])
-            detector._busy_up = unpack(state["busy_up"])
-            detector._busy_down = unpack(state["busy_down"])
-            detector._gain = float(state["gain"])
-            detector._k_up = float(state["k_up"])
-            detector._k_down = float(state["k_down"])
-            flat_value = state["flat_value"]
-            detector._flat_value = None if flat_value is None else float(flat_value)
-            detector._flat_length = int(state["flat_length"])
-            resting = state["flat_resting"]
-            detector._flat = FlatlineRule(
-                int(state["flat_threshold"]), None if resting is None else float(resting)
-            )
-            detector._errors = deque(unpack(state["errors"]), maxlen=_ERRORS)
-            detector._outside = int(state["outside"])
-            detector._last_level = float(state["last_level"])
-            detector._alarms = int(state["alarms"])
-            detector._hurried = bool(state["hurried"])
-            detector._hold = float(state["hold"])
-            floor = state["floor"]
-            detector._floor = None if floor is None else float(floor)
-            detector._before = float(state["before"])
-            detector._since_shift = int(state["since_shift"])
-            detector._short = deque((float(v) for v in state["short"]), maxlen=SHORT)
-            detector._collective = deque(unpack(state["collective"]), maxlen=TAIL_WINDOW)
-            detector._episode = Episode(float(state["episode"]))
-            known = [v for v in detector._history if math.isfinite(v)]
-            detector._known = len(known)
-            detector._values = deque(known[-TAIL_WINDOW:], maxlen=TAIL_WINDOW)
-            detector._value_tail = TailWindow(detector._values)
-            detector._error_tail = TailWindow(detector._errors)
-            detector._collective_tail = TailWindow(detector._collective)
+            restore_state(detector, state)
         except (KeyError, TypeError, ValueError, zlib.error) as exc:
             raise ValueError(f"stream state is malformed ({exc}); start a new detector") from exc
         return detector
