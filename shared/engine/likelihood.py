@@ -20,8 +20,9 @@ of the anomaly likelihood of HTM and ARTime). All figures are surprises ``-log10
   exponential from ``1 / (n + 1)``, its scale the mean excess of the top 3 % (never below
   ``(q97 - median) / ln(0.5 / 0.03)``, what an exponential tail of that spread would give,
   so ties and quantised values do not make the next step infinitely surprising). For the
-  prediction errors the top 3 % is also modelled that way (peaks over threshold) and the
-  smaller probability taken, so one earlier extreme error does not make the next ordinary.
+  prediction errors, where at most 3 observations are as extreme, the top 3 % is also
+  modelled that way (peaks over threshold) and the smaller probability taken, so one earlier
+  extreme error does not make the next one ordinary.
 * **Young windows** - until a window holds :data:`MIN_TAIL` observations it is not used; the
   error is then judged parametrically in band units ``u = |r| / band`` of the predictor (whose
   young band is already widened): ``surprise = alarm_level * u**2``, so only a point beyond
@@ -72,6 +73,8 @@ FULL_SURPRISE = 10.0
 #: Share of a window that makes its top tail (peaks over threshold).
 _TOP_SHARE = 0.03
 _SMALLEST_P = 1e-300
+#: Exceedances too few for an empirical tail probability (see ``pot``).
+_FEW = 3
 _SPREAD_TO_SCALE = math.log(0.5 / _TOP_SHARE)
 
 
@@ -126,14 +129,15 @@ class TailWindow:
 
         Args:
             x: The observation.
-            pot: Also model the top 3 % as an exponential tail (peaks over threshold), and
-                take the smaller probability: then one earlier extreme does not make the next
-                one ordinary.
+            pot: Where at most :data:`_FEW` observations are as extreme (too few for an
+                empirical probability), also model the top 3 % as an exponential tail (peaks
+                over threshold) and take the smaller probability: then one earlier extreme
+                does not make the next one ordinary.
         """
         ordered = self._sorted
         n = len(ordered)
         at_least = n - bisect.bisect_left(ordered, x)
-        if at_least and not (pot and at_least < self._top_count()):
+        if at_least and not (pot and at_least <= _FEW):
             return -math.log10((at_least + 1) / (n + 1))
         k = self._top_count()
         top = ordered[-k:]
@@ -153,7 +157,7 @@ class TailWindow:
         ordered = self._sorted
         n = len(ordered)
         at_most = bisect.bisect_right(ordered, x)
-        if at_most and not (pot and at_most < self._top_count()):
+        if at_most and not (pot and at_most <= _FEW):
             return -math.log10((at_most + 1) / (n + 1))
         k = self._top_count()
         bottom = ordered[:k]
