@@ -33,43 +33,59 @@ How it works:
   The point is judged, then learned: it joins the median window (a spike does not move a
   median), and in-band points nudge the seasonal value of their phase and the ``gain``
   (noise that grows widens the band).
-* **Level shifts** - the first point beyond the band is flagged. When the next point is
-  beyond the band on the same side too, and nearer the previous point than the old level,
-  the level has moved: the new level is taken over at once and the point is not flagged
-  again (one alarm per shift, not one per point until the median catches up). Going back to
-  the level from before the shift within :data:`_RETURN_WINDOW` points ends the episode (an
-  appliance switching off) and is not flagged either.
-* **Hysteresis** - after an alarm the band is held wider, at 1.5 times the deviation that
-  raised it, and narrows back within a few dozen points: the excursions of one episode (a
-  heater cycling, the ripples after a step) give one alarm, while a larger one still counts.
+* **Level shifts, hysteresis** - the model's band decides when the level has moved: when a
+  second point in a row is beyond the band on the same side, nearer the previous point than
+  the old level, the new level is taken over at once; going back to the level from before
+  the shift within :data:`_RETURN_WINDOW` points ends the episode (an appliance switching
+  off). After a point beyond the band the band is held wider for a few dozen points.
 * **Flat-lines and dropouts** - a run of identical readings longer than the history ever
-  showed is flagged, as in the batch detector, and so is a reading of a positive series
-  below half its 0.5 % quantile (a meter reporting 0), every point of it.
+  showed, and a reading of a positive series below half its 0.5 % quantile, are anomalies by
+  rule.
+* **Severity and isAnomaly** - :mod:`shared.engine.likelihood`: the severity is the
+  calibrated tail probability of the point (its error and its value against the detector's
+  own recent history, and the mean of the last few points' surprises), as
+  ``min(1, -log10(p) / 10)``, reported once per episode. It ranks: the more surprising, the
+  higher. ``isAnomaly`` is ``severity >= -log10(false_alarm_rate(sensitivity)) / 10`` (0.4
+  at the default sensitivity 95, i.e. p <= 1e-4; 0.37 at 99); the direction is the sign of
+  the error. Errors the model explains (a confirmed shift, the return after it) are judged on
+  the reading alone; a rule (flat-line, dropout) alarms at exactly that level.
 
-Missing values (NaN) get an expected value and margins, are never flagged, and teach nothing.
+Missing values (NaN) get an expected value and margins, are never flagged, and teach nothing
+to the tails (the batch refit interpolates over them).
 
-The saved state stores its arrays (history, recent errors, per-phase model) as base64 of
+The saved state (:mod:`shared.engine.stream_state`) stores its arrays as base64 of
 zlib-compressed little-endian numbers, exactly: readings with a few decimals (as meters send
-them) as scaled-integer differences, the per-phase scales as float32 and the errors as float16
-(the detector itself keeps them at that precision), so a restored detector continues
-bit-identically. A day of per-minute readings with a daily period takes ~40 KB of JSON.
+them) as scaled-integer differences, the per-phase scales as float32, the errors and the
+collective surprises as float16 (the detector itself keeps them at that precision), so a
+restored detector continues bit-identically; the readings' tail is rebuilt from the history.
+A day of per-minute readings with a daily period takes ~44 KB of JSON.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import math
 import statistics
 import zlib
 from collections import deque
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from shared.engine.likelihood import (
+    FULL_SURPRISE,
+    MIN_TAIL,
+    SHORT,
+    TAIL_WINDOW,
+    Episode,
+    TailWindow,
+    alarm_severity,
+    young_surprise,
+)
 from shared.engine.periodicity import MIN_CYCLES, detect_period
 from shared.engine.robust import fill_missing
+from shared.engine.stream_state import STATE_VERSION, detector_state, restore_state, single
+from shared.engine.stream_types import StreamBatch, StreamConfig, StreamPoint
 from shared.engine.univariate import (
     FlatlineRule,
     _factors,
@@ -87,11 +103,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["STATE_VERSION", "StreamBatch", "StreamConfig", "StreamDetector", "StreamPoint"]
 
-#: Version of the saved-state layout; :meth:`StreamDetector.from_state` refuses others
-#: (except the older layouts it still reads).
-STATE_VERSION = 2
-#: Older layouts that :meth:`StreamDetector.from_state` still reads (arrays as JSON lists).
-_READABLE_VERSIONS = (1, STATE_VERSION)
+#: Older layouts, which :meth:`StreamDetector.from_state` takes as no state.
+_OLDER_VERSIONS = (1, 2)
 #: Window of recent readings whose median is the current level, and the widening of the
 #: batch scale that the noise of that median adds (sqrt(1 + 1.4 / 5): a median of 5 has
 #: about 1.4 / 5 of the variance of one reading).
@@ -121,7 +134,7 @@ _SURE_CYCLES = 6
 #: Standardised one-step-ahead errors kept to calibrate the margins on the detector's own
 #: errors, the fewest that give a tail (peaks over threshold needs ~1000), and the most the
 #: calibration may widen the fit's factors.
-_ERRORS = 2048
+_ERRORS = TAIL_WINDOW
 _CAL_MIN = 1000
 _CAL_MAX = 3.0
 _ERROR_CLIP = 1000.0
@@ -140,134 +153,17 @@ _HOLD_MAX = 4.0
 _HOLD_DECAY = 0.95
 #: Points after a level shift within which going back to the level before is not flagged.
 _RETURN_WINDOW = 120
-#: Decimals up to which readings are stored as scaled integers, and the code of a gap.
-_MAX_DECIMALS = 6
-_MISSING_CODE = -(2**62)
 
 
-@dataclass(frozen=True)
-class StreamConfig:
-    """Parameters of streaming detection.
-
-    Attributes:
-        sensitivity: 0-99; higher means narrower margins (v1.1 semantics).
-        period: Points per cycle; ``None`` detects it from the history, ``0`` means none.
-        warmup: Points collected before the first judgement (at least 12).
-        history: Recent points kept for refits and period detection (at least 3 cycles of
-            the given period are always kept).
-        refit_every: Points between refits of the robust model (once a cycle at most, for
-            seasonal series with shorter cycles, but never more often than every 64 points).
-    """
-
-    sensitivity: int = 95
-    period: int | None = None
-    warmup: int = 60
-    history: int = 5760
-    refit_every: int = 512
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.sensitivity <= 99:
-            raise ValueError(f"sensitivity must be between 0 and 99, got {self.sensitivity}")
-        if self.period is not None and self.period < 0:
-            raise ValueError(f"period must be >= 0 (0 = no seasonality), got {self.period}")
-        if self.warmup < 12:
-            raise ValueError(f"warmup must be at least 12 points, got {self.warmup}")
-        if self.history < self.warmup:
-            raise ValueError(f"history ({self.history}) must be at least warmup ({self.warmup})")
-        if self.refit_every < 1:
-            raise ValueError(f"refit_every must be >= 1, got {self.refit_every}")
-
-
-@dataclass(frozen=True)
-class StreamPoint:
-    """The judgement of one point."""
-
-    expected_value: float
-    upper_margin: float
-    lower_margin: float
-    is_anomaly: bool
-    is_positive_anomaly: bool
-    is_negative_anomaly: bool
-    severity: float
-
-
-@dataclass(frozen=True)
-class StreamBatch:
-    """The judgements of consecutive points, as arrays."""
-
-    expected_values: np.ndarray
-    upper_margins: np.ndarray
-    lower_margins: np.ndarray
-    is_anomaly: np.ndarray
-    is_positive_anomaly: np.ndarray
-    is_negative_anomaly: np.ndarray
-    severity: np.ndarray
+def _error_code(z: float) -> float:
+    """A standardised error as kept: clipped far beyond any margin, at float16 precision."""
+    return float(np.float16(min(max(z, -_ERROR_CLIP), _ERROR_CLIP)))
 
 
 def _typical_busy(busy: np.ndarray) -> float:
     """The median busy spread where the fit found busy blocks (0 when it found none)."""
     found = busy[busy > 0]
     return float(np.median(found)) if found.size else 0.0
-
-
-def _pack(values: Any, dtype: str) -> str:
-    """Floats as ``"<dtype>:"`` + base64 of zlib-compressed little-endian bytes (exact)."""
-    raw = np.asarray(values, dtype=dtype).tobytes()
-    return dtype + ":" + base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
-
-
-def _pack_readings(values: Any) -> str:
-    """Readings, exactly: as scaled integers when they are decimals of a few digits.
-
-    Meters report a fixed number of decimals (``0.418``, ``241.04``); such readings are stored
-    as the differences of ``round(x * 10**d)``, which compress to a fraction of their float
-    bytes. The encoding is used only when decoding gives back every reading bit for bit;
-    otherwise the floats are stored as they are.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(x)
-    if finite.any() and float(np.max(np.abs(x[finite]))) < 1e12:
-        for decimals in range(_MAX_DECIMALS + 1):
-            scale = 10.0**decimals
-            ints = np.where(finite, np.round(x * scale), 0.0)
-            decoded = ints / scale
-            if np.array_equal(decoded[finite], x[finite]):
-                codes = ints.astype(np.int64)
-                codes[~finite] = _MISSING_CODE
-                deltas = np.diff(codes, prepend=np.int64(0))
-                packed = base64.b64encode(zlib.compress(deltas.astype("<i8").tobytes(), 6))
-                return f"dec{decimals}:" + packed.decode("ascii")
-    return _pack(x, "<f8")
-
-
-def _unpack(packed: Any) -> list[float]:
-    """Inverse of :func:`_pack` and :func:`_pack_readings`.
-
-    A JSON list (state version 1, ``null`` = missing) is read too.
-    """
-    if isinstance(packed, list):
-        return [math.nan if v is None else float(v) for v in packed]
-    if not isinstance(packed, str) or ":" not in packed:
-        raise TypeError(f"expected a packed array, got {type(packed).__name__}")
-    kind, _, data = packed.partition(":")
-    raw = zlib.decompress(base64.b64decode(data.encode("ascii"), validate=True))
-    if kind.startswith("dec"):
-        codes = np.cumsum(np.frombuffer(raw, dtype="<i8"))
-        x = codes / 10.0 ** int(kind[3:])
-        x[codes == _MISSING_CODE] = math.nan
-        return [float(v) for v in x.tolist()]
-    if kind not in ("<f8", "<f4", "<f2"):
-        raise ValueError(f"unknown array encoding {kind!r}")
-    return [float(v) for v in np.frombuffer(raw, dtype=kind).tolist()]
-
-
-def _single(values: np.ndarray) -> list[float]:
-    """Per-phase scales rounded to float32: ample for a margin, and half the state."""
-    return [float(v) for v in np.asarray(values, dtype=np.float32).tolist()]
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 class StreamDetector:
@@ -312,6 +208,19 @@ class StreamDetector:
         self._hold = 1.0  # band widening after an alarm, decaying back to 1
         self._before = 0.0  # the level before the latest episode of level shifts
         self._since_shift = _RETURN_WINDOW + 1  # points since the latest shift
+        # Severity (shared.engine.likelihood): the tails of the recent errors (the errors
+        # deque above), of the recent readings (the last points of the history) and of the
+        # recent collective surprises, and the current episode.
+        self._alarm = alarm_severity(false_alarm_rate(config.sensitivity))
+        self._alarm_surprise = self._alarm * FULL_SURPRISE
+        self._values: deque[float] = deque(maxlen=TAIL_WINDOW)
+        self._known = 0  # known readings in the history
+        self._value_tail = TailWindow()
+        self._error_tail = TailWindow()
+        self._short: deque[float] = deque(maxlen=SHORT)
+        self._collective: deque[float] = deque(maxlen=TAIL_WINDOW)
+        self._collective_tail = TailWindow()
+        self._episode = Episode()
 
     @property
     def config(self) -> StreamConfig:
@@ -377,10 +286,10 @@ class StreamDetector:
             down = np.maximum(down, _PHASE_FLOOR * float(np.median(down)))
             up, down = np.maximum(up, _PHASE_FLOOR * down), np.maximum(down, _PHASE_FLOOR * up)
             self._season = [float(v) for v in season]
-            self._scale_up = _single(up * _LEVEL_NOISE)
-            self._scale_down = _single(down * _LEVEL_NOISE)
-            self._busy_up = _single(k * busy_up)
-            self._busy_down = _single(k * busy_down)
+            self._scale_up = single(up * _LEVEL_NOISE)
+            self._scale_down = single(down * _LEVEL_NOISE)
+            self._busy_up = single(k * busy_up)
+            self._busy_down = single(k * busy_down)
         else:
             self._season = [0.0]
             self._scale_up = [float(fit.scale_up[-1] * _LEVEL_NOISE)]
@@ -465,6 +374,7 @@ class StreamDetector:
             self._flat_value = None
             self._flat_length = 0
             self._outside = 0
+            self._episode.report(0.0)
             self._advance(math.nan)
             return StreamPoint(expected, upper, lower, False, False, False, 0.0)
 
@@ -511,9 +421,16 @@ class StreamDetector:
         else:
             self._flat_value = v
             self._flat_length = 1
-        severity = max(severity, self._flat.severity(v, self._flat_length))
-        severity = max(severity, dropout_severity(v, self._floor))
-        anomalous = severity > 0.0
+        rule = max(self._flat.severity(v, self._flat_length), dropout_severity(v, self._floor))
+        anomalous = severity > 0.0 or rule > 0.0  # beyond the band: the model's own alarms
+        band = upper if r > 0 else lower
+        explained = shifted or returned
+        band_units = 0.0 if explained or not band > 0 else abs(r) / band
+        side = 0.0 if explained else (up_scale if r > 0 else down_scale)
+        surprise = self._surprise(v, r, side, band_units, rule)
+        reported = self._episode.report(surprise)
+        severity = min(reported / FULL_SURPRISE, 1.0)
+        alarm = severity >= self._alarm
 
         # Learn. The median ignores a spike; a confirmed shift replaces the level at once.
         if shifted or returned:
@@ -528,8 +445,7 @@ class StreamDetector:
             # A confirmed shift is explained, no error of the model (the end of an episode is
             # kept: such moves are part of what the band must hold). Kept as float16 (clipped
             # far beyond any margin): a tail fit needs no more, and the state stays small.
-            z = min(max(r / side, -_ERROR_CLIP), _ERROR_CLIP)
-            self._errors.append(float(np.float16(z)))
+            self._learn_error(_error_code(r / side))
         if anomalous:
             self._alarms += 1
         if p and not beyond:
@@ -549,10 +465,54 @@ class StreamDetector:
             hold = max(hold, min(self._hold * _HOLD_OVER * abs(r) / band, _HOLD_MAX))
         self._hold = hold
         self._advance(v)
-        positive = anomalous and r >= 0
+        positive = alarm and r >= 0
         return StreamPoint(
-            expected, upper, lower, anomalous, positive, anomalous and not positive, severity
+            expected, upper, lower, alarm, positive, alarm and not positive, severity
         )
+
+    def _surprise(self, v: float, r: float, side: float, band_units: float, rule: float) -> float:
+        """How surprising the reading is, ``-log10(p)`` (see :mod:`shared.engine.likelihood`).
+
+        ``side`` is the noise scale on the error's side, 0 where the model explains the error
+        (the confirmed second point of a level shift, the return to the level before it):
+        then only the reading itself is judged.
+        """
+        errors = self._error_tail
+        if len(errors) < MIN_TAIL:
+            # Too few errors for a tail: judged in band units, and not learned from (the
+            # collective tail holds calibrated surprises only).
+            young = young_surprise(band_units, self._alarm_surprise)
+            return max(young, self._alarm_surprise) if rule > 0.0 else young
+        if side > 0:
+            z = _error_code(r / side)
+            point = max(errors.surprise_above(z, pot=True), errors.surprise_below(z, pot=True))
+        else:
+            point = 0.0
+        values = self._value_tail
+        if len(values) >= MIN_TAIL:
+            point = max(point, values.surprise_above(v), values.surprise_below(v))
+        if rule > 0.0:
+            # A flat-line or a dropout is an anomaly by rule: it alarms (once, as an episode)
+            # at the sensitivity's level; how far below its range a dropout is, the tails say.
+            point = max(point, self._alarm_surprise)
+        short = self._short
+        short.append(point)
+        mean = float(np.float16(math.fsum(short) / len(short)))
+        collective = self._collective
+        judged = self._collective_tail
+        together = judged.surprise_above(mean) if len(judged) >= MIN_TAIL else 0.0
+        if len(collective) == collective.maxlen:
+            judged.discard(collective[0])
+        collective.append(mean)
+        judged.add(mean)
+        return max(point, together)
+
+    def _learn_error(self, z: float) -> None:
+        errors = self._errors
+        if len(errors) == errors.maxlen:
+            self._error_tail.discard(errors[0])
+        errors.append(z)
+        self._error_tail.add(z)
 
     def _warming(self, v: float, known: bool) -> StreamPoint:
         """Collect a warm-up point; report the running median as its expectation."""
@@ -562,7 +522,21 @@ class StreamDetector:
         return StreamPoint(expected, 0.0, 0.0, False, False, False, 0.0)
 
     def _advance(self, v: float) -> None:
-        self._history.append(v)
+        # The value tail holds the last TAIL_WINDOW known readings of the history (so it is
+        # rebuilt from the history on restore and costs no state).
+        history = self._history
+        values = self._values
+        if len(history) == history.maxlen and math.isfinite(history[0]):
+            self._known -= 1
+            if len(values) > self._known:
+                self._value_tail.discard(values.popleft())
+        history.append(v)
+        if math.isfinite(v):
+            if len(values) == values.maxlen:
+                self._value_tail.discard(values.popleft())
+            values.append(v)
+            self._value_tail.add(v)
+            self._known += 1
         self._count += 1
         self._since_refit += 1
         if not self._ready:
@@ -603,50 +577,15 @@ class StreamDetector:
         Arrays are stored exactly (base64 of compressed float bytes, missing values as NaN),
         so a restored detector continues with identical results.
         """
-        return {
-            "version": STATE_VERSION,
-            "config": asdict(self._config),
-            "count": self._count,
-            "since_refit": self._since_refit,
-            "ready": self._ready,
-            "period": self._period,
-            "target_period": self._target,
-            "last_detected": self._last_detected,
-            "detected_at": self._detected_at,
-            "history_cap": self._history.maxlen,
-            "history": _pack_readings(self._history),
-            "recent": list(self._recent),
-            "recent_window": self._recent.maxlen,
-            "slope": self._slope,
-            "season": _pack(self._season, "<f8"),
-            "scale_up": _pack(self._scale_up, "<f4" if self._period else "<f8"),
-            "scale_down": _pack(self._scale_down, "<f4" if self._period else "<f8"),
-            "busy_up": _pack(self._busy_up, "<f4" if self._period else "<f8"),
-            "busy_down": _pack(self._busy_down, "<f4" if self._period else "<f8"),
-            "gain": self._gain,
-            "k_up": self._k_up,
-            "k_down": self._k_down,
-            "flat_value": self._flat_value,
-            "flat_length": self._flat_length,
-            "flat_threshold": self._flat.threshold,
-            "flat_resting": self._flat.resting,
-            "errors": _pack(self._errors, "<f2"),
-            "outside": self._outside,
-            "last_level": self._last_level,
-            "alarms": self._alarms,
-            "hurried": self._hurried,
-            "hold": self._hold,
-            "floor": self._floor,
-            "before": self._before,
-            "since_shift": self._since_shift,
-        }
+        return detector_state(self)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> StreamDetector:
         """Restore a detector saved by :meth:`to_state`.
 
-        States of version 1 (arrays as JSON lists) are read too; such a detector starts
-        its self-calibration afresh.
+        A state of an older layout (:data:`_OLDER_VERSIONS`, whose severities meant something
+        else) is taken as no state: a new detector with the saved configuration is returned,
+        which warms up afresh, so a live series is never refused for its old state.
 
         Args:
             state: The saved state (for example after ``json.loads``).
@@ -655,54 +594,27 @@ class StreamDetector:
             A detector that continues exactly where the saved one stopped.
 
         Raises:
-            ValueError: If the state is of another version or malformed.
+            ValueError: If the state is of an unknown version or malformed.
         """
-        if not isinstance(state, dict) or state.get("version") not in _READABLE_VERSIONS:
-            found = state.get("version") if isinstance(state, dict) else type(state).__name__
+        version = state.get("version") if isinstance(state, dict) else None
+        if version in _OLDER_VERSIONS:
+            try:
+                config = StreamConfig(**state["config"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"stream state is malformed ({exc}); start a new detector"
+                ) from exc
+            logger.warning("stream state of version %s is outdated: starting afresh", version)
+            return cls(config)
+        if version != STATE_VERSION:
+            found = version if isinstance(state, dict) else type(state).__name__
             raise ValueError(
                 f"stream state version {found!r} is not supported (expected {STATE_VERSION}); "
                 "start a new detector"
             )
         try:
             detector = cls(StreamConfig(**state["config"]))
-            detector._history = deque(_unpack(state["history"]), maxlen=int(state["history_cap"]))
-            detector._count = int(state["count"])
-            detector._since_refit = int(state["since_refit"])
-            detector._ready = bool(state["ready"])
-            detector._period = int(state["period"])
-            detector._target = int(state["target_period"])
-            last_detected = state["last_detected"]
-            detector._last_detected = None if last_detected is None else int(last_detected)
-            detector._detected_at = int(state["detected_at"])
-            detector._recent = deque(
-                (float(v) for v in state["recent"]), maxlen=int(state["recent_window"])
-            )
-            detector._slope = float(state["slope"])
-            detector._season = _unpack(state["season"])
-            detector._scale_up = _unpack(state["scale_up"])
-            detector._scale_down = _unpack(state["scale_down"])
-            detector._busy_up = _unpack(state["busy_up"])
-            detector._busy_down = _unpack(state["busy_down"])
-            detector._gain = float(state["gain"])
-            detector._k_up = float(state["k_up"])
-            detector._k_down = float(state["k_down"])
-            flat_value = state["flat_value"]
-            detector._flat_value = None if flat_value is None else float(flat_value)
-            detector._flat_length = int(state["flat_length"])
-            resting = state["flat_resting"]
-            detector._flat = FlatlineRule(
-                int(state["flat_threshold"]), None if resting is None else float(resting)
-            )
-            detector._errors = deque(_unpack(state.get("errors", [])), maxlen=_ERRORS)
-            detector._outside = int(state.get("outside", 0))
-            detector._last_level = float(state.get("last_level", 0.0))
-            detector._alarms = int(state.get("alarms", 0))
-            detector._hurried = bool(state.get("hurried", False))
-            detector._hold = float(state.get("hold", 1.0))
-            floor = state.get("floor")
-            detector._floor = None if floor is None else float(floor)
-            detector._before = float(state.get("before", 0.0))
-            detector._since_shift = int(state.get("since_shift", _RETURN_WINDOW + 1))
+            restore_state(detector, state)
         except (KeyError, TypeError, ValueError, zlib.error) as exc:
             raise ValueError(f"stream state is malformed ({exc}); start a new detector") from exc
         return detector

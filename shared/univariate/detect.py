@@ -184,7 +184,9 @@ def detect_series(
         if stream_state
         else StreamDetector(StreamConfig(sensitivity=options.sensitivity, period=options.period))
     )
-    batch = detector.update_many(series.values)
+    # Imputed points are judged as missing: the detector never learns from values it was not
+    # sent (nor flags them).
+    batch = detector.update_many(np.where(series.observed, series.values, np.nan))
     fields = {
         "expectedValue": batch.expected_values,
         "upperMargin": batch.upper_margins,
