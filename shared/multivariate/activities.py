@@ -77,26 +77,33 @@ class TrainingActivities:
         """Train the model under a lease; idempotent.
 
         A READY or FAILED model is returned as it is (a duplicate never trains twice); a model
-        another worker is training (live lease) is returned as RUNNING for the orchestrator to
-        poll; otherwise this worker takes the lease, trains, stores the artifact and marks the
-        model READY (or FAILED with the coded error of a dataset the engine refuses). On an
-        unexpected error the lease is given back (status CREATED) and the error propagates, so
-        the runtime's retry trains again.
+        another run is training (live lease) is returned as RUNNING for the orchestrator to
+        poll; otherwise this run takes the lease (named after its instance id, so a retry of
+        this activity takes over its own lease at once), trains, stores the artifact
+        (create-only) and marks the model READY (or FAILED with the coded error of a dataset
+        the engine refuses). On an unexpected error the lease is given back (status CREATED)
+        and the error propagates, so the runtime's retry trains again; when storage is down
+        the give-back fails too, and the retry takes its own lease over.
         """
         model_id = step.model_id
+        # The lease is named after the run: a retry of this activity (the runtime retries only
+        # once the attempt has ended) takes over its own lease at once. A random id per attempt
+        # left a lease nobody held after a storage blip, and the run waited it out (15 minutes)
+        # or, in the in-process runner, ran into its deadline and marked the model FAILED.
+        holder = step.instance_id or uuid.uuid4().hex
         record = self.registry.get_record(model_id)
         if record.status in (READY, FAILED) or (
-            record.status == RUNNING and not self._lease_expired(record)
+            record.status == RUNNING and not self._may_take(record, holder)
         ):
             return outcome_of(record)
-        lease = {"id": uuid.uuid4().hex, "expires": format_time(self.clock() + TRAINING_LEASE)}
+        lease = {"id": holder, "expires": format_time(self.clock() + TRAINING_LEASE)}
         acquired, record = self.registry.transition(
             model_id,
             RUNNING,
             internal={"lease": lease},
             when=lambda current: (
                 "windows" in current.internal
-                and (current.status == CREATED or self._lease_expired(current))
+                and (current.status == CREATED or self._may_take(current, holder))
             ),
         )
         if not acquired:
@@ -120,6 +127,8 @@ class TrainingActivities:
         except BaseException:
             self.registry.transition(model_id, CREATED, internal={"lease": None}, when=holds_lease)
             raise
+        # Create-only: a retry after the artifact was stored (READY not yet recorded) trains
+        # the same bytes again (the fit is deterministic) and keeps the stored ones.
         self.registry.put_artifact(model_id, trained.model.to_bytes())
         _, record = self.registry.transition(
             model_id,
@@ -130,6 +139,12 @@ class TrainingActivities:
             when=holds_lease,
         )
         return outcome_of(record)
+
+    def _may_take(self, record: ModelRecord, holder: str) -> bool:
+        """Whether ``holder`` may take the training lease of a RUNNING model: it is its own
+        (an earlier attempt of this run failed), or its worker is gone (expired)."""
+        lease = record.internal.get("lease") or {}
+        return lease.get("id") == holder or self._lease_expired(record)
 
     def _lease_expired(self, record: ModelRecord) -> bool:
         lease = record.internal.get("lease") or {}

@@ -427,9 +427,15 @@ class ModelRegistry:
         return record
 
     def put_artifact(self, model_id: str, data: bytes) -> BlobRef:
-        """Store the engine's bytes of a model."""
+        """Store the engine's bytes of a model, unless they are stored already.
+
+        Create-only: the artifact of a model id is one training's (the id comes from the
+        dataset's content and the spec), so a retried training keeps the first bytes and the
+        artifact is written once.
+        """
         ref = self.artifact_ref(model_id)
-        self.store.put_bytes(ref, data, content_type="application/zip")
+        if not self.store.put_bytes_if_absent(ref, data, content_type="application/zip"):
+            logger.info("Model %s: artifact stored already; keeping it", model_id)
         return ref
 
     def get_artifact(self, model_id: str) -> bytes:
@@ -475,18 +481,20 @@ class ModelRegistry:
     def put_result(
         self, model_id: str, result: Mapping[str, Any], csv_text: str | None = None
     ) -> BlobRef:
-        """Store a v1.1 batch result (and its CSV) and note its id on the model.
+        """Store a v1.1 batch result (its CSV first) and note its id on the model.
 
         Raises:
             ModelNotFoundError: No model has that id.
         """
         result_id = str(result["resultId"])
         ref = self.result_ref(result_id)
-        self.store.put_json(ref, dict(result))
+        # The CSV first: the JSON is what says READY, so nobody reads a READY result whose
+        # CSV is not there yet (a storage failure in between leaves the result as it was).
         if csv_text is not None:
             self.store.put_bytes(
                 self.result_ref(result_id, "csv"), csv_text.encode(), content_type="text/csv"
             )
+        self.store.put_json(ref, dict(result))
 
         def note(record: ModelRecord) -> bool:
             known = list(record.internal.get("resultIds", []))

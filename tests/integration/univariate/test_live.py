@@ -7,6 +7,7 @@ spikes at known minutes); raw batches are written with the one raw-batch writer.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from shared.errors import RawBatchError
 from shared.settings import Settings
 from shared.storage.client import REQUESTS, BlobRef, BlobStore
 from shared.storage.names import live_dead_letter_name, live_result_name
+from shared.telemetry.events import RawEvent
+from shared.telemetry.ingest import prepare_batch
 from shared.telemetry.rawbatch import RawBatch, SeriesBatch, read_raw_batch
 from shared.timefmt import format_timestamp
 from shared.univariate.live import (
@@ -191,12 +194,15 @@ def test_readings_that_break_the_detector_are_refused_and_the_state_survives(
     state = LiveState()
     run(blobs[:80], store, settings, state)
     healthy = read_raw_batch(*blobs[80])
-    stamps = tuple(format_timestamp(START + 60.0 * (80 + i / 60)) for i in range(50))
+    # 50 minutes of readings in one batch (the form that broke the pre-fix detector for that
+    # batch and every later one of the device: "Out of range float values are not JSON
+    # compliant"; 50 readings within one minute did not break it).
+    stamps = tuple(format_timestamp(START + 60.0 * (80 + i)) for i in range(50))
     hostile = SeriesBatch(
         device_id=Fleet.device(0),
         metric="power",
         timestamps=stamps,
-        epochs=np.array([START + 60.0 * (80 + i / 60) for i in range(50)]),
+        epochs=np.array([START + 60.0 * (80 + i) for i in range(50)]),
         values=np.array([1e308 if i % 2 == 0 else -1e308 for i in range(50)]),
     )
     others = tuple(
@@ -225,3 +231,28 @@ def test_readings_that_break_the_detector_are_refused_and_the_state_survives(
     assert [(d, m, t) for d, m, t, _ in found] == sorted(expected_alerts({(0, "power", 110)}))
     result = store.get_json(BlobRef(settings.results_container, live_result_name(blobs[81][0])))
     assert {s["deviceId"] for s in result["series"]} == {Fleet.device(0), Fleet.device(1)}
+
+
+def test_a_stray_old_reading_does_not_hide_a_spike_from_detection(app_env: dict[str, str]) -> None:
+    """Issue 11, defect 2 end to end: events → ingest → live judge, with a 100-day-old reading
+    in the spike's batch (before the fix the batch was named after that reading's day, out of
+    detection's 62-day look-back, and the spike was never flagged)."""
+    settings = settings_for(app_env)
+    store = BlobStore.from_settings(settings)
+    fleet = Fleet(1, spikes={(0, "power", 75)})
+    state = LiveState()
+    found = []
+    for minute in range(90):
+        bodies = [json.loads(message) for message in fleet.messages(minute)]
+        if minute == 75:
+            stray = format_timestamp(START + 60.0 * minute - 100 * 86_400)
+            bodies.append({"deviceId": Fleet.device(0), "timestamp": stray, "power": 1.0})
+        enqueued = datetime.fromtimestamp(START + 60.0 * minute + 5, UTC)
+        events = [
+            RawEvent(json.dumps(body).encode(), "0", 10 * minute + i, enqueued_time=enqueued)
+            for i, body in enumerate(bodies)
+        ]
+        (blob,) = prepare_batch(events).blobs
+        report = judge_raw_blob(blob.name, blob.data, store, settings, state)
+        found += [(a.device_id, a.metric, a.timestamp) for a in report.alerts]
+    assert found == sorted(expected_alerts({(0, "power", 75)}))
