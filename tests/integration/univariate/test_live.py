@@ -76,12 +76,21 @@ def test_fleet_spikes_are_the_alerts_at_constant_requests_per_batch(
         assert report.points == 24 and report.series == 24
     # Exactly the injected spikes, each once.
     assert sorted((d, m, t) for d, m, t, _ in found) == sorted(expected_alerts(SPIKES))
-    # Per batch: a conditional read and a write per shard touched (4) and the result; the three
-    # batches with an anomaly append it to the log (the first creates the hour's append blob).
-    assert per_batch.count(2 * 4 + 1) == len(per_batch) - 3
-    assert sorted(n for n in per_batch if n > 9) == [10, 10, 11]
-    # No detector was decoded again after the first batch: the process cache held them.
-    assert state.decoded == 24
+    # Per batch: a conditional read and a write per shard head touched (4) and the result; the
+    # three batches with an anomaly append it to the log (the first creates the hour's append
+    # blob). Every LIVE_SNAPSHOT_POINTS (60) batches, each shard also writes its detectors'
+    # snapshot, lists its snapshots and deletes the previous one (batch 179: 3 x 4 more).
+    assert per_batch.count(2 * 4 + 1) == len(per_batch) - 4
+    assert per_batch[179 - 120] == 2 * 4 + 1 + 3 * 4
+    assert sorted(n for n in per_batch[:-1] if n > 9) == [10, 10, 11]
+    # No detector was rebuilt from storage: the process cache held them all along.
+    assert state.decoded == 0
+    # A cold process rebuilds each once: per shard the head, then its snapshot, read once.
+    cold = LiveState()
+    before = REQUESTS.count
+    report = judge_raw_blob(*minute_batches(fleet, range(180, 181))[0], store, settings, cold)
+    assert (report.series, cold.decoded) == (24, 24)
+    assert REQUESTS.count - before == 4 * 2 + 4 + 1
     logged = read_anomalies(store, START, settings=settings)
     assert {(a.device_id, a.metric, a.timestamp) for a in logged} == expected_alerts(SPIKES)
 
