@@ -234,3 +234,50 @@ def test_readings_that_break_the_detector_are_refused_and_the_state_survives(
     assert [(d, m, t) for d, m, t, _ in found] == sorted(expected_alerts({(0, "power", 110)}))
     result = store.get_json(BlobRef(settings.results_container, live_result_name(blobs[81][0])))
     assert {s["deviceId"] for s in result["series"]} == {Fleet.device(0), Fleet.device(1)}
+
+
+def test_a_first_layout_shard_with_inline_states_is_read_and_moved_out(
+    app_env: dict[str, str],
+) -> None:
+    """A version-1 head (each entry with its snapshot inline) judges exactly as the new layout
+    and is rewritten as a head plus a snapshot blob on its first save."""
+    fleet = Fleet(3, spikes={(2, "power", 95)})
+    blobs = minute_batches(fleet, range(110))
+    new = settings_for(app_env, LIVE_SNAPSHOT_POINTS="25")
+    old = settings_for(
+        {**app_env, "RESULTS_CONTAINER": app_env["RESULTS_CONTAINER"] + "v"},
+        LIVE_SNAPSHOT_POINTS="25",
+    )
+    store = BlobStore.from_settings(new)
+    run(blobs[:60], store, new, LiveState())
+    for name, data in stored(store, new).items():  # the same state, as the first layout
+        if name.endswith(".json") and name.startswith("live-state/"):
+            head = json.loads(data)
+            snapshot_name = head["snapshot"]
+            lines = store.get_bytes(BlobRef(new.results_container, snapshot_name)).split(b"\n")
+            keys = [tuple(k) for k in json.loads(lines[0])["series"]]
+            states = dict(zip(keys, (json.loads(line) for line in lines[1:]), strict=True))
+            series = [
+                {
+                    "deviceId": e["deviceId"],
+                    "metric": e["metric"],
+                    "last": e["last"],
+                    "lastTimestamp": e["lastTimestamp"],
+                    "snapshot": states.get((e["deviceId"], e["metric"])),
+                    "pending": e["pending"],
+                }
+                for e in head["series"]
+            ]
+            document = {"format": "meterwatch.livestate", "version": 1, "shard": head["shard"]}
+            store.put_json(BlobRef(old.results_container, name), {**document, "series": series})
+    found_new = run(blobs[60:], store, new, LiveState())
+    found_old = run(blobs[60:], store, old, LiveState())
+    assert found_old == found_new and len(found_new) == 1
+    judged_old = {n: b for n, b in stored(store, old).items() if n.startswith("live/")}
+    assert len(judged_old) == 50
+    assert {n: b for n, b in stored(store, new).items() if n in judged_old} == judged_old
+    heads = [n for n in stored(store, old) if n.startswith("live-state/") and n.endswith(".json")]
+    assert heads and all(
+        json.loads(store.get_bytes(BlobRef(old.results_container, n)))["version"] == 2
+        for n in heads
+    )
