@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,10 +28,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.harness import NotAvailable, PartReport, Results, median, require
+from bench.harness import (
+    EXIT_NOT_AVAILABLE,
+    NotAvailable,
+    PartReport,
+    Results,
+    median,
+    pin_to_one_core,
+    require,
+    run_measuring_process,
+)
 
-#: Exit status of the CLI when ``shared.telemetry.ingest`` is not there yet.
-EXIT_NOT_AVAILABLE = 3
 BATCH_SIZE = 256
 REPO = Path(__file__).resolve().parents[1]
 DEVICES = 250
@@ -257,15 +261,6 @@ def measure(count: int = 51_200, repeats: int = 9) -> Results:
     }
 
 
-def pin_to_one_core() -> int | None:
-    """Pin this process to one CPU (the lowest it may use); return it (``None``: unsupported)."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: pin to one core, measure, and write the figures as JSON (stdout or ``--output``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -290,19 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(report: PartReport, quick: bool = False) -> None:
     """The ``ingest`` part: run :func:`main` in a fresh subprocess pinned to one core."""
-    with tempfile.TemporaryDirectory(prefix="meterwatch-ingest-") as folder:
-        output = Path(folder) / "ingest.json"
-        command = [sys.executable, "-m", "bench.bench_ingest", "--output", str(output)]
-        if quick:
-            command += ["--events", "12800", "--repeats", "3"]
-        done = subprocess.run(
-            command, cwd=REPO, capture_output=True, text=True, check=False, timeout=900
-        )
-        if done.returncode == EXIT_NOT_AVAILABLE:
-            raise NotAvailable(done.stderr.strip().removeprefix("not available: "))
-        if done.returncode != 0:
-            raise RuntimeError(f"bench_ingest exited {done.returncode}: {done.stderr[-1500:]}")
-        report.results.update(json.loads(output.read_text(encoding="utf-8")))
+    quick_arguments = ["--events", "12800", "--repeats", "3"] if quick else []
+    run_measuring_process(report, "bench.bench_ingest", quick_arguments, timeout=900)
 
 
 if __name__ == "__main__":

@@ -27,25 +27,32 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bench.harness import NotAvailable, PartReport, require
+from bench.harness import (
+    EXIT_NOT_AVAILABLE,
+    NotAvailable,
+    PartReport,
+    pin_to_one_core,
+    require,
+    run_measuring_process,
+)
 
 REPO = Path(__file__).resolve().parents[1]
-EXIT_NOT_AVAILABLE = 3
 METERS = 200
 WARMUP_MINUTES = 100
 MEASURED_MINUTES = 60
 MEMORY_METERS = 500  # x 2 metrics = 1,000 readings per batch
+METRICS_PER_METER = 2  # shared.demo.fleet.FLEET_METRICS
 
 
 def delivered(bodies: list[bytes], first_sequence: int, partition: str, enqueued: str) -> Any:
@@ -165,6 +172,11 @@ def fleet_run(meters: int, warmup: int, measured: int) -> dict[str, Any]:
     }
 
 
+def shards_for(series: int) -> int:
+    """``LIVE_STATE_SHARDS`` by the setting's sizing rule: about one shard per 100 series."""
+    return max(1, math.ceil(series / 100))
+
+
 def _raw_name(enqueued: float, first: int, last: int) -> str:
     from shared.storage.names import raw_batch_v2_name
 
@@ -243,15 +255,6 @@ def peak_memory(meters: int) -> dict[str, Any]:
     }
 
 
-def pin_to_one_core() -> int | None:
-    """Pin this process to one CPU (the lowest it may use); return it (``None``: unsupported)."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: start Azurite, measure on one core, write the figures as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -259,6 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--meters", type=int, default=METERS)
     parser.add_argument("--warmup", type=int, default=WARMUP_MINUTES)
     parser.add_argument("--measured", type=int, default=MEASURED_MINUTES)
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=None,
+        help="LIVE_STATE_SHARDS (default: the setting's sizing rule, about series/100)",
+    )
     parser.add_argument("--memory", action="store_true", help="only the peak-memory figure")
     args = parser.parse_args(argv)
     try:
@@ -273,7 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         cpu = pin_to_one_core()
         with running_azurite(reuse=False) as connection:
-            env = {"AzureWebJobsStorage": connection, "LIVE_STATE_SHARDS": "16"}
+            shards = args.shards or shards_for(args.meters * METRICS_PER_METER)
+            env = {"AzureWebJobsStorage": connection, "LIVE_STATE_SHARDS": str(shards)}
             os.environ.update(env)
             figures = fleet_run(args.meters, args.warmup, args.measured)
             figures |= state_size()
@@ -300,19 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(report: PartReport, quick: bool = False) -> None:
     """The ``live`` part: run :func:`main` in a fresh subprocess pinned to one core."""
-    with tempfile.TemporaryDirectory(prefix="meterwatch-live-") as folder:
-        output = Path(folder) / "live.json"
-        command = [sys.executable, "-m", "bench.bench_live", "--output", str(output)]
-        if quick:
-            command += ["--meters", "50", "--warmup", "70", "--measured", "20"]
-        done = subprocess.run(
-            command, cwd=REPO, capture_output=True, text=True, check=False, timeout=1800
-        )
-        if done.returncode == EXIT_NOT_AVAILABLE:
-            raise NotAvailable(done.stderr.strip().removeprefix("not available: "))
-        if done.returncode != 0:
-            raise RuntimeError(f"bench_live exited {done.returncode}: {done.stderr[-1500:]}")
-        report.results.update(json.loads(output.read_text(encoding="utf-8")))
+    quick_arguments = ["--meters", "50", "--warmup", "70", "--measured", "20"] if quick else []
+    run_measuring_process(report, "bench.bench_live", quick_arguments, timeout=1800)
 
 
 if __name__ == "__main__":

@@ -524,3 +524,49 @@ def median(values: Iterable[float]) -> float:
     if not listed:
         raise ValueError("median of no measurements: the benchmark ran zero repeats")
     return float(statistics.median(listed))
+
+
+#: Exit status of a part's measuring subprocess when the code it measures is not there yet.
+EXIT_NOT_AVAILABLE = 3
+
+
+def pin_to_one_core() -> int | None:
+    """Pin this process to one CPU (the lowest it may use); return it (``None``: unsupported)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def run_measuring_process(
+    report: PartReport, module: str, arguments: Iterable[str] = (), timeout: float = 900
+) -> None:
+    """Run ``python -m MODULE --output FILE [ARGUMENTS]`` fresh; add the JSON it writes.
+
+    The parts that pin themselves to one core (``ingest``, ``live``) measure in a process of
+    their own, so the suite's imports and memory never weigh on their figures.
+
+    Raises:
+        NotAvailable: The module exited with :data:`EXIT_NOT_AVAILABLE` (its stderr says why).
+        RuntimeError: It failed otherwise (the end of its stderr is in the message).
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="meterwatch-bench-") as folder:
+        output = Path(folder) / "figures.json"
+        command = [sys.executable, "-m", module, "--output", str(output), *arguments]
+        done = subprocess.run(
+            command,
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+        if done.returncode == EXIT_NOT_AVAILABLE:
+            raise NotAvailable(done.stderr.strip().removeprefix("not available: "))
+        if done.returncode != 0:
+            raise RuntimeError(f"{module} exited {done.returncode}: {done.stderr[-1500:]}")
+        report.results.update(json.loads(output.read_text(encoding="utf-8")))

@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import urllib.request
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -196,6 +197,13 @@ def _account(settings: Settings) -> tuple[str | None, str | None, str | None]:
     )
 
 
+#: Per service client: the containers it has created or found (with their clients: building
+#: one costs about 0.1 ms) and the append blobs it has created.
+_CREATED: weakref.WeakKeyDictionary[
+    BlobServiceClient, tuple[dict[str, ContainerClient], set[BlobRef]]
+] = weakref.WeakKeyDictionary()
+
+
 class BlobStore:
     """Reads and writes blobs of one storage account.
 
@@ -205,8 +213,12 @@ class BlobStore:
 
     def __init__(self, service: BlobServiceClient) -> None:
         self._service = service
-        self._ready: set[str] = set()
-        self._appendable: set[BlobRef] = set()
+        # What this service client has created, shared by every store over it: the triggers
+        # build a store per invocation, and each "create if missing" is a billed request.
+        known = _CREATED.get(service)
+        if known is None:
+            known = _CREATED[service] = ({}, set())
+        self._ready, self._appendable = known
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BlobStore:
@@ -225,13 +237,14 @@ class BlobStore:
 
     def container(self, name: str) -> ContainerClient:
         """Return a client for ``name``, creating the container once per process."""
-        client = self._service.get_container_client(name)
-        if name not in self._ready:
+        client = self._ready.get(name)
+        if client is None:
+            client = self._service.get_container_client(name)
             try:
                 client.create_container()
             except ResourceExistsError:
                 pass
-            self._ready.add(name)
+            self._ready[name] = client
         return client
 
     def put_bytes(

@@ -21,7 +21,8 @@ Results container::
     multivariate/{resultId}.json|.csv                                             mv results
     anomalies/{YYYY-MM-DD}/{HH}/{writer}.jsonl                    anomaly log (append blobs)
     live/{raw batch name}.result.json                             live judgement of one batch
-    live-state/{shards:04d}/{shard:04d}.json                      stream states, one shard
+    live-state/{shards:04d}/{shard:04d}.json                      stream states, one shard (head)
+    live-state/{shards:04d}/{shard:04d}/snapshot-{digest}.jsonl   its detectors' snapshot
 
 Dead-letter container, live detection::
 
@@ -197,6 +198,15 @@ def live_state_shard_name(shard: int, shards: int) -> str:
     mixing two layouts in one document.
     """
     return f"live-state/{shards:04d}/{shard:04d}.json"
+
+
+def live_state_snapshot_name(shard: int, shards: int, digest: str) -> str:
+    """The detector snapshot of one state shard, named after its bytes (immutable).
+
+    With ``digest=""`` this is the prefix of every snapshot of the shard.
+    """
+    suffix = f"{digest}.jsonl" if digest else ""
+    return f"live-state/{shards:04d}/{shard:04d}/snapshot-{suffix}"
 
 
 def live_dead_letter_name(raw_name: str) -> str:

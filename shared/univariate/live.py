@@ -6,23 +6,20 @@ batch). Each (device, metric) series runs the causal :class:`~shared.engine.stre
 StreamDetector` over its points newer than the last it judged; the work per reading is constant
 and no history is re-read.
 
-State. The series' states live in ``LIVE_STATE_SHARDS`` shard documents, chosen by a stable
-hash of the device id (all metrics of a meter share a shard). A shard entry holds the detector's
-last snapshot (``to_state``) and the points learned since (``pending``): restoring is
-``from_state(snapshot)`` then ``update_many(pending)``, exactly the detector that judged them
-(the engine is chunk-invariant), and a snapshot is taken every ``LIVE_SNAPSHOT_POINTS`` points,
-so its cost is shared by that many readings. A process keeps the shards it wrote and their
-decoded detectors: a conditional read (``If-None-Match``) answers 304 when nobody else wrote the
-shard, and nothing is parsed or decoded again. Each shard is read and written at most once per
-batch attempt, the write conditional on the ETag read.
+State (:mod:`shared.univariate.live_state`). The series' states live in ``LIVE_STATE_SHARDS``
+shards, chosen by a stable hash of the device id. Each batch reads (conditionally: 304 when the
+process wrote it last) and writes (ETag-conditional) one small head per shard touched: the
+points learned since the shard's detector snapshot. The snapshot, the bulk of a state, is
+written only every ``LIVE_SNAPSHOT_POINTS`` points, so its cost is shared by that many
+readings, and a warm process never reads one.
 
-Exactly-once effect. The batch's result document (create-only, named after the batch) and the
-anomaly log are written *before* the shard states that record the points as judged. A failure
-in between leaves the points unjudged in state; the retry judges them from the same state,
-finds the stored result and re-emits its alerts (same ids). A retry after the states were saved
-finds no new point and re-emits the stored result's alerts rather than nothing. Points at or
-before a series' last judged timestamp are never learned again (redelivered, re-split or late
-batches), so no point is counted twice.
+Exactly-once effect. The batch's result document (create-only, named after the batch;
+:mod:`shared.univariate.live_results`) and the anomaly log are written *before* the shard heads
+that record the points as judged. A failure in between leaves the points unjudged in state; the
+retry judges them from the same state, finds the stored result and re-emits its alerts (same
+ids). A retry after the heads were saved finds no new point and re-emits the stored result's
+alerts rather than nothing. Points at or before a series' last judged timestamp are never
+learned again (redelivered, re-split or late batches), so no point is counted twice.
 
 Bad input. Readings the detector cannot take (magnitude above :data:`MAX_MAGNITUDE`) and series
 whose judgement fails or is not finite are refused, dead-lettered with a coded reason, and leave
@@ -31,60 +28,66 @@ that series' state as it was; the rest of the batch goes on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import re
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobClient
 
 from shared.alerts import Alert, append_anomalies
-from shared.engine.streaming import StreamConfig, StreamDetector
+from shared.engine.streaming import StreamConfig, StreamDetector, StreamPoint
 from shared.errors import RawBatchError
 from shared.settings import Settings
-from shared.storage.client import JSON_CONTENT, BlobRef, BlobStore
-from shared.storage.names import (
-    RAW_HISTORY_PREFIX,
-    live_dead_letter_name,
-    live_result_name,
-    live_state_shard_name,
-)
-from shared.telemetry.rawbatch import RawBatch, read_raw_batch
+from shared.storage.client import BlobRef, BlobStore
+from shared.storage.names import RAW_HISTORY_PREFIX, live_result_name
+from shared.telemetry.rawbatch import read_raw_batch
 from shared.timefmt import format_timestamp
+from shared.univariate.live_results import (
+    POINT_FIELDS,
+    RESULT_FORMAT,
+    Rejection,
+    SeriesJudgement,
+    create_result,
+    dead_letter_raw_blob,
+    dead_letter_rejections,
+    log_writer,
+    reader_rejections,
+    result_document,
+)
+from shared.univariate.live_state import (
+    PROCESS_STATE,
+    LiveState,
+    SeriesEntry,
+    Shard,
+    StateConflict,
+    shard_of,
+)
+
+__all__ = [
+    "MAX_MAGNITUDE",
+    "POINT_FIELDS",
+    "PROCESS_STATE",
+    "RESULT_FORMAT",
+    "LiveReport",
+    "LiveState",
+    "Rejection",
+    "bootstrap_from_history",
+    "dead_letter_raw_blob",
+    "judge_raw_batch",
+    "judge_raw_blob",
+    "shard_of",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Result and state document formats.
-RESULT_FORMAT = "meterwatch.liveresult"
-STATE_FORMAT = "meterwatch.livestate"
-LIVE_VERSION = 1
 #: Readings beyond this magnitude are refused: no meter reads 10^15 of anything, and beyond
 #: ~10^150 the detector's squares overflow (issue 11, defect 4: alternating +-1e308).
 MAX_MAGNITUDE = 1e15
-#: Decoded detectors a process keeps (about 30-200 KB each, depending on the engine).
-CACHE_SERIES = 4096
-#: Shards a process keeps parsed (their entries' JSON text is reused for the next write).
-CACHE_SHARDS = 512
 #: Attempts when another invocation writes the same shard meanwhile.
 MAX_CONFLICTS = 8
-#: The v1.1 last-point fields of each judged point, in the result document.
-POINT_FIELDS = (
-    "expectedValue",
-    "upperMargin",
-    "lowerMargin",
-    "isAnomaly",
-    "isPositiveAnomaly",
-    "isNegativeAnomaly",
-    "severity",
-)
 
 
 class SeriesReadings(Protocol):
@@ -116,27 +119,6 @@ class BatchReadings(Protocol):
 
 
 @dataclass(frozen=True)
-class Rejection:
-    """Readings of one series that live detection refused, with the coded reason."""
-
-    device_id: str
-    metric: str
-    code: str
-    reason: str
-    timestamps: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The dead-letter entry."""
-        return {
-            "deviceId": self.device_id,
-            "metric": self.metric,
-            "code": self.code,
-            "reason": self.reason,
-            "timestamps": list(self.timestamps),
-        }
-
-
-@dataclass(frozen=True)
 class LiveReport:
     """What :func:`judge_raw_batch` did with one raw batch."""
 
@@ -152,231 +134,6 @@ class LiveReport:
     def alert_messages(self) -> list[str]:
         """The alerts as Event Hub message bodies (JSON text, schema ``meterwatch.alert/1``)."""
         return [alert.to_json() for alert in self.alerts]
-
-
-# --------------------------------------------------------------------------- state shards
-
-
-@dataclass
-class _Entry:
-    """One series in a shard: last judged moment, detector snapshot, points since."""
-
-    device_id: str
-    metric: str
-    last: float
-    last_text: str
-    snapshot: dict[str, Any] | None
-    pending: list[list[float]]
-    text: str | None = None  # cached JSON of this entry, reused while it does not change
-    snapshot_text: str | None = None  # cached JSON of the snapshot (the bulk of the entry)
-
-    def to_json(self) -> str:
-        if self.text is None:
-            if self.snapshot_text is None:
-                self.snapshot_text = json.dumps(
-                    self.snapshot, separators=(",", ":"), allow_nan=False
-                )
-            head = json.dumps(
-                {
-                    "deviceId": self.device_id,
-                    "metric": self.metric,
-                    "last": self.last,
-                    "lastTimestamp": self.last_text,
-                },
-                separators=(",", ":"),
-            )
-            pending = json.dumps(self.pending, separators=(",", ":"), allow_nan=False)
-            self.text = f'{head[:-1]},"snapshot":{self.snapshot_text},"pending":{pending}}}'
-        return self.text
-
-    @classmethod
-    def from_dict(cls, document: dict[str, Any]) -> _Entry:
-        return cls(
-            device_id=str(document["deviceId"]),
-            metric=str(document["metric"]),
-            last=float(document["last"]),
-            last_text=str(document["lastTimestamp"]),
-            snapshot=document["snapshot"],
-            pending=[[float(t), float(v)] for t, v in document["pending"]],
-        )
-
-
-@dataclass
-class _Shard:
-    """A parsed shard document and the ETag it was read or written with."""
-
-    ref: BlobRef
-    index: int
-    count: int
-    etag: str | None
-    entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
-    dirty: bool = False
-
-    def to_bytes(self) -> bytes:
-        head = json.dumps(
-            {"format": STATE_FORMAT, "version": LIVE_VERSION, "shard": self.index},
-            separators=(",", ":"),
-        )
-        body = ",".join(self.entries[key].to_json() for key in sorted(self.entries))
-        return f'{head[:-1]},"series":[{body}]}}'.encode()
-
-
-@dataclass
-class _CachedDetector:
-    detector: StreamDetector
-    snapshot: dict[str, Any] | None
-    pending: int
-    last: float
-
-
-class _Conflict(Exception):
-    """Another invocation wrote a shard between our read and our write."""
-
-
-class LiveState:
-    """The process's view of the state shards: parsed shards and decoded detectors (bounded).
-
-    Args:
-        store: Blob storage.
-        settings: App settings (results container, shard count, snapshot cadence).
-    """
-
-    def __init__(self) -> None:
-        self._shards: OrderedDict[BlobRef, _Shard] = OrderedDict()
-        self._detectors: OrderedDict[tuple[str, str, str], _CachedDetector] = OrderedDict()
-        self._clients: dict[tuple[int, BlobRef], BlobClient] = {}
-        self.decoded = 0  # detectors rebuilt from a snapshot (a measure of cache misses)
-
-    def clear(self) -> None:
-        """Forget everything cached (a cold process)."""
-        self._shards.clear()
-        self._detectors.clear()
-
-    def shard(self, store: BlobStore, container: str, index: int, count: int) -> _Shard:
-        """Read a shard, conditionally on the cached ETag (304: reuse the parsed copy)."""
-        ref = BlobRef(container, live_state_shard_name(index, count))
-        cached = self._shards.get(ref)
-        blob = self._client(store, ref)
-        try:
-            if cached is not None and cached.etag is not None:
-                downloader = blob.download_blob(
-                    etag=cached.etag, match_condition=MatchConditions.IfModified
-                )
-            else:
-                downloader = blob.download_blob()
-        except ResourceNotFoundError:
-            shard = _Shard(ref, index, count, None)
-            self._remember(shard)
-            return shard
-        except ResourceModifiedError:  # 304 Not Modified: our copy is the stored one
-            assert cached is not None
-            cached.dirty = False
-            self._shards.move_to_end(ref)
-            return cached
-        data = downloader.readall()
-        document = json.loads(data)
-        shard = _Shard(ref, index, count, str(downloader.properties.etag))
-        for item in document["series"]:
-            entry = _Entry.from_dict(item)
-            shard.entries[(entry.device_id, entry.metric)] = entry
-        self._remember(shard)
-        return shard
-
-    def _client(self, store: BlobStore, ref: BlobRef) -> BlobClient:
-        """A blob client per shard (building one costs about 0.5 ms: kept, like the shard)."""
-        key = (id(store.service), ref)
-        client = self._clients.get(key)
-        if client is None:
-            if len(self._clients) > 4 * CACHE_SHARDS:
-                self._clients.clear()
-            client = self._clients[key] = store.container(ref.container).get_blob_client(ref.name)
-        return client
-
-    def forget_unsaved(self) -> None:
-        """Drop every cached shard with changes that were not saved."""
-        for ref in [ref for ref, shard in self._shards.items() if shard.dirty]:
-            del self._shards[ref]
-
-    def _remember(self, shard: _Shard) -> None:
-        self._shards[shard.ref] = shard
-        self._shards.move_to_end(shard.ref)
-        while len(self._shards) > CACHE_SHARDS:
-            self._shards.popitem(last=False)
-
-    def save(self, store: BlobStore, shard: _Shard) -> None:
-        """Write a changed shard, conditional on the ETag it was read with.
-
-        Raises:
-            _Conflict: Someone else wrote it meanwhile (the cached copy is dropped).
-        """
-        blob = self._client(store, shard.ref)
-        try:
-            if shard.etag is None:
-                response = blob.upload_blob(
-                    shard.to_bytes(), overwrite=False, content_settings=JSON_CONTENT
-                )
-            else:
-                response = blob.upload_blob(
-                    shard.to_bytes(),
-                    overwrite=True,
-                    content_settings=JSON_CONTENT,
-                    etag=shard.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceExistsError, ResourceModifiedError) as exc:
-            self._shards.pop(shard.ref, None)
-            raise _Conflict(str(shard.ref)) from exc
-        except Exception:
-            # The write may or may not have landed: never trust this copy again.
-            self._shards.pop(shard.ref, None)
-            raise
-        shard.etag = str(response["etag"])
-        shard.dirty = False
-
-    def detector(
-        self, container: str, entry: _Entry, config: StreamConfig
-    ) -> tuple[StreamDetector, bool]:
-        """The entry's detector: cached when it matches the entry, else rebuilt from it.
-
-        Returns:
-            The detector and whether it came from the cache.
-        """
-        key = (container, entry.device_id, entry.metric)
-        cached = self._detectors.pop(key, None)
-        if (
-            cached is not None
-            and cached.last == entry.last
-            and cached.pending == len(entry.pending)
-            and cached.snapshot == entry.snapshot
-        ):
-            return cached.detector, True
-        if entry.snapshot is None:
-            detector = StreamDetector(config)
-        else:
-            detector = StreamDetector.from_state(entry.snapshot)
-        if entry.pending:
-            detector.update_many(np.array([v for _, v in entry.pending], dtype=np.float64))
-        self.decoded += 1
-        return detector, False
-
-    def keep(self, container: str, entry: _Entry, detector: StreamDetector) -> None:
-        """Cache the detector that now matches ``entry``."""
-        key = (container, entry.device_id, entry.metric)
-        self._detectors[key] = _CachedDetector(
-            detector, entry.snapshot, len(entry.pending), entry.last
-        )
-        while len(self._detectors) > CACHE_SERIES:
-            self._detectors.popitem(last=False)
-
-
-#: The process's live state (the blob trigger's invocations share it).
-PROCESS_STATE = LiveState()
-
-
-def shard_of(device_id: str, shards: int) -> int:
-    """The state shard of a device: a stable hash (not Python's salted ``hash``)."""
-    digest = hashlib.blake2b(device_id.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shards
 
 
 def bootstrap_from_history(
@@ -409,18 +166,6 @@ def bootstrap_from_history(
     return history.epochs[keep], history.values[keep]
 
 
-# --------------------------------------------------------------------------- the use case
-
-
-@dataclass
-class _SeriesJudgement:
-    device_id: str
-    metric: str
-    timestamps: list[str]
-    values: list[float]
-    fields: dict[str, list[Any]]
-
-
 def judge_raw_batch(
     batch: BatchReadings,
     store: BlobStore,
@@ -445,7 +190,7 @@ def judge_raw_batch(
     for _attempt in range(MAX_CONFLICTS):
         try:
             return _judge_once(batch, store, settings, state)
-        except _Conflict as conflict:
+        except StateConflict as conflict:
             logger.info("State shard %s changed meanwhile; judging again", conflict)
         finally:
             # Shards judged but not saved (a conflict, a storage failure) hold entries that
@@ -457,6 +202,12 @@ def judge_raw_batch(
     )
 
 
+@dataclass
+class _ShardWork:
+    shard: Shard
+    judged: dict[tuple[str, str], StreamDetector]
+
+
 def _judge_once(
     batch: BatchReadings, store: BlobStore, settings: Settings, state: LiveState
 ) -> LiveReport:
@@ -466,143 +217,155 @@ def _judge_once(
     by_shard: dict[int, list[SeriesReadings]] = {}
     for series in batch.series:
         by_shard.setdefault(shard_of(series.device_id, count), []).append(series)
-    shards = {index: state.shard(store, results, index, count) for index in sorted(by_shard)}
-    judged: list[_SeriesJudgement] = []
+    work = {
+        index: _ShardWork(state.shard(store, results, index, count), {})
+        for index in sorted(by_shard)
+    }
+    judged: list[SeriesJudgement] = []
     rejected: list[Rejection] = []
-    to_keep: list[tuple[_Entry, StreamDetector]] = []
     for index in sorted(by_shard):
-        shard = shards[index]
+        item = work[index]
         for series in by_shard[index]:
-            outcome = _judge_series(series, shard, store, settings, config, state, rejected)
+            outcome = _judge_series(series, item.shard, store, settings, config, state, rejected)
             if outcome is not None:
-                judgement, entry, detector = outcome
+                judgement, detector = outcome
                 judged.append(judgement)
-                to_keep.append((entry, detector))
+                item.judged[(series.device_id, series.metric)] = detector
     result_ref = BlobRef(results, live_result_name(batch.name))
-    points = sum(len(j.timestamps) for j in judged)
-    if rejected or _reader_rejections(batch):
-        _dead_letter(store, settings, batch, rejected)
+    if rejected or reader_rejections(batch):
+        dead_letter_rejections(store, settings, batch, rejected)
     stored: dict[str, Any] | None
     if judged:
-        document = _result_document(batch, judged, rejected)
-        stored = _create_result(store, result_ref, document)
+        document = result_document(batch, judged, rejected)
+        stored = create_result(store, result_ref, document)
         replayed = stored is not document
     else:
         stored = store.get_json_or_none(result_ref)
         replayed = stored is not None
     alerts = tuple(Alert.from_dict(a) for a in stored["anomalies"]) if stored else ()
     if alerts:
-        append_anomalies(store, alerts, _writer(batch), settings=settings)
+        append_anomalies(store, alerts, log_writer(batch), settings=settings)
     # Last: the states that record the points as judged (a failure before this line is retried
     # from the same states and finds the stored result).
-    for index in sorted(shards):
-        if shards[index].dirty:
-            state.save(store, shards[index])
-    for entry, detector in to_keep:
-        state.keep(results, entry, detector)
+    for index in sorted(work):
+        _save_shard(store, settings, state, work[index])
     if replayed and not judged:
         logger.info("%s was judged before: re-emitting %s alerts", batch.name, len(alerts))
     return LiveReport(
         batch=batch.name,
-        points=points,
+        points=sum(len(j.timestamps) for j in judged),
         series=len(judged),
         alerts=alerts,
         result=result_ref.name if stored else None,
         replayed=replayed,
         rejected=tuple(rejected),
-        shards=len(shards),
+        shards=len(work),
     )
+
+
+def _save_shard(store: BlobStore, settings: Settings, state: LiveState, work: _ShardWork) -> None:
+    """Snapshot when due, save the head, then cache the detectors that match it."""
+    shard = work.shard
+    if not shard.dirty:
+        return
+    snapshotted = state.snapshot_due(shard, work.judged, settings.live_snapshot_points)
+    if snapshotted:
+        state.write_snapshot(store, shard, work.judged)
+    state.save(store, shard)
+    if snapshotted:
+        state.delete_old_snapshots(store, shard)
+    for (device_id, metric), detector in work.judged.items():
+        state.keep(shard, shard.entries[(device_id, metric)], detector)
 
 
 def _judge_series(
     series: SeriesReadings,
-    shard: _Shard,
+    shard: Shard,
     store: BlobStore,
     settings: Settings,
     config: StreamConfig,
     state: LiveState,
     rejected: list[Rejection],
-) -> tuple[_SeriesJudgement, _Entry, StreamDetector] | None:
+) -> tuple[SeriesJudgement, StreamDetector] | None:
     key = (series.device_id, series.metric)
     entry = shard.entries.get(key)
-    epochs = np.asarray(series.epochs, dtype=np.float64)
-    values = np.asarray(series.values, dtype=np.float64)
+    # Plain floats: a series holds a handful of points per batch, where numpy's per-call cost
+    # outweighs its per-point gain.
+    epochs: list[float] = series.epochs.tolist()
+    values: list[float] = series.values.tolist()
     last = entry.last if entry is not None else -math.inf
-    new = epochs > last
-    if not new.any():
+    picked = [i for i, t in enumerate(epochs) if t > last]
+    if not picked:
         return None
-    out_of_range = new & ~(np.abs(values) <= MAX_MAGNITUDE)  # NaN is out of range too
-    if out_of_range.any():
+    out_of_range = [i for i in picked if not abs(values[i]) <= MAX_MAGNITUDE]  # NaN too
+    if out_of_range:
         rejected.append(
             Rejection(
                 series.device_id,
                 series.metric,
                 "ValueOutOfRange",
-                f"{int(out_of_range.sum())} readings beyond +-{MAX_MAGNITUDE:g}: the detector "
+                f"{len(out_of_range)} readings beyond +-{MAX_MAGNITUDE:g}: the detector "
                 "cannot judge them; fix the meter's scaling.",
-                tuple(series.timestamps[i] for i in np.flatnonzero(out_of_range)),
+                tuple(series.timestamps[i] for i in out_of_range),
             )
         )
-        new &= ~out_of_range
-        if not new.any():
+        dropped = set(out_of_range)
+        picked = [i for i in picked if i not in dropped]
+        if not picked:
             return None
     if entry is None:
-        entry = _new_entry(series, store, settings, config, float(epochs[new][0]))
-    detector, _cached = state.detector(settings.results_container, entry, config)
-    picked = np.flatnonzero(new)
+        entry, detector = _new_entry(series, store, settings, config, epochs[picked[0]])
+    else:
+        detector = state.detector(store, shard, entry, config)
+    new_values = [values[i] for i in picked]
     try:
-        outcome = detector.update_many(values[picked])
-        columns = {
-            "expectedValue": outcome.expected_values,
-            "upperMargin": outcome.upper_margins,
-            "lowerMargin": outcome.lower_margins,
-            "severity": outcome.severity,
-        }
-        broken = [name for name, column in columns.items() if not np.isfinite(column).all()]
+        points = [detector.update(v) for v in new_values]
+        broken = _non_finite(points)
         if broken:
             raise ValueError(f"the detector gave non-finite {', '.join(broken)}")
-        pending = entry.pending + [[float(epochs[i]), float(values[i])] for i in picked.tolist()]
-        snapshot = entry.snapshot
-        if len(pending) >= settings.live_snapshot_points:
-            snapshot = detector.to_state()
-            json.dumps(snapshot, allow_nan=False)  # a state that cannot be stored is refused
-            pending = []
     except (ValueError, ArithmeticError, TypeError) as exc:
         # The series is refused for this batch; its stored state is untouched (the cached
-        # detector was advanced, so it is dropped: the next batch rebuilds it from the entry).
+        # detector was advanced and is dropped: the next batch rebuilds it from the entry).
         rejected.append(
             Rejection(
                 series.device_id,
                 series.metric,
                 "DetectorFailed",
                 f"the streaming detector could not judge these readings: {exc}",
-                tuple(series.timestamps[i] for i in picked.tolist()),
+                tuple(series.timestamps[i] for i in picked),
             )
         )
         return None
-    stamps = [series.timestamps[i] for i in picked.tolist()]
-    entry.pending = pending
-    if snapshot is not entry.snapshot:
-        entry.snapshot = snapshot
-        entry.snapshot_text = None
-    entry.last = float(epochs[picked[-1]])
+    stamps = [series.timestamps[i] for i in picked]
+    entry.learn([[epochs[i], values[i]] for i in picked])
+    entry.last = epochs[picked[-1]]
     entry.last_text = stamps[-1]
-    entry.text = None
     shard.entries[key] = entry
     shard.dirty = True
     fields: dict[str, list[Any]] = {
-        "expectedValue": outcome.expected_values.tolist(),
-        "upperMargin": outcome.upper_margins.tolist(),
-        "lowerMargin": outcome.lower_margins.tolist(),
-        "isAnomaly": outcome.is_anomaly.tolist(),
-        "isPositiveAnomaly": outcome.is_positive_anomaly.tolist(),
-        "isNegativeAnomaly": outcome.is_negative_anomaly.tolist(),
-        "severity": outcome.severity.tolist(),
+        "expectedValue": [p.expected_value for p in points],
+        "upperMargin": [p.upper_margin for p in points],
+        "lowerMargin": [p.lower_margin for p in points],
+        "isAnomaly": [p.is_anomaly for p in points],
+        "isPositiveAnomaly": [p.is_positive_anomaly for p in points],
+        "isNegativeAnomaly": [p.is_negative_anomaly for p in points],
+        "severity": [p.severity for p in points],
     }
-    judgement = _SeriesJudgement(
-        series.device_id, series.metric, stamps, values[picked].tolist(), fields
-    )
-    return judgement, entry, detector
+    return SeriesJudgement(series.device_id, series.metric, stamps, new_values, fields), detector
+
+
+def _non_finite(points: list[StreamPoint]) -> list[str]:
+    """The judged fields that are not finite (a state that cannot be stored)."""
+    names = []
+    for name, attr in (
+        ("expectedValue", "expected_value"),
+        ("upperMargin", "upper_margin"),
+        ("lowerMargin", "lower_margin"),
+        ("severity", "severity"),
+    ):
+        if not all(math.isfinite(getattr(p, attr)) for p in points):
+            names.append(name)
+    return names
 
 
 def _new_entry(
@@ -611,102 +374,32 @@ def _new_entry(
     settings: Settings,
     config: StreamConfig,
     first_new: float,
-) -> _Entry:
+) -> tuple[SeriesEntry, StreamDetector]:
     """A series seen for the first time: start from its retained history (once, bounded)."""
-    entry = _Entry(series.device_id, series.metric, -math.inf, "", None, [])
+    entry = SeriesEntry(series.device_id, series.metric, -math.inf, "", [])
+    detector = StreamDetector(config)
     history = bootstrap_from_history(store, settings, series.device_id, series.metric, first_new)
     if history is not None:
         epochs, values = history
         keep = (epochs < first_new) & (np.abs(values) <= MAX_MAGNITUDE)
         if keep.any():
-            detector = StreamDetector(config)
             detector.update_many(values[keep])
-            entry.snapshot = detector.to_state()
+            try:
+                entry.state = json.dumps(
+                    detector.to_state(), separators=(",", ":"), allow_nan=False
+                )
+            except ValueError:
+                logger.warning(
+                    "%s/%s: the state learned from history cannot be stored; starting afresh",
+                    series.device_id,
+                    series.metric,
+                )
+                return SeriesEntry(series.device_id, series.metric, -math.inf, "", []), (
+                    StreamDetector(config)
+                )
             entry.last = float(epochs[keep][-1])
             entry.last_text = format_timestamp(entry.last)
-    return entry
-
-
-def _result_document(
-    batch: BatchReadings, judged: list[_SeriesJudgement], rejected: list[Rejection]
-) -> dict[str, Any]:
-    anomalies: list[dict[str, Any]] = []
-    series_docs: list[dict[str, Any]] = []
-    for item in sorted(judged, key=lambda j: (j.device_id, j.metric)):
-        f = item.fields
-        series_docs.append(
-            {
-                "deviceId": item.device_id,
-                "metric": item.metric,
-                "timestamps": item.timestamps,
-                "values": item.values,
-                **{name: f[name] for name in POINT_FIELDS},
-            }
-        )
-        for i in np.flatnonzero(np.asarray(f["isAnomaly"], dtype=bool)).tolist():
-            alert = Alert.create(
-                device_id=item.device_id,
-                metric=item.metric,
-                timestamp=item.timestamps[i],
-                value=item.values[i],
-                expected_value=f["expectedValue"][i],
-                lower_margin=max(0.0, f["lowerMargin"][i]),
-                upper_margin=max(0.0, f["upperMargin"][i]),
-                severity=min(1.0, max(0.0, f["severity"][i])),
-                direction="up" if f["isPositiveAnomaly"][i] else "down",
-                detector="stream",
-                source=batch.name,
-            )
-            anomalies.append(alert.to_dict())
-    return {
-        "format": RESULT_FORMAT,
-        "version": LIVE_VERSION,
-        "batch": batch.name,
-        "source": batch.source,
-        "partition": batch.partition,
-        "points": sum(len(j.timestamps) for j in judged),
-        "series": series_docs,
-        "anomalies": anomalies,
-        "rejected": [r.to_dict() for r in rejected],
-    }
-
-
-def _create_result(store: BlobStore, ref: BlobRef, document: dict[str, Any]) -> dict[str, Any]:
-    """Create the batch's result; when a previous attempt stored one, that one is returned."""
-    data = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
-    blob = store.container(ref.container).get_blob_client(ref.name)
-    try:
-        blob.upload_blob(data, overwrite=False, content_settings=JSON_CONTENT)
-    except ResourceExistsError:
-        stored: dict[str, Any] = store.get_json(ref)
-        return stored
-    return document
-
-
-def _reader_rejections(batch: BatchReadings) -> list[dict[str, Any]]:
-    """Records the reader refused inside a readable blob (IoT Hub routing messages)."""
-    if not isinstance(batch, RawBatch):
-        return []
-    return [
-        {"index": r.index, "code": r.code, "reason": r.reason, "payload": r.payload}
-        for r in batch.rejected
-    ]
-
-
-def _dead_letter(
-    store: BlobStore, settings: Settings, batch: BatchReadings, rejected: list[Rejection]
-) -> None:
-    store.put_json(
-        BlobRef(settings.deadletter_container, live_dead_letter_name(batch.name)),
-        {
-            "blob": batch.name,
-            "stage": "live-detection",
-            "whole": False,
-            "rejected": [r.to_dict() for r in rejected],
-            "records": _reader_rejections(batch),
-        },
-    )
-    logger.warning("%s: %s series refused by live detection", batch.name, len(rejected))
+    return entry, detector
 
 
 def judge_raw_blob(
@@ -736,25 +429,3 @@ def judge_raw_blob(
             name, 0, 0, (), None, False, (Rejection("", "", exc.code, exc.message, ()),), 0
         )
     return judge_raw_batch(batch, store, settings, state)
-
-
-def dead_letter_raw_blob(
-    store: BlobStore, settings: Settings, name: str, code: str, reason: str
-) -> BlobRef:
-    """Dead-letter a whole raw blob that cannot be read (the trigger then returns, no retry)."""
-    ref = BlobRef(settings.deadletter_container, live_dead_letter_name(name))
-    store.put_json(
-        ref,
-        {"blob": name, "stage": "live-detection", "whole": True, "code": code, "reason": reason},
-    )
-    logger.error("Raw blob %s dead-lettered: %s (%s)", name, reason, code)
-    return ref
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def _writer(batch: BatchReadings) -> str:
-    """The anomaly log writer of a batch: live detection, per partition (or source)."""
-    label = _UNSAFE.sub("_", batch.partition or batch.source or "x")[:50]
-    return f"live-{label}"

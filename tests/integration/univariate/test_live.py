@@ -79,12 +79,21 @@ def test_fleet_spikes_are_the_alerts_at_constant_requests_per_batch(
         assert report.points == 24 and report.series == 24
     # Exactly the injected spikes, each once.
     assert sorted((d, m, t) for d, m, t, _ in found) == sorted(expected_alerts(SPIKES))
-    # Per batch: a conditional read and a write per shard touched (4) and the result; the three
-    # batches with an anomaly append it to the log (the first creates the hour's append blob).
-    assert per_batch.count(2 * 4 + 1) == len(per_batch) - 3
-    assert sorted(n for n in per_batch if n > 9) == [10, 10, 11]
-    # No detector was decoded again after the first batch: the process cache held them.
-    assert state.decoded == 24
+    # Per batch: a conditional read and a write per shard head touched (4) and the result; the
+    # three batches with an anomaly append it to the log (the first creates the hour's append
+    # blob). Every LIVE_SNAPSHOT_POINTS (60) batches, each shard also writes its detectors'
+    # snapshot, lists its snapshots and deletes the previous one (batch 179: 3 x 4 more).
+    assert per_batch.count(2 * 4 + 1) == len(per_batch) - 4
+    assert per_batch[179 - 120] == 2 * 4 + 1 + 3 * 4
+    assert sorted(n for n in per_batch[:-1] if n > 9) == [10, 10, 11]
+    # No detector was rebuilt from storage: the process cache held them all along.
+    assert state.decoded == 0
+    # A cold process rebuilds each once: per shard the head, then its snapshot, read once.
+    cold = LiveState()
+    before = REQUESTS.count
+    report = judge_raw_blob(*minute_batches(fleet, range(180, 181))[0], store, settings, cold)
+    assert (report.series, cold.decoded) == (24, 24)
+    assert REQUESTS.count - before == 4 * 2 + 4 + 1
     logged = read_anomalies(store, START, settings=settings)
     assert {(a.device_id, a.metric, a.timestamp) for a in logged} == expected_alerts(SPIKES)
 
@@ -234,9 +243,9 @@ def test_readings_that_break_the_detector_are_refused_and_the_state_survives(
 
 
 def test_a_stray_old_reading_does_not_hide_a_spike_from_detection(app_env: dict[str, str]) -> None:
-    """Issue 11, defect 2 end to end: events → ingest → live judge, with a 100-day-old reading
-    in the spike's batch (before the fix the batch was named after that reading's day, out of
-    detection's 62-day look-back, and the spike was never flagged)."""
+    """Events → ingest → live judge with a 100-day-old reading in the spike's batch: the batch
+    is named after its enqueued time, not its oldest reading, so the spike is still judged and
+    flagged."""
     settings = settings_for(app_env)
     store = BlobStore.from_settings(settings)
     fleet = Fleet(1, spikes={(0, "power", 75)})
@@ -256,3 +265,50 @@ def test_a_stray_old_reading_does_not_hide_a_spike_from_detection(app_env: dict[
         report = judge_raw_blob(blob.name, blob.data, store, settings, state)
         found += [(a.device_id, a.metric, a.timestamp) for a in report.alerts]
     assert found == sorted(expected_alerts({(0, "power", 75)}))
+
+
+def test_a_first_layout_shard_with_inline_states_is_read_and_moved_out(
+    app_env: dict[str, str],
+) -> None:
+    """A version-1 head (each entry with its snapshot inline) judges exactly as the new layout
+    and is rewritten as a head plus a snapshot blob on its first save."""
+    fleet = Fleet(3, spikes={(2, "power", 95)})
+    blobs = minute_batches(fleet, range(110))
+    new = settings_for(app_env, LIVE_SNAPSHOT_POINTS="25")
+    old = settings_for(
+        {**app_env, "RESULTS_CONTAINER": app_env["RESULTS_CONTAINER"] + "v"},
+        LIVE_SNAPSHOT_POINTS="25",
+    )
+    store = BlobStore.from_settings(new)
+    run(blobs[:60], store, new, LiveState())
+    for name, data in stored(store, new).items():  # the same state, as the first layout
+        if name.endswith(".json") and name.startswith("live-state/"):
+            head = json.loads(data)
+            snapshot_name = head["snapshot"]
+            lines = store.get_bytes(BlobRef(new.results_container, snapshot_name)).split(b"\n")
+            keys = [tuple(k) for k in json.loads(lines[0])["series"]]
+            states = dict(zip(keys, (json.loads(line) for line in lines[1:]), strict=True))
+            series = [
+                {
+                    "deviceId": e["deviceId"],
+                    "metric": e["metric"],
+                    "last": e["last"],
+                    "lastTimestamp": e["lastTimestamp"],
+                    "snapshot": states.get((e["deviceId"], e["metric"])),
+                    "pending": e["pending"],
+                }
+                for e in head["series"]
+            ]
+            document = {"format": "meterwatch.livestate", "version": 1, "shard": head["shard"]}
+            store.put_json(BlobRef(old.results_container, name), {**document, "series": series})
+    found_new = run(blobs[60:], store, new, LiveState())
+    found_old = run(blobs[60:], store, old, LiveState())
+    assert found_old == found_new and len(found_new) == 1
+    judged_old = {n: b for n, b in stored(store, old).items() if n.startswith("live/")}
+    assert len(judged_old) == 50
+    assert {n: b for n, b in stored(store, new).items() if n in judged_old} == judged_old
+    heads = [n for n in stored(store, old) if n.startswith("live-state/") and n.endswith(".json")]
+    assert heads and all(
+        json.loads(store.get_bytes(BlobRef(old.results_container, n)))["version"] == 2
+        for n in heads
+    )
