@@ -20,7 +20,7 @@ the detectors shows up here without an edit:
   --data skab-tuning --pred PRED`` (rows 400 to the end, counts summed over files).
 
 The published detectors' figures on the same files (``../shared/data/README.md``) are written
-beside ours. ``meterwatch evaluate`` (:mod:`shared.evaluation_files`) scores the same outputs
+beside ours. ``meterwatch evaluate`` (:mod:`shared.evaluation.files`) scores the same outputs
 too, and ``tuning_evaluate_max_diff`` is its largest difference from the scorers (it should
 be 0 up to rounding). A missing data or tools folder fails the part: it is never skipped.
 """
@@ -255,7 +255,7 @@ def evaluate_agreement(out: Path, pred: Path, figures: Results) -> float:
     NAB profile scores are compared in points, SKAB's F1 in points of 100 and its rates in
     percentage points; the result is rounded to 1e-9.
     """
-    from shared.evaluation_files import evaluate_outputs
+    from shared.evaluation.files import evaluate_outputs
 
     nab = evaluate_outputs(out, NAB_DIR / "labels" / "combined_windows.json").to_dict()["nab"]
     skab = evaluate_outputs(

@@ -5,7 +5,7 @@
 column) or a folder of them; LABELS a NAB-style windows JSON, a CSV of anomalous timestamps, a
 CSV with a label column (``--label-column anomaly``) or a folder of such CSVs. The rules are
 those of :mod:`shared.evaluation`; the reading and matching of
-:mod:`shared.evaluation_files`.
+:mod:`shared.evaluation.files`.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from shared.evaluation_files import OutputColumns, evaluate_outputs
+    from shared.evaluation.files import OutputColumns, evaluate_outputs
 
     report = evaluate_outputs(
         args.output,
@@ -111,7 +111,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     if args.plot is not None:
-        from shared.evaluation_plot import plot_evaluation
+        from shared.evaluation.plot import plot_evaluation
 
         for item in report.files:
             target = args.plot

@@ -12,7 +12,7 @@ import pytest
 
 from bench import bench_tuning
 from bench.harness import PartReport
-from shared.evaluation_files import evaluate_outputs
+from shared.evaluation.files import evaluate_outputs
 from tests.sample_data import sample_path
 
 NAB_FILE = "realAdExchange/exchange-3_cpc_results.csv"  # 1,538 rows, three windows

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.evaluation_files import FileEvaluation
+from shared.evaluation.files import FileEvaluation
 
 
 def _pyplot() -> Any:

@@ -1,6 +1,6 @@
 """The use case behind ``meterwatch evaluate``: detector output files scored against labels.
 
-Outputs and labels are read by :mod:`shared.evaluation_inputs` (the forms are described there);
+Outputs and labels are read by :mod:`shared.evaluation.inputs` (the forms are described there);
 the rules are those of :mod:`shared.evaluation`. An output folder is scored as one corpus:
 NAB's threshold is optimised over all its files and SKAB's counts are summed. Scores: the three
 NAB profile scores on the score column (the flag column where a row has no score, or where
@@ -29,7 +29,7 @@ from shared.evaluation import (
     alarm_rates,
     nab_scores,
 )
-from shared.evaluation_inputs import (
+from shared.evaluation.inputs import (
     DetectorOutput,
     Labels,
     OutputColumns,
