@@ -115,6 +115,14 @@ class TailWindow:
     def __len__(self) -> int:
         return len(self._sorted)
 
+    def lowest(self) -> float:
+        """The smallest observation in the window (the window must not be empty)."""
+        return self._sorted[0]
+
+    def highest(self) -> float:
+        """The largest observation in the window (the window must not be empty)."""
+        return self._sorted[-1]
+
     def add(self, x: float) -> None:
         """An observation enters the window."""
         bisect.insort(self._sorted, x)

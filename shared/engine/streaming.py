@@ -376,7 +376,13 @@ class StreamDetector:
             self._outside = 0
             self._episode.report(0.0)
             self._advance(math.nan)
-            return StreamPoint(expected, upper, lower, False, False, False, 0.0)
+            return StreamPoint(
+                *self._bounded(expected, upper, lower, base_upper, base_lower),
+                False,
+                False,
+                False,
+                0.0,
+            )
 
         r = v - expected
         severity = 0.0
@@ -466,9 +472,32 @@ class StreamDetector:
         self._hold = hold
         self._advance(v)
         positive = alarm and r >= 0
-        return StreamPoint(
-            expected, upper, lower, alarm, positive, alarm and not positive, severity
-        )
+        shown, above, below = self._bounded(expected, upper, lower, base_upper, base_lower)
+        return StreamPoint(shown, above, below, alarm, positive, alarm and not positive, severity)
+
+    def _bounded(
+        self, expected: float, upper: float, lower: float, typical_up: float, typical_down: float
+    ) -> tuple[float, float, float]:
+        """The reported expectation and margins, within the range the series has covered.
+
+        The judgement uses the model's own prediction; what is reported stays believable (the
+        README's "Bounds"): the upper bound reaches no further above the highest recent
+        reading than the typical margin on that side, the lower bound likewise below the
+        lowest, and a series with no negative reading in its recent range gets no negative
+        lower bound. The expectation is kept between the bounds.
+        """
+        covered = self._value_tail
+        if not len(covered):
+            return expected, upper, lower
+        low, high = covered.lowest(), covered.highest()
+        top = min(expected + upper, high + typical_up)
+        bottom = max(expected - lower, low - typical_down)
+        if low >= 0.0:
+            bottom = max(bottom, 0.0)
+        if bottom > top:  # the model's band lies wholly outside the covered range
+            bottom = top = min(max(expected, low), high)
+        shown = min(max(expected, bottom), top)
+        return shown, top - shown, shown - bottom
 
     def _surprise(self, v: float, r: float, side: float, band_units: float, rule: float) -> float:
         """How surprising the reading is, ``-log10(p)`` (see :mod:`shared.engine.likelihood`).
