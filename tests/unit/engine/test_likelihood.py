@@ -97,7 +97,7 @@ def test_state_of_a_daily_period_at_one_reading_a_minute_is_bounded() -> None:
     detector.update_many(x)
     # The tails cost the errors and the collective surprises (float16); the readings' tail
     # is the end of the history the state holds anyway.
-    assert len(json.dumps(detector.to_state(), allow_nan=False)) < 50_000
+    assert len(json.dumps(detector.to_state(), allow_nan=False)) < 22_000
 
 
 def test_tail_window_surprise_is_empirical_inside_and_exponential_beyond() -> None:
