@@ -238,7 +238,7 @@ def test_state_of_decimal_readings_is_compact_and_exact() -> None:
     _assert_same(restored.update_many(x[7000:]), expected)
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_older_state_is_taken_as_no_state(version: int) -> None:
     detector = StreamDetector(StreamConfig(period=48, sensitivity=90))
     detector.update_many(_seasonal_series()[:2000])
