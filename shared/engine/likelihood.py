@@ -50,6 +50,7 @@ import math
 from collections.abc import Iterable
 
 __all__ = [
+    "COLLECTIVE_CODES",
     "EPISODE_DECAY",
     "FULL_SURPRISE",
     "MIN_TAIL",
@@ -64,8 +65,10 @@ __all__ = [
 #: Observations in each rolling window of a tail, and the fewest that make a tail.
 TAIL_WINDOW = 2048
 MIN_TAIL = 100
-#: Points whose mean surprise is the collective surprise.
+#: Points whose mean surprise is the collective surprise, and its resolution: kept in
+#: sixteenths (beyond 255 / 16 every collective surprise is as extreme as severity can say).
 SHORT = 5
+COLLECTIVE_CODES = 16
 #: Decay per point of the surprise of an episode.
 EPISODE_DECAY = 0.97
 #: The surprise that gives severity 1 (p = 1e-10).
@@ -114,6 +117,14 @@ class TailWindow:
 
     def __len__(self) -> int:
         return len(self._sorted)
+
+    def lowest(self) -> float:
+        """The smallest observation in the window (the window must not be empty)."""
+        return self._sorted[0]
+
+    def highest(self) -> float:
+        """The largest observation in the window (the window must not be empty)."""
+        return self._sorted[-1]
 
     def add(self, x: float) -> None:
         """An observation enters the window."""

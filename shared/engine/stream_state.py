@@ -16,26 +16,54 @@ from typing import Any
 
 import numpy as np
 
-from shared.engine.likelihood import SHORT, TAIL_WINDOW, Episode, TailWindow
+from shared.engine.likelihood import COLLECTIVE_CODES, SHORT, TAIL_WINDOW, Episode, TailWindow
 from shared.engine.univariate import FlatlineRule
 
 __all__ = [
+    "ERROR_STEP",
     "STATE_VERSION",
+    "coarse",
     "detector_state",
     "finite_or_none",
+    "on_grid",
     "pack",
     "pack_readings",
     "restore_state",
+    "season_step",
     "single",
     "unpack",
 ]
 
 #: Version of the saved-state layout.
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 #: Decimals up to which readings are stored as scaled integers, and the code of a gap.
 _MAX_DECIMALS = 6
 _MISSING_CODE = -(2**62)
+
+
+def _narrow(ints: np.ndarray) -> tuple[str, bytes]:
+    """Integers as differences in the narrowest type that holds them, by byte plane.
+
+    Returns the width in bytes and the zlib-compressed planes (all low bytes, then the next):
+    the high bytes of small numbers are nearly constant and compress to almost nothing.
+    """
+    deltas = np.diff(ints.astype(np.int64), prepend=np.int64(0))
+    big = int(np.max(np.abs(deltas))) if deltas.size else 0
+    width = next(w for w in (1, 2, 4, 8) if big < 2 ** (8 * w - 1))
+    raw = deltas.astype(f"<i{width}").view(np.uint8).reshape(-1, width).T.tobytes()
+    return str(width), zlib.compress(raw, 9)
+
+
+def _widen(width: int, data: bytes) -> np.ndarray:
+    """Inverse of :func:`_narrow`: the integers (int64)."""
+    planes = np.frombuffer(zlib.decompress(data), dtype=np.uint8).reshape(width, -1)
+    deltas = planes.T.copy().view(f"<i{width}").ravel()
+    return np.cumsum(deltas.astype(np.int64))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def pack(values: Any, dtype: str) -> str:
@@ -61,10 +89,13 @@ def pack_readings(values: Any) -> str:
             decoded = ints / scale
             if np.array_equal(decoded[finite], x[finite]):
                 codes = ints.astype(np.int64)
-                codes[~finite] = _MISSING_CODE
-                deltas = np.diff(codes, prepend=np.int64(0))
-                packed = base64.b64encode(zlib.compress(deltas.astype("<i8").tobytes(), 6))
-                return f"dec{decimals}:" + packed.decode("ascii")
+                # A gap repeats the reading before it in the integer stream (no jump to
+                # compress), and is marked in a bit mask.
+                index = np.where(finite, np.arange(x.size), 0)
+                codes = codes[np.maximum.accumulate(index)]
+                width, data = _narrow(codes)
+                gaps = zlib.compress(np.packbits(~finite).tobytes(), 9)
+                return f"dec{decimals}w{width}:" + _b64(data) + "," + _b64(gaps)
     return pack(x, "<f8")
 
 
@@ -78,12 +109,34 @@ def unpack(packed: Any) -> list[float]:
     if not isinstance(packed, str) or ":" not in packed:
         raise TypeError(f"expected a packed array, got {type(packed).__name__}")
     kind, _, data = packed.partition(":")
+    if kind.startswith("dec") and "w" in kind:
+        decimals, _, width = kind[3:].partition("w")
+        packed_codes, _, packed_gaps = data.partition(",")
+        ints = _widen(int(width), base64.b64decode(packed_codes.encode("ascii"), validate=True))
+        x = ints / 10.0 ** int(decimals)
+        gaps = zlib.decompress(base64.b64decode(packed_gaps.encode("ascii"), validate=True))
+        x[np.unpackbits(np.frombuffer(gaps, dtype=np.uint8), count=x.size).astype(bool)] = math.nan
+        return [float(v) for v in x.tolist()]
+    if kind.startswith("grid"):
+        step = math.ldexp(1.0, int(kind[4:].partition("w")[0]))
+        ints = _widen(
+            int(kind.partition("w")[2]), base64.b64decode(data.encode("ascii"), validate=True)
+        )
+        return [float(v) for v in (ints.astype(np.float64) * step).tolist()]
     raw = zlib.decompress(base64.b64decode(data.encode("ascii"), validate=True))
     if kind.startswith("dec"):
         codes = np.cumsum(np.frombuffer(raw, dtype="<i8"))
         x = codes / 10.0 ** int(kind[3:])
         x[codes == _MISSING_CODE] = math.nan
         return [float(v) for v in x.tolist()]
+    if kind.startswith("log"):
+        codes = np.cumsum(np.frombuffer(raw, dtype="<i4").astype(np.int64))
+        steps = int(kind[3:])
+        x = np.where(codes == _ZERO_CODE, 0.0, np.exp2(np.maximum(codes, -32000) / steps))
+        return [float(v) for v in x.tolist()]
+    if kind.startswith("u8/"):
+        per_unit = int(kind[3:])
+        return [float(v) for v in (np.frombuffer(raw, dtype="u1") / per_unit).tolist()]
     if kind not in ("<f8", "<f4", "<f2"):
         raise ValueError(f"unknown array encoding {kind!r}")
     return [float(v) for v in np.frombuffer(raw, dtype=kind).tolist()]
@@ -92,6 +145,74 @@ def unpack(packed: Any) -> list[float]:
 def single(values: np.ndarray) -> list[float]:
     """Per-phase scales rounded to float32: ample for a margin, and half the state."""
     return [float(v) for v in np.asarray(values, dtype=np.float32).tolist()]
+
+
+#: Steps per octave of the per-phase scales' logarithmic grid (~2 % apart), the code of 0.
+SCALE_STEPS = 32
+_ZERO_CODE = -(2**15)
+#: Standardised errors are kept on a grid of this step (1/32 of a noise scale).
+ERROR_STEP = 1 / 32
+#: Season values are kept on a grid of a power of two at most this share of the noise scale.
+SEASON_SHARE = 1 / 64
+
+
+def coarse(values: Any) -> list[float]:
+    """Per-phase scales on a logarithmic grid of :data:`SCALE_STEPS` steps an octave.
+
+    A margin needs no more resolution than ~2 %; on the grid, each value is a small integer
+    code whose differences from phase to phase compress to a fraction of a byte.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    out = np.zeros_like(x)
+    positive = x > 0
+    codes = np.clip(np.round(np.log2(x[positive]) * SCALE_STEPS), -32000, 32000)
+    out[positive] = np.exp2(codes / SCALE_STEPS)
+    return [float(v) for v in out.tolist()]
+
+
+def season_step(scale: float) -> float:
+    """The season's grid: the largest power of two at most :data:`SEASON_SHARE` of ``scale``."""
+    if not (scale > 0.0 and math.isfinite(scale)):
+        return 0.0
+    return math.ldexp(1.0, math.floor(math.log2(scale * SEASON_SHARE)))
+
+
+def on_grid(value: float, step: float) -> float:
+    """``value`` rounded to a multiple of ``step`` (a power of two; 0 = no grid)."""
+    return round(value / step) * step if step > 0.0 else value
+
+
+def pack_scales(values: Any) -> str:
+    """Values of :func:`coarse` as their integer codes (exact), else as float64."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size and np.isfinite(x).all() and (x >= 0).all():
+        codes = np.full(x.shape, _ZERO_CODE, dtype=np.int64)
+        positive = x > 0
+        codes[positive] = np.round(np.log2(x[positive]) * SCALE_STEPS)
+        decoded = np.where(positive, np.exp2(np.maximum(codes, -32000) / SCALE_STEPS), 0.0)
+        if np.array_equal(decoded, x):
+            deltas = np.diff(codes, prepend=np.int64(0)).astype("<i4")
+            packed = base64.b64encode(zlib.compress(deltas.tobytes(), 9)).decode("ascii")
+            return f"log{SCALE_STEPS}:" + packed
+    return pack(x, "<f8")
+
+
+def pack_grid(values: Any, step: float) -> str:
+    """Values on the grid of ``step`` (a power of two) as integer differences (exact)."""
+    x = np.asarray(values, dtype=np.float64)
+    if step > 0.0 and x.size and np.isfinite(x).all():
+        ints = np.round(x / step)
+        if np.array_equal(ints * step, x) and float(np.max(np.abs(ints))) < 2**52:
+            width, data = _narrow(ints)
+            return f"grid{math.frexp(step)[1] - 1}w{width}:" + _b64(data)
+    return pack(x, "<f8")
+
+
+def pack_codes(values: Any, per_unit: int) -> str:
+    """Non-negative values that are multiples of ``1 / per_unit``, at most 255 of them."""
+    codes = np.round(np.asarray(values, dtype=np.float64) * per_unit).astype("u1")
+    packed = base64.b64encode(zlib.compress(codes.tobytes(), 9)).decode("ascii")
+    return f"u8/{per_unit}:" + packed
 
 
 def finite_or_none(value: float) -> float | None:
@@ -115,11 +236,12 @@ def detector_state(d: Any) -> dict[str, Any]:
         "recent": list(d._recent),
         "recent_window": d._recent.maxlen,
         "slope": d._slope,
-        "season": pack(d._season, "<f8"),
-        "scale_up": pack(d._scale_up, "<f4" if d._period else "<f8"),
-        "scale_down": pack(d._scale_down, "<f4" if d._period else "<f8"),
-        "busy_up": pack(d._busy_up, "<f4" if d._period else "<f8"),
-        "busy_down": pack(d._busy_down, "<f4" if d._period else "<f8"),
+        "season": pack_grid(d._season, d._season_step),
+        "season_step": d._season_step,
+        "scale_up": pack_scales(d._scale_up),
+        "scale_down": pack_scales(d._scale_down),
+        "busy_up": pack_scales(d._busy_up),
+        "busy_down": pack_scales(d._busy_down),
         "gain": d._gain,
         "k_up": d._k_up,
         "k_down": d._k_down,
@@ -127,7 +249,7 @@ def detector_state(d: Any) -> dict[str, Any]:
         "flat_length": d._flat_length,
         "flat_threshold": d._flat.threshold,
         "flat_resting": d._flat.resting,
-        "errors": pack(d._errors, "<f2"),
+        "errors": pack_grid(d._errors, ERROR_STEP),
         "outside": d._outside,
         "last_level": d._last_level,
         "alarms": d._alarms,
@@ -137,7 +259,7 @@ def detector_state(d: Any) -> dict[str, Any]:
         "before": d._before,
         "since_shift": d._since_shift,
         "short": list(d._short),
-        "collective": pack(d._collective, "<f2"),
+        "collective": pack_codes(d._collective, COLLECTIVE_CODES),
         "episode": d._episode.peak,
     }
 
@@ -160,6 +282,7 @@ def restore_state(d: Any, state: dict[str, Any]) -> None:
     d._recent = deque((float(v) for v in state["recent"]), maxlen=int(state["recent_window"]))
     d._slope = float(state["slope"])
     d._season = unpack(state["season"])
+    d._season_step = float(state["season_step"])
     d._scale_up = unpack(state["scale_up"])
     d._scale_down = unpack(state["scale_down"])
     d._busy_up = unpack(state["busy_up"])

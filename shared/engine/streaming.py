@@ -54,11 +54,13 @@ Missing values (NaN) get an expected value and margins, are never flagged, and t
 to the tails (the batch refit interpolates over them).
 
 The saved state (:mod:`shared.engine.stream_state`) stores its arrays as base64 of
-zlib-compressed little-endian numbers, exactly: readings with a few decimals (as meters send
-them) as scaled-integer differences, the per-phase scales as float32, the errors and the
-collective surprises as float16 (the detector itself keeps them at that precision), so a
-restored detector continues bit-identically; the readings' tail is rebuilt from the history.
-A day of per-minute readings with a daily period takes ~44 KB of JSON.
+zlib-compressed integers, exactly: readings with a few decimals (as meters send them) as
+scaled-integer differences by byte plane, and what the detector itself keeps on a grid on
+that grid: the per-phase scales ~2 % apart (a logarithmic grid), the season at 1/64 of the
+noise scale or finer, the standardised errors at 1/32, the collective surprises in
+sixteenths; so a restored detector continues bit-identically and the readings' tail is
+rebuilt from the history. A day of per-minute readings with a daily period takes ~20 KB of
+JSON, most of it the history the refits need.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ from typing import Any
 import numpy as np
 
 from shared.engine.likelihood import (
+    COLLECTIVE_CODES,
     FULL_SURPRISE,
     MIN_TAIL,
     SHORT,
@@ -84,7 +87,16 @@ from shared.engine.likelihood import (
 )
 from shared.engine.periodicity import MIN_CYCLES, detect_period
 from shared.engine.robust import fill_missing
-from shared.engine.stream_state import STATE_VERSION, detector_state, restore_state, single
+from shared.engine.stream_bounds import bounded
+from shared.engine.stream_state import (
+    ERROR_STEP,
+    STATE_VERSION,
+    coarse,
+    detector_state,
+    on_grid,
+    restore_state,
+    season_step,
+)
 from shared.engine.stream_types import StreamBatch, StreamConfig, StreamPoint
 from shared.engine.univariate import (
     FlatlineRule,
@@ -104,7 +116,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["STATE_VERSION", "StreamBatch", "StreamConfig", "StreamDetector", "StreamPoint"]
 
 #: Older layouts, which :meth:`StreamDetector.from_state` takes as no state.
-_OLDER_VERSIONS = (1, 2)
+_OLDER_VERSIONS = (1, 2, 3)
 #: Window of recent readings whose median is the current level, and the widening of the
 #: batch scale that the noise of that median adds (sqrt(1 + 1.4 / 5): a median of 5 has
 #: about 1.4 / 5 of the variance of one reading).
@@ -156,8 +168,8 @@ _RETURN_WINDOW = 120
 
 
 def _error_code(z: float) -> float:
-    """A standardised error as kept: clipped far beyond any margin, at float16 precision."""
-    return float(np.float16(min(max(z, -_ERROR_CLIP), _ERROR_CLIP)))
+    """A standardised error as kept: clipped far beyond any margin, on a 1/32 grid."""
+    return on_grid(min(max(z, -_ERROR_CLIP), _ERROR_CLIP), ERROR_STEP)
 
 
 def _typical_busy(busy: np.ndarray) -> float:
@@ -189,6 +201,7 @@ class StreamDetector:
         self._recent: deque[float] = deque([0.0], maxlen=1)
         self._slope = 0.0
         self._season: list[float] = [0.0]
+        self._season_step = 0.0  # the season's grid (see stream_state.season_step)
         self._scale_up: list[float] = [0.0]
         self._scale_down: list[float] = [0.0]
         self._busy_up: list[float] = [0.0]
@@ -285,13 +298,18 @@ class StreamDetector:
             up = np.maximum(up, _PHASE_FLOOR * float(np.median(up)))
             down = np.maximum(down, _PHASE_FLOOR * float(np.median(down)))
             up, down = np.maximum(up, _PHASE_FLOOR * down), np.maximum(down, _PHASE_FLOOR * up)
-            self._season = [float(v) for v in season]
-            self._scale_up = single(up * _LEVEL_NOISE)
-            self._scale_down = single(down * _LEVEL_NOISE)
-            self._busy_up = single(k * busy_up)
-            self._busy_down = single(k * busy_down)
+            # Kept on coarse grids (scales ~2 % apart, the season at 1/64 of the noise or
+            # finer): ample for a band, and a fraction of the state.
+            self._scale_up = coarse(up * _LEVEL_NOISE)
+            self._scale_down = coarse(down * _LEVEL_NOISE)
+            self._busy_up = coarse(k * busy_up)
+            self._busy_down = coarse(k * busy_down)
+            step = season_step(float(np.median(self._scale_up)))
+            self._season_step = step
+            self._season = [on_grid(float(v), step) for v in season]
         else:
             self._season = [0.0]
+            self._season_step = 0.0
             self._scale_up = [float(fit.scale_up[-1] * _LEVEL_NOISE)]
             self._scale_down = [float(fit.scale_down[-1] * _LEVEL_NOISE)]
             # Without a cycle, the next point may fall in a busy stretch as well as a quiet
@@ -376,7 +394,13 @@ class StreamDetector:
             self._outside = 0
             self._episode.report(0.0)
             self._advance(math.nan)
-            return StreamPoint(expected, upper, lower, False, False, False, 0.0)
+            return StreamPoint(
+                *bounded(self._value_tail, expected, upper, lower, base_upper, base_lower),
+                False,
+                False,
+                False,
+                0.0,
+            )
 
         r = v - expected
         severity = 0.0
@@ -443,14 +467,14 @@ class StreamDetector:
         side = up_scale if r > 0 else down_scale
         if side > 0 and not shifted:
             # A confirmed shift is explained, no error of the model (the end of an episode is
-            # kept: such moves are part of what the band must hold). Kept as float16 (clipped
+            # kept: such moves are part of what the band must hold). Kept on a 1/32 grid (clipped
             # far beyond any margin): a tail fit needs no more, and the state stays small.
             self._learn_error(_error_code(r / side))
         if anomalous:
             self._alarms += 1
         if p and not beyond:
             clipped = min(max(r, -_CLIP * down_scale), _CLIP * up_scale)
-            self._season[phase] = seasonal + _SEASON_RATE * clipped
+            self._season[phase] = on_grid(seasonal + _SEASON_RATE * clipped, self._season_step)
         # Outliers count too, capped: many of them in a row mean a busier regime.
         if side > 0:
             ratio = min(abs(r) / side, _GAIN_CAP) * _HALF_NORMAL
@@ -466,9 +490,10 @@ class StreamDetector:
         self._hold = hold
         self._advance(v)
         positive = alarm and r >= 0
-        return StreamPoint(
-            expected, upper, lower, alarm, positive, alarm and not positive, severity
+        shown, above, below = bounded(
+            self._value_tail, expected, upper, lower, base_upper, base_lower
         )
+        return StreamPoint(shown, above, below, alarm, positive, alarm and not positive, severity)
 
     def _surprise(self, v: float, r: float, side: float, band_units: float, rule: float) -> float:
         """How surprising the reading is, ``-log10(p)`` (see :mod:`shared.engine.likelihood`).
@@ -497,7 +522,7 @@ class StreamDetector:
             point = max(point, self._alarm_surprise)
         short = self._short
         short.append(point)
-        mean = float(np.float16(math.fsum(short) / len(short)))
+        mean = min(round(math.fsum(short) / len(short) * COLLECTIVE_CODES), 255) / COLLECTIVE_CODES
         collective = self._collective
         judged = self._collective_tail
         together = judged.surprise_above(mean) if len(judged) >= MIN_TAIL else 0.0

@@ -97,7 +97,7 @@ def test_state_of_a_daily_period_at_one_reading_a_minute_is_bounded() -> None:
     detector.update_many(x)
     # The tails cost the errors and the collective surprises (float16); the readings' tail
     # is the end of the history the state holds anyway.
-    assert len(json.dumps(detector.to_state(), allow_nan=False)) < 50_000
+    assert len(json.dumps(detector.to_state(), allow_nan=False)) < 22_000
 
 
 def test_tail_window_surprise_is_empirical_inside_and_exponential_beyond() -> None:
@@ -109,3 +109,32 @@ def test_tail_window_surprise_is_empirical_inside_and_exponential_beyond() -> No
     window.discard(999.0)
     window.add(-5.0)
     assert window.surprise_below(-5.0) == pytest.approx(-np.log10(2 / 1001))
+
+
+def test_a_level_shift_after_an_earlier_larger_spike_still_alarms() -> None:
+    # One 12-sigma spike must not make a later 10-sigma level shift ordinary (the tail of the
+    # errors is modelled beyond the few observations as extreme).
+    rng = np.random.default_rng(5)
+    x = 50 + rng.normal(0, 1, 5000)
+    x[2500] += 12
+    x[4000:] += 10
+    batch = StreamDetector(StreamConfig(period=0)).update_many(x)
+    assert batch.is_anomaly[4000:4005].any()
+
+
+def test_bounds_stay_within_the_covered_range_and_are_never_negative_for_a_meter() -> None:
+    # A non-negative meter: bursts from an idle floor near zero (an appliance switching on).
+    rng = np.random.default_rng(8)
+    x = np.abs(rng.normal(0.3, 0.1, 6000))
+    for start in rng.choice(np.arange(200, 5900), 60, replace=False):
+        x[start : start + int(rng.integers(3, 30))] += rng.uniform(2, 5)
+    x = np.round(x, 3)
+    batch = StreamDetector(StreamConfig(period=0)).update_many(x)
+    lower = batch.expected_values - batch.lower_margins
+    upper = batch.expected_values + batch.upper_margins
+    assert (lower[100:] >= 0).all()
+    assert (batch.lower_margins >= 0).all() and (batch.upper_margins >= 0).all()
+    # The expectation never leaves the range the series has shown.
+    assert (batch.expected_values[100:] <= x.max()).all()
+    assert (batch.expected_values[100:] >= 0).all()
+    assert np.isfinite(upper).all()
