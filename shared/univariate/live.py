@@ -48,6 +48,7 @@ from shared.timefmt import format_timestamp
 from shared.univariate.live_results import (
     POINT_FIELDS,
     RESULT_FORMAT,
+    BatchIdentity,
     Rejection,
     SeriesJudgement,
     create_result,
@@ -105,15 +106,9 @@ class SeriesReadings(Protocol):
     def values(self) -> np.ndarray: ...
 
 
-class BatchReadings(Protocol):
-    """A decoded raw batch (``shared.telemetry.rawbatch.RawBatch``)."""
+class BatchReadings(BatchIdentity, Protocol):
+    """A decoded raw batch (``shared.telemetry.rawbatch.RawBatch``): its identity and series."""
 
-    @property
-    def name(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def partition(self) -> str: ...
     @property
     def series(self) -> Sequence[SeriesReadings]: ...
 
