@@ -42,7 +42,7 @@ from shared.multivariate.workflow import (
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from tests.integration.multivariate.test_pipeline import Clock, multitable, orchestrate
-from tests.integration.telemetry.test_ingest_storage import RestartableAzurite, _free_port
+from tests.integration.telemetry.test_ingest_storage import RestartableAzurite
 
 #: The method of a point that stops Azurite as the n-th status poll starts.
 POLL = "POLL"
@@ -114,14 +114,8 @@ class Outage:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartableAzurite]:
-    folder = tmp_path_factory.mktemp("azurite-training")
-    own = RestartableAzurite(folder, (_free_port(), _free_port(), _free_port()))
-    own.start()
-    try:
+    with RestartableAzurite.running(tmp_path_factory.mktemp("azurite-training")) as own:
         yield own
-    finally:
-        if own.process is not None:
-            own.stop()
 
 
 class Workflow:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -178,16 +179,23 @@ class RestartableAzurite:
         self.start()
         self.restarts += 1
 
+    @classmethod
+    @contextmanager
+    def running(cls, folder: Path) -> Iterator[RestartableAzurite]:
+        """A started Azurite on three free loopback ports, stopped (if running) at the end."""
+        server = cls(folder, (_free_port(), _free_port(), _free_port()))
+        server.start()
+        try:
+            yield server
+        finally:
+            if server.process is not None:
+                server.stop()
+
 
 @pytest.fixture
 def own_azurite(tmp_path: Path) -> Iterator[RestartableAzurite]:
-    server = RestartableAzurite(tmp_path / "azurite", (_free_port(), _free_port(), _free_port()))
-    server.start()
-    try:
+    with RestartableAzurite.running(tmp_path / "azurite") as server:
         yield server
-    finally:
-        if server.process is not None:
-            server.stop()
 
 
 class OutageStore(BlobStore):

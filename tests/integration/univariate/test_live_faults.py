@@ -23,7 +23,7 @@ from shared.alerts import Alert, read_anomalies
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.univariate.live import LiveState, judge_raw_blob
-from tests.integration.telemetry.test_ingest_storage import RestartableAzurite, _free_port
+from tests.integration.telemetry.test_ingest_storage import RestartableAzurite
 from tests.live_fleet import START, Fleet, minute_batches
 
 SPIKE = (1, "power", 75)
@@ -40,13 +40,8 @@ POINTS = [
 
 @pytest.fixture
 def own_azurite(tmp_path: Any) -> Iterator[RestartableAzurite]:
-    server = RestartableAzurite(tmp_path / "azurite", (_free_port(), _free_port(), _free_port()))
-    server.start()
-    try:
+    with RestartableAzurite.running(tmp_path / "azurite") as server:
         yield server
-    finally:
-        if server.process is not None:
-            server.stop()
 
 
 class OutageAt:
