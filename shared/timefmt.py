@@ -24,13 +24,15 @@ from __future__ import annotations
 import math
 import warnings
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from dateutil import parser as date_parser
 
 from shared.errors import CsvFormatError, DatasetError, InputError, TelemetryError
+
+if TYPE_CHECKING:  # pandas is imported where a column is parsed, never at app import
+    import pandas as pd
 
 #: Readings more than this far from the Unix epoch range are rejected (year 1970..2200).
 _MIN_EPOCH, _MAX_EPOCH = 0.0, 7_258_118_400.0
@@ -262,6 +264,8 @@ def iso_epoch(text: str) -> float:
 
 def bound_datetime64(value: Any, field_name: str) -> np.datetime64:
     """A window bound as naive UTC ``datetime64[s]``; aware times are converted to UTC."""
+    import pandas as pd
+
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
@@ -407,6 +411,8 @@ def _parse_column(
     column: pd.Series, date_format: str, where: str, error: type[InputError]
 ) -> tuple[pd.Series, pd.Series]:
     """Parse one timestamp column (UTC-aware); return the parsed values and the cleaned text."""
+    import pandas as pd
+
     text = column.fillna("").astype(str).str.strip()
     order = date_order([text], date_format, where, error)
     with warnings.catch_warnings():
@@ -435,6 +441,8 @@ def parse_dataset_timestamps(
     Raises:
         DatasetError: ``InvalidTimestamp`` (names the row) or ``AmbiguousDateFormat``.
     """
+    import pandas as pd
+
     parsed, text = _parse_column(column, date_format, source, DatasetError)
     bad = parsed.isna().to_numpy()
     if bad.any():

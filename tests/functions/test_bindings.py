@@ -61,7 +61,7 @@ def test_blob_trigger_source_follows_the_setting() -> None:
 def test_function_app_imports_without_settings_or_heavy_modules() -> None:
     code = (
         "import sys, function_app\n"
-        "names = ('torch', 'matplotlib', 'anomaly_detector', 'mlflow')\n"
+        "names = ('torch', 'matplotlib', 'anomaly_detector', 'mlflow', 'pandas', 'scipy')\n"
         "heavy = [m for m in names if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
