@@ -46,7 +46,10 @@ band, approaching 1 far outside), ``1 - threshold / |window median|`` for sustai
 and grows with the length of a flat-line.
 
 *Last* fits the same model to the points before the last one and judges that point with the
-band alone (the past only: no sustained or level-shift test, which need the points after).
+band, and with :mod:`shared.engine.recent`'s past-only rule for sustained deviations: while a
+level shift lasts (up to a horizon, then it is the new normal) each successive last-point call
+keeps flagging its points against the level before it. The level-shift onset test, which
+needs the points after, is not used.
 
 Missing values (NaN) are interpolated for fitting, never flagged, and still receive an
 expected value and margins.
@@ -82,6 +85,7 @@ from shared.engine.decomposition import (
     _trend_window as _trend_window,
 )
 from shared.engine.periodicity import detect_period
+from shared.engine.recent import recent_sustained_severity
 from shared.engine.robust import block_trend, fill_missing, running_median
 from shared.engine.rules import (
     FlatlineRule,
@@ -490,6 +494,11 @@ def detect_last(values: np.ndarray, config: UnivariateConfig) -> LastResult:
         severity = 1.0 - upper / deviation
     elif -deviation > lower:
         severity = 1.0 - lower / -deviation
+    alpha = false_alarm_rate(config.sensitivity)
+    severity = max(
+        severity,
+        recent_sustained_severity(value, seasonal, (upper, lower), fit, (uppers, lowers), alpha),
+    )
     filled, missing = fill_missing(x)
     severity = max(severity, float(_flatline_mask(filled, missing, config.sensitivity)[-1]))
     severity = max(severity, dropout_severity(value, dropout_floor(fit.filled, fit.missing)))
