@@ -27,8 +27,9 @@ points against the level **before** them instead:
   the series' new level, judged (by the band) from that level.
   ``horizon = max(4 * h, period // 6)``: 4 hours of 5-minute readings with a daily rhythm,
   28 points without seasonality. Its cost: from the past only, a regime change (a weekend
-  level a four-day window has not seen) is flagged for up to ``horizon`` points too. The test needs ``horizon + 4h`` points of history plus half
-  a trend window; shorter windows are judged by the band alone.
+  level a four-day window has not seen) is flagged for up to ``horizon`` points too. The
+  test needs ``horizon + 5h`` points of history plus half a trend window; shorter windows
+  are judged by the band alone.
 
 Severity is ``1 - threshold / |median|``, as for the sustained deviations of *entire*. Series
 that rest on one value and burst (sub-meters) are not judged by this rule, as in *entire*.
