@@ -265,7 +265,7 @@ def _boolean(raw: str) -> bool:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise ValueError(raw)
+    raise ConfigurationError(f"{raw!r} is not a boolean")
 
 
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
@@ -289,7 +289,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
 def _convert(name: str, raw: str, converter: Callable[[str], Any]) -> Any:
     try:
         return converter(raw)
-    except ValueError as exc:
+    except (ValueError, ConfigurationError) as exc:
         kind = getattr(converter, "__name__", "value").strip("_<>")
         raise ConfigurationError(f"App setting {name}={raw!r} is not a valid {kind}.") from exc
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from shared.engine.likelihood import COLLECTIVE_CODES, SHORT, TAIL_WINDOW, Episode, TailWindow
 from shared.engine.univariate import FlatlineRule
+from shared.errors import EngineError
 
 __all__ = [
     "ERROR_STEP",
@@ -107,7 +108,7 @@ def unpack(packed: Any) -> list[float]:
     if isinstance(packed, list):
         return [math.nan if v is None else float(v) for v in packed]
     if not isinstance(packed, str) or ":" not in packed:
-        raise TypeError(f"expected a packed array, got {type(packed).__name__}")
+        raise EngineError(f"expected a packed array, got {type(packed).__name__}")
     kind, _, data = packed.partition(":")
     if kind.startswith("dec") and "w" in kind:
         decimals, _, width = kind[3:].partition("w")
@@ -138,7 +139,7 @@ def unpack(packed: Any) -> list[float]:
         per_unit = int(kind[3:])
         return [float(v) for v in (np.frombuffer(raw, dtype="u1") / per_unit).tolist()]
     if kind not in ("<f8", "<f4", "<f2"):
-        raise ValueError(f"unknown array encoding {kind!r}")
+        raise EngineError(f"unknown array encoding {kind!r}")
     return [float(v) for v in np.frombuffer(raw, dtype=kind).tolist()]
 
 

@@ -187,7 +187,7 @@ def _array(text: Any, dtype: str, points: int) -> np.ndarray:
     native = np.float64 if dtype == "<f8" else np.int64
     array: np.ndarray = np.frombuffer(raw, dtype=dtype).astype(native)  # a writable copy
     if array.size != points:
-        raise ValueError(f"{array.size} values for {points} points")
+        raise HistoryError(f"{array.size} values for {points} points", "CorruptHistory")
     return array
 
 
@@ -240,7 +240,14 @@ def decode_day(name: str, data: bytes, metrics: frozenset[str] | None = None) ->
                 _undelta(row["sequences"], count),
             )
             metric = str(row["metric"])
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        except (
+            HistoryError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            binascii.Error,
+        ) as exc:
             raise HistoryError(
                 f"History blob {name}, line {number}: not a series line ({exc}).", "CorruptHistory"
             ) from exc

@@ -39,7 +39,7 @@ import numpy as np
 
 from shared.alerts import Alert, append_anomalies
 from shared.engine.streaming import StreamConfig, StreamDetector, StreamPoint
-from shared.errors import RawBatchError
+from shared.errors import ConflictError, EngineError, RawBatchError
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.storage.names import RAW_HISTORY_PREFIX, live_result_name
@@ -181,6 +181,7 @@ def judge_raw_batch(
     Raises:
         azure.core.exceptions.AzureError: Storage failed (the runtime retries the invocation;
             nothing is judged twice, nothing is lost).
+        ConflictError: Every attempt lost the state shards to other writers (retried too).
     """
     for _attempt in range(MAX_CONFLICTS):
         try:
@@ -191,7 +192,7 @@ def judge_raw_batch(
             # Shards judged but not saved (a conflict, a storage failure) hold entries that
             # storage does not: the next attempt reads them again.
             state.forget_unsaved()
-    raise RuntimeError(
+    raise ConflictError(
         f"Could not save the state of {batch.name} after {MAX_CONFLICTS} attempts: too many "
         "invocations write the same shards (raise LIVE_STATE_SHARDS)."
     )
@@ -317,7 +318,7 @@ def _judge_series(
         points = [detector.update(v) for v in new_values]
         broken = _non_finite(points)
         if broken:
-            raise ValueError(f"the detector gave non-finite {', '.join(broken)}")
+            raise EngineError(f"the detector gave non-finite {', '.join(broken)}")
     except (ValueError, ArithmeticError, TypeError) as exc:
         # The series is refused for this batch; its stored state is untouched (the cached
         # detector was advanced and is dropped: the next batch rebuilds it from the entry).

@@ -38,6 +38,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import BlobClient
 
 from shared.engine.streaming import StreamConfig, StreamDetector
+from shared.errors import StateError
 from shared.storage.client import JSON_CONTENT, BlobRef, BlobStore
 from shared.storage.names import live_state_shard_name, live_state_snapshot_name
 
@@ -184,10 +185,10 @@ def _decode_snapshot(data: bytes) -> dict[SeriesKey, str]:
     header, *lines = data.decode("utf-8").split("\n")
     document = json.loads(header)
     if document.get("format") != SNAPSHOT_FORMAT or document.get("version") != SNAPSHOT_VERSION:
-        raise ValueError(f"not a {SNAPSHOT_FORMAT}/{SNAPSHOT_VERSION} document")
+        raise StateError(f"not a {SNAPSHOT_FORMAT}/{SNAPSHOT_VERSION} document")
     keys = [(str(device), str(metric)) for device, metric in document["series"]]
     if len(keys) != len(lines):
-        raise ValueError(f"{len(keys)} series named, {len(lines)} states")
+        raise StateError(f"{len(keys)} series named, {len(lines)} states")
     return dict(zip(keys, lines, strict=True))
 
 
@@ -226,7 +227,8 @@ class LiveState:
             self._remember(shard)
             return shard
         except ResourceModifiedError:  # 304 Not Modified: our copy is the stored one
-            assert cached is not None
+            if cached is None:  # only a conditional read (of a cached copy) answers 304
+                raise
             cached.dirty = False
             self._shards.move_to_end(ref)
             return cached
