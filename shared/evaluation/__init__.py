@@ -105,6 +105,15 @@ def _as_flags(flagged: np.ndarray, name: str) -> np.ndarray:
     return flags.astype(bool)
 
 
+def _paired_flags(labels: np.ndarray, flagged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and flags as 1-D booleans of one length (else :class:`EvaluationError`)."""
+    truth = _as_flags(labels, "labels")
+    flags = _as_flags(flagged, "flagged")
+    if truth.size != flags.size:
+        raise EvaluationError(f"labels has {truth.size} points but flagged has {flags.size}")
+    return truth, flags
+
+
 def event_scores(events: Sequence[AnomalyEvent], flagged: np.ndarray, tolerance: int = 3) -> Scores:
     """Score flags against labelled events, event by event.
 
@@ -154,10 +163,7 @@ def point_scores(labels: np.ndarray, flagged: np.ndarray) -> Scores:
     Raises:
         EvaluationError: If the arrays are not 1-D or differ in length.
     """
-    truth = _as_flags(labels, "labels")
-    flags = _as_flags(flagged, "flagged")
-    if truth.size != flags.size:
-        raise EvaluationError(f"labels has {truth.size} points but flagged has {flags.size}")
+    truth, flags = _paired_flags(labels, flagged)
     tp = int(np.count_nonzero(truth & flags))
     fp = int(np.count_nonzero(~truth & flags))
     fn = int(np.count_nonzero(truth & ~flags))
@@ -253,10 +259,7 @@ def alarm_rates(labels: np.ndarray, flagged: np.ndarray) -> AlarmRates:
     Raises:
         EvaluationError: If the arrays are not 1-D or differ in length.
     """
-    truth = _as_flags(labels, "labels")
-    flags = _as_flags(flagged, "flagged")
-    if truth.size != flags.size:
-        raise EvaluationError(f"labels has {truth.size} points but flagged has {flags.size}")
+    truth, flags = _paired_flags(labels, flagged)
     return AlarmRates(
         int(np.count_nonzero(truth & flags)),
         int(np.count_nonzero(~truth & flags)),
