@@ -27,6 +27,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
+from shared.jsontypes import JSONObject
 from shared.storage.client import MAX_APPEND_BLOCK_BYTES, BlobStore, line_blocks
 from shared.storage.names import journal_blob_name, journal_hour_prefix
 from shared.timefmt import hour_key, hour_start
@@ -86,7 +87,7 @@ class JournalCursor:
         """A fresh cursor that reads what was recorded since ``now - lookback``."""
         return cls(hour_key(now - lookback))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """The cursor's JSON document."""
         return {"settled": self.settled, "offsets": dict(sorted(self.offsets.items()))}
 

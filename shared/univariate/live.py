@@ -39,7 +39,8 @@ import numpy as np
 
 from shared.alerts import Alert, append_anomalies
 from shared.engine.streaming import StreamConfig, StreamDetector, StreamPoint
-from shared.errors import ConflictError, EngineError, RawBatchError
+from shared.errors import ConflictError, EngineError, RawBatchError, StateError
+from shared.jsontypes import JSONObject
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.storage.names import RAW_HISTORY_PREFIX, live_result_name
@@ -230,7 +231,7 @@ def _judge_once(
     result_ref = BlobRef(results, live_result_name(batch.name))
     if rejected or reader_rejections(batch):
         dead_letter_rejections(store, settings, batch, rejected)
-    stored: dict[str, Any] | None
+    stored: JSONObject | None
     if judged:
         document = result_document(batch, judged, rejected)
         stored = create_result(store, result_ref, document)
@@ -238,7 +239,10 @@ def _judge_once(
     else:
         stored = store.get_json_or_none(result_ref)
         replayed = stored is not None
-    alerts = tuple(Alert.from_dict(a) for a in stored["anomalies"]) if stored else ()
+    anomalies = stored["anomalies"] if stored else ()
+    if not isinstance(anomalies, Sequence):
+        raise StateError(f"The result of {batch.name} holds no list of anomalies.")
+    alerts = tuple(Alert.from_dict(a) for a in anomalies)
     if alerts:
         append_anomalies(store, alerts, log_writer(batch), settings=settings)
     # Last: the states that record the points as judged (a failure before this line is retried
