@@ -20,7 +20,6 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from shared.errors import AlertError
 from shared.jsontypes import JSONObject
@@ -221,7 +220,7 @@ class Alert:
         return cls.from_dict(document)
 
 
-def _finite(name: str, value: Any) -> float:
+def _finite(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise AlertError(f"Alert field {name!r} must be a number, got {value!r}.")
     number = float(value)

@@ -26,7 +26,6 @@ and ``interpretation`` later, ``$skip``/``$top``) live with the multivariate rou
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from shared.errors import DetectionRequestError
 from shared.jsontypes import JSONObject, JSONValue
@@ -57,7 +56,7 @@ _V10_FIELDS = frozenset(
 _FLAT_IMPUTE = ("imputeMode", "imputeFixedValue")
 
 
-def univariate_request(version: str, body: Mapping[str, Any]) -> JSONObject:
+def univariate_request(version: str, body: Mapping[str, JSONValue]) -> JSONObject:
     """A univariate request of ``version`` in v1.1 names (fields the version lacks dropped).
 
     The service ignored fields a version did not define, so they are dropped rather than

@@ -33,7 +33,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -342,7 +342,7 @@ def _judge_series(
     entry.last_text = stamps[-1]
     shard.entries[key] = entry
     shard.dirty = True
-    fields: dict[str, list[Any]] = {
+    fields: dict[str, list[float] | list[bool]] = {
         "expectedValue": [p.expected_value for p in points],
         "upperMargin": [p.upper_margin for p in points],
         "lowerMargin": [p.lower_margin for p in points],

@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from azure.core.exceptions import ResourceExistsError
 
@@ -82,7 +82,7 @@ class SeriesJudgement:
     metric: str
     timestamps: list[str]
     values: list[float]
-    fields: dict[str, list[Any]]
+    fields: dict[str, list[float] | list[bool]]
 
 
 def result_document(
