@@ -29,7 +29,6 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -233,7 +232,7 @@ class Labels:
     folder: Path | None = None
 
 
-def _window_stamp(text: Any, where: str) -> float:
+def _window_stamp(text: object, where: str) -> float:
     if not isinstance(text, str):
         raise InputError(f"{where}: {text!r} is not a timestamp string.", "InvalidLabels")
     try:
@@ -245,7 +244,7 @@ def _window_stamp(text: Any, where: str) -> float:
     return float(stamp.value) / 1e9
 
 
-def _parse_windows(raw: Any, where: str) -> list[tuple[float, float]]:
+def _parse_windows(raw: object, where: str) -> list[tuple[float, float]]:
     if not isinstance(raw, list):
         raise InputError(f"{where}: expected a list of [start, end] windows.", "InvalidLabels")
     windows: list[tuple[float, float]] = []
