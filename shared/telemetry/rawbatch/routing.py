@@ -112,7 +112,7 @@ def routed_batch(
     groups: dict[tuple[str, str], dict[str, float]] = {}
     rejected: list[RejectedRecord] = []
     enqueued: list[str] = []
-    stamp_cache: dict[Any, str] = {}
+    stamp_cache: dict[object, str] = {}
     for index, message in enumerate(messages):
         if isinstance(message, RejectedRecord):
             rejected.append(message)
@@ -151,7 +151,7 @@ def routed_batch(
 
 
 def _routed_event(message: RoutedMessage, partition: str, index: int, enqueued: str) -> RawEvent:
-    system: dict[str, Any] = {}
+    system: dict[str | bytes, object] = {}
     for key, value in message.system_properties.items():
         system[f"iothub-{key}" if not str(key).startswith("iothub-") else str(key)] = value
     device = message.system_properties.get("connectionDeviceId")
