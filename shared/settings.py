@@ -268,7 +268,7 @@ def _boolean(raw: str) -> bool:
     raise ConfigurationError(f"{raw!r} is not a boolean")
 
 
-_CONVERTERS: dict[str, Callable[[str], Any]] = {
+_CONVERTERS: dict[str, Callable[[str], object]] = {
     "detect_custom_interval": int,
     "detect_period": int,
     "detect_sensitivity": int,
@@ -286,7 +286,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def _convert(name: str, raw: str, converter: Callable[[str], Any]) -> Any:
+def _convert(name: str, raw: str, converter: Callable[[str], object]) -> object:
     try:
         return converter(raw)
     except (ValueError, ConfigurationError) as exc:
@@ -299,7 +299,7 @@ def setting_names() -> list[str]:
     return [spec.metadata["env"] for spec in fields(Settings)]
 
 
-def setting_docs() -> dict[str, tuple[Any, str]]:
+def setting_docs() -> dict[str, tuple[object, str]]:
     """Return ``{name: (default, description)}`` for the README's configuration table."""
     return {spec.metadata["env"]: (spec.default, spec.metadata["doc"]) for spec in fields(Settings)}
 
