@@ -35,8 +35,8 @@ class RoutedMessage:
     """One message of an IoT Hub routing blob, whichever the encoding (JSON or Avro)."""
 
     enqueued_time_utc: str
-    properties: Mapping[str, JSONValue]
-    system_properties: Mapping[str, JSONValue]
+    properties: Mapping[str, object]
+    system_properties: Mapping[str, object]
     body: bytes
 
 
