@@ -21,7 +21,7 @@ from shared.cli.options import add_date_format_argument
 PROFILE_LABELS = {"standard": "standard", "low_fp": "low FP", "low_fn": "low FN"}
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``evaluate`` (called by :mod:`shared.cli.main`)."""
     evaluate = commands.add_parser(
         "evaluate",

@@ -44,7 +44,7 @@ class RemoteBackend:
         **client_options: Passed to ``AnomalyDetectorClient`` (e.g. ``retry_total`` in tests).
     """
 
-    def __init__(self, endpoint: str, key: str, **client_options: Any) -> None:
+    def __init__(self, endpoint: str, key: str, **client_options: object) -> None:
         self.endpoint = endpoint.rstrip("/")
         client_options.setdefault("connection_timeout", CONNECTION_TIMEOUT_S)
         client_options.setdefault("read_timeout", READ_TIMEOUT_S)
