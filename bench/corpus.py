@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from shared.demo.household import AnomalyEvent, LabelledSeries, _finish, _Rng, _rng, _Slots
+from shared.demo.household import LabelledSeries, _finish, _Rng, _rng, _Slots
+from shared.evaluation import AnomalyEvent
 
 
 def _ar1(rng: _Rng, n: int, phi: float, sigma: float) -> np.ndarray:

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from shared.demo.household import AnomalyEvent
-from shared.evaluation import event_scores
+from shared.evaluation import AnomalyEvent, event_scores
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -27,6 +27,9 @@ from shared.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
 bp = df.Blueprint()
 
 API_FUNCTION = "anomalydetector_api"
@@ -34,7 +37,8 @@ ROUTE = "anomalydetector/{*path}"
 METHODS = (func.HttpMethod.GET, func.HttpMethod.POST, func.HttpMethod.DELETE)
 CLIENT_BINDING = "client"
 
-_cache: dict[str, Any] = {}
+#: The app built for the current settings object: ``{"api": (settings, middleware)}``.
+_cache: dict[str, tuple[Settings, func.AsgiMiddleware]] = {}
 
 
 def asgi_middleware() -> func.AsgiMiddleware:
@@ -43,11 +47,11 @@ def asgi_middleware() -> func.AsgiMiddleware:
     from shared.settings import get_settings
 
     settings = get_settings()
-    if _cache.get("settings") is not settings:
-        _cache["settings"] = settings
-        _cache["middleware"] = func.AsgiMiddleware(RoutePrefixStripper(create_app(settings)))
-    middleware: func.AsgiMiddleware = _cache["middleware"]
-    return middleware
+    cached = _cache.get("api")
+    if cached is None or cached[0] is not settings:
+        middleware = func.AsgiMiddleware(RoutePrefixStripper(create_app(settings)))
+        cached = _cache["api"] = (settings, middleware)
+    return cached[1]
 
 
 @bp.function_name(API_FUNCTION)

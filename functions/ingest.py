@@ -42,12 +42,13 @@ def to_raw_events(events: Sequence[func.EventHubEvent]) -> list[RawEvent]:
     system = metadata.get("SystemPropertiesArray") or []
     raw: list[RawEvent] = []
     for i, event in enumerate(events):
-        sys_props: dict[str, Any] = dict(system[i]) if i < len(system) else {}
+        sys_props: dict[str | bytes, object] = dict(system[i]) if i < len(system) else {}
         for key, value in (event.iothub_metadata or {}).items():
             sys_props.setdefault(f"iothub-{key}", value)
         sequence = event.sequence_number
         if sequence is None:
-            sequence = int(sys_props.get("SequenceNumber", i))
+            stamped = sys_props.get("SequenceNumber", i)
+            sequence = int(stamped) if isinstance(stamped, int | float | str) else int(str(stamped))
         raw.append(
             RawEvent(
                 body=event.get_body(),

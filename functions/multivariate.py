@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -62,6 +61,7 @@ from shared.multivariate.workflow import (
     SUMMARY_ACTIVITY,
     TRAIN_ACTIVITY,
     UPLOAD_TRIGGER,
+    Orchestration,
     detection_orchestration,
     start_unless_exists,
     training_orchestration,
@@ -88,7 +88,7 @@ def _model_deleted(settings: Settings, request: TrainingRequest) -> bool:
 
 
 def training_request(
-    settings: Settings, container: str, name: str, sha256: str, spec: dict[str, Any] | None = None
+    settings: Settings, container: str, name: str, sha256: str, spec: JSONObject | None = None
 ) -> TrainingRequest:
     """The orchestration input for a dataset blob, with the monitor settings of the app."""
     return TrainingRequest.create(
@@ -247,7 +247,7 @@ def _error(status_code: int, code: str, message: str) -> func.HttpResponse:
 @bp.orchestration_trigger(context_name="context")
 def mv_training_orchestrator(
     context: df.DurableOrchestrationContext,
-) -> Generator[Any, Any, dict[str, Any]]:
+) -> Orchestration[JSONObject]:
     """prepare → train → monitor → detect → export → summary (see
     :mod:`shared.multivariate.workflow`)."""
     return (yield from training_orchestration(context, RETRY_OPTIONS))
@@ -325,7 +325,7 @@ def mv_summary(payload: JSONObject) -> JSONObject:
 @bp.orchestration_trigger(context_name="context")
 def mv_api_detection_orchestrator(
     context: df.DurableOrchestrationContext,
-) -> Generator[Any, Any, dict[str, Any]]:
+) -> Orchestration[JSONObject]:
     """Detect on a READY model, or record the failure (see :mod:`shared.multivariate.workflow`)."""
     return (yield from detection_orchestration(context, RETRY_OPTIONS))
 

@@ -17,11 +17,21 @@ Anomaly Detector v1.1 error code where the service had one) and a message that s
     │   └── ModelNotReadyError           the model exists but is not READY
     ├── ResultNotFoundError              no detection result with that id (HTTP 404)
     ├── PayloadError                     an orchestration or activity payload of the wrong shape
-    └── ConflictError                    a conditional write lost every attempt to other writers
+    ├── ConflictError                    a conditional write lost every attempt to other writers
+    ├── StateError                       a stored state document that is not ours (format, version)
+    └── EngineError (also ValueError)    the engine refuses its arguments: a configuration out of
+                                         range, an array of the wrong shape, a state it did not
+                                         write, or a result that is not finite
 
     InputError
-    └── HistoryError                     a history range that cannot be read (start after end,
-                                         too long), or a history blob that is not ours
+    ├── HistoryError                     a history range that cannot be read (start after end,
+    │                                    too long), or a history blob that is not ours
+    └── EvaluationError (also ValueError) labels, windows or scoring arguments that do not fit
+                                         the series they score
+
+The two that are also :class:`ValueError` keep the contract of the numeric code they guard
+(``numpy``-style callers catch ``ValueError``); everything else meterwatch raises is only in
+this tree.
 
 Storage failures are *not* wrapped: the Azure SDK's own exceptions propagate so that the
 Functions runtime retries the invocation.
@@ -151,6 +161,36 @@ class ConflictError(MeterwatchError):
     """
 
     default_code = "Conflict"
+
+
+class StateError(MeterwatchError):
+    """A stored state document (a live-state snapshot) is not of the format or version we write.
+
+    Not bad input: the runtime retries the invocation; an operator must look at the blob.
+    """
+
+    default_code = "InvalidState"
+
+
+class EngineError(MeterwatchError, ValueError):
+    """The engine refuses its arguments, or its result is unusable.
+
+    A configuration value out of range, a series of the wrong shape or length, a state document
+    it did not write, or a non-finite score. The use cases validate user input before the engine
+    sees it, so reaching the API this is an internal error (500). Also a :class:`ValueError`, the
+    contract of numeric code, which the engine's callers catch.
+    """
+
+    default_code = "InvalidEngineArgument"
+
+
+class EvaluationError(InputError, ValueError):
+    """Benchmark labels, windows or scoring arguments that do not fit the series they score.
+
+    Also a :class:`ValueError` (the contract of the scoring functions, which take arrays).
+    """
+
+    default_code = "InvalidLabels"
 
 
 def json_type(value: object) -> str:

@@ -265,10 +265,10 @@ def _boolean(raw: str) -> bool:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise ValueError(raw)
+    raise ConfigurationError(f"{raw!r} is not a boolean")
 
 
-_CONVERTERS: dict[str, Callable[[str], Any]] = {
+_CONVERTERS: dict[str, Callable[[str], object]] = {
     "detect_custom_interval": int,
     "detect_period": int,
     "detect_sensitivity": int,
@@ -286,10 +286,10 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def _convert(name: str, raw: str, converter: Callable[[str], Any]) -> Any:
+def _convert(name: str, raw: str, converter: Callable[[str], object]) -> object:
     try:
         return converter(raw)
-    except ValueError as exc:
+    except (ValueError, ConfigurationError) as exc:
         kind = getattr(converter, "__name__", "value").strip("_<>")
         raise ConfigurationError(f"App setting {name}={raw!r} is not a valid {kind}.") from exc
 
@@ -299,7 +299,7 @@ def setting_names() -> list[str]:
     return [spec.metadata["env"] for spec in fields(Settings)]
 
 
-def setting_docs() -> dict[str, tuple[Any, str]]:
+def setting_docs() -> dict[str, tuple[object, str]]:
     """Return ``{name: (default, description)}`` for the README's configuration table."""
     return {spec.metadata["env"]: (spec.default, spec.metadata["doc"]) for spec in fields(Settings)}
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import warnings
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from dateutil import parser as date_parser
@@ -262,16 +262,17 @@ def iso_epoch(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def bound_datetime64(value: Any, field_name: str) -> np.datetime64:
+def bound_datetime64(value: object, field_name: str) -> np.datetime64:
     """A window bound as naive UTC ``datetime64[s]``; aware times are converted to UTC."""
     import pandas as pd
 
+    refusal = f"{field_name} {value!r} is not a date and time (use ISO 8601)."
+    if not isinstance(value, str | int | float | datetime | np.datetime64):
+        raise DatasetError(refusal, "InvalidTimestamp")
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise DatasetError(
-            f"{field_name} {value!r} is not a date and time (use ISO 8601).", "InvalidTimestamp"
-        ) from exc
+        raise DatasetError(refusal, "InvalidTimestamp") from exc
     if pd.isna(stamp):
         raise DatasetError(f"{field_name} is not a date and time.", "InvalidTimestamp")
     if stamp.tzinfo is not None:

@@ -20,9 +20,9 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from shared.errors import AlertError
+from shared.jsontypes import JSONObject
 from shared.timefmt import canonical_timestamp
 
 #: Schema name and version carried by every alert document.
@@ -153,7 +153,7 @@ class Alert:
         """The UTC hour of the anomaly (``HH``)."""
         return self.timestamp[11:13]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """The alert's JSON document, keys in schema order."""
         return {
             "schema": ALERT_SCHEMA,
@@ -220,7 +220,7 @@ class Alert:
         return cls.from_dict(document)
 
 
-def _finite(name: str, value: Any) -> float:
+def _finite(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise AlertError(f"Alert field {name!r} must be a number, got {value!r}.")
     number = float(value)
@@ -229,12 +229,12 @@ def _finite(name: str, value: Any) -> float:
     return number
 
 
-def _text(document: dict[str, Any], name: str) -> str:
+def _text(document: JSONObject, name: str) -> str:
     value = document[name]
     if not isinstance(value, str):
         raise AlertError(f"Alert field {name!r} must be text, got {value!r}.")
     return value
 
 
-def _number(document: dict[str, Any], name: str) -> float:
+def _number(document: JSONObject, name: str) -> float:
     return _finite(name, document[name])

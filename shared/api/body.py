@@ -8,13 +8,12 @@ invalid UTF-8 and nesting deeper than 1,024 levels are all a coded 400, never a 
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from starlette.requests import Request
 
 from shared.api.errors import PAYLOAD_TOO_LARGE
 from shared.errors import InputError, json_type
+from shared.jsontypes import JSONObject, JSONValue
 
 #: Default limit of a request body (the largest multivariate detect-last request fits).
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -53,7 +52,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_json(data: bytes) -> Any:
+def parse_json(data: bytes) -> JSONValue:
     """Parse a JSON body strictly (orjson: RFC 8259, UTF-8, nesting depth at most 1,024).
 
     Raises:
@@ -62,7 +61,8 @@ def parse_json(data: bytes) -> Any:
     if not data.strip():
         raise InputError("The request body is empty: send a JSON object.", INVALID_JSON)
     try:
-        return orjson.loads(data)
+        document: JSONValue = orjson.loads(data)
+        return document
     except orjson.JSONDecodeError as exc:
         raise InputError(
             f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} column "
@@ -71,7 +71,7 @@ def parse_json(data: bytes) -> Any:
         ) from exc
 
 
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+async def read_json_object(request: Request, limit: int) -> JSONObject:
     """Read the body as a JSON object.
 
     Raises:

@@ -17,7 +17,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from anyio import CapacityLimiter
 from starlette.requests import Request
@@ -26,6 +26,7 @@ from shared.settings import Settings
 from shared.univariate.contract import UnivariateBackend
 
 if TYPE_CHECKING:
+    from shared.multivariate.service import MultivariateService
     from shared.storage.client import BlobStore
 
 #: Threads for univariate detection (CPU-bound: more would only queue on the interpreter lock).
@@ -52,7 +53,7 @@ class ApiContext:
     backend: UnivariateBackend
     max_body_bytes: int
     store: BlobStore | None = None
-    multivariate: Any = None
+    multivariate: MultivariateService | None = None
     public_url: str | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, CapacityLimiter]] = (
@@ -91,7 +92,7 @@ class ApiContext:
         """The thread pool of calls that wait on storage (call from the event loop)."""
         return self._limiter("storage", STORAGE_THREADS)
 
-    def multivariate_service(self, build: Callable[[], Any]) -> Any:
+    def multivariate_service(self, build: Callable[[], MultivariateService]) -> MultivariateService:
         """The multivariate service, built by ``build`` on first use when none was given."""
         with self._lock:
             if self.multivariate is None:

@@ -14,8 +14,6 @@ Both call the same use cases as the CLI; storage work runs in the storage thread
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from shared.api.context import ApiContext
 from shared.api.responses import JSONResponse
 from shared.errors import InputError
+from shared.jsontypes import JSONObject
 from shared.telemetry.validation import checked_name
 
 #: Where these routes live.
@@ -64,7 +63,7 @@ async def history(request: Request) -> Response:
     tail = _flag(request, "tail", True)
     settings = context.settings
 
-    def run() -> dict[str, Any]:
+    def run() -> JSONObject:
         return detect_history(
             context.blob_store(),
             settings,
@@ -91,7 +90,7 @@ async def anomalies(request: Request) -> Response:
     if device is not None:
         device = checked_name(device, "deviceId", InputError)
 
-    def run() -> list[dict[str, Any]]:
+    def run() -> list[JSONObject]:
         found = anomalies_between(
             context.blob_store(), context.settings, since or "", until, device
         )

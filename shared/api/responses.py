@@ -7,8 +7,6 @@ overhead over the engine within its 2 ms budget.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from starlette.responses import JSONResponse as StarletteJSONResponse
 
@@ -16,6 +14,6 @@ from starlette.responses import JSONResponse as StarletteJSONResponse
 class JSONResponse(StarletteJSONResponse):
     """Starlette's JSON response, rendered by orjson (compact, UTF-8)."""
 
-    def render(self, content: Any) -> bytes:
+    def render(self, content: object) -> bytes:
         """Serialize ``content`` (numpy scalars and arrays included)."""
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -9,8 +9,7 @@ its thread, and returns the response in the version's shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from anyio import to_thread
 from starlette.requests import Request
@@ -21,17 +20,18 @@ from shared.api.body import read_json_object
 from shared.api.context import ApiContext
 from shared.api.responses import JSONResponse
 from shared.api.versions import V11, univariate_request, univariate_response
+from shared.jsontypes import JSONObject
 from shared.univariate.contract import UnivariateBackend
 
 MODES = ("entire", "last", "changepoint")
 
 
-def _handler(mode: str, version: str) -> Callable[[Request], Any]:
+def _handler(mode: str, version: str) -> Callable[[Request], Awaitable[Response]]:
     async def detect(request: Request) -> Response:
         context = ApiContext.of(request)
         body = univariate_request(version, await read_json_object(request, context.max_body_bytes))
         backend: UnivariateBackend = context.backend
-        method: Callable[[dict[str, Any]], dict[str, Any]] = getattr(backend, mode)
+        method: Callable[[JSONObject], JSONObject] = getattr(backend, mode)
         # Detection runs on the compute pool, never on the pool storage calls wait in, so a
         # storage outage cannot hold back a request that needs no storage.
         result = await to_thread.run_sync(method, body, limiter=context.compute_limiter())

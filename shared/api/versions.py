@@ -25,10 +25,10 @@ and ``interpretation`` later, ``$skip``/``$top``) live with the multivariate rou
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from shared.errors import DetectionRequestError
+from shared.jsontypes import JSONObject, JSONValue
 
 V10 = "v1.0"
 V11_PREVIEW = "v1.1-preview"
@@ -56,7 +56,7 @@ _V10_FIELDS = frozenset(
 _FLAT_IMPUTE = ("imputeMode", "imputeFixedValue")
 
 
-def univariate_request(version: str, body: Mapping[str, Any]) -> dict[str, Any]:
+def univariate_request(version: str, body: Mapping[str, JSONValue]) -> JSONObject:
     """A univariate request of ``version`` in v1.1 names (fields the version lacks dropped).
 
     The service ignored fields a version did not define, so they are dropped rather than
@@ -98,7 +98,7 @@ def univariate_request(version: str, body: Mapping[str, Any]) -> dict[str, Any]:
     return dict(body)
 
 
-def multivariate_result(version: str, result: dict[str, Any]) -> dict[str, Any]:
+def multivariate_result(version: str, result: JSONObject) -> JSONObject:
     """A v1.1 batch result in the shape of ``version``.
 
     v1.1-preview (3.0.0b3) named each anomaly's top contributors ``contributors`` (items
@@ -108,23 +108,27 @@ def multivariate_result(version: str, result: dict[str, Any]) -> dict[str, Any]:
     if version != V11_PREVIEW:
         return result
     converted = dict(result)
-    converted["results"] = [_with_contributors(state) for state in result.get("results", [])]
+    states = result.get("results", [])
+    if isinstance(states, Sequence) and not isinstance(states, str):
+        converted["results"] = [_with_contributors(state) for state in states]
     return converted
 
 
-def _with_contributors(state: Any) -> Any:
-    if not isinstance(state, Mapping) or not isinstance(state.get("value"), Mapping):
+def _with_contributors(state: JSONValue) -> JSONValue:
+    value = state.get("value") if isinstance(state, Mapping) else None
+    if not isinstance(state, Mapping) or not isinstance(value, Mapping):
         return state
-    value = {k: v for k, v in state["value"].items() if k != "interpretation"}
-    value["contributors"] = [
+    renamed: JSONObject = {k: v for k, v in value.items() if k != "interpretation"}
+    interpretation = value.get("interpretation") or []
+    renamed["contributors"] = [
         {"contributionScore": item.get("contributionScore"), "variable": item.get("variable")}
-        for item in state["value"].get("interpretation") or []
+        for item in (interpretation if isinstance(interpretation, Sequence) else [])
         if isinstance(item, Mapping)
     ]
-    return {**state, "value": value}
+    return {**state, "value": renamed}
 
 
-def univariate_response(version: str, response: dict[str, Any]) -> dict[str, Any]:
+def univariate_response(version: str, response: JSONObject) -> JSONObject:
     """A v1.1 univariate response in the shape of ``version``."""
     if version in _NO_SEVERITY:
         return {key: value for key, value in response.items() if key != "severity"}

@@ -21,7 +21,7 @@ from shared.cli.options import add_date_format_argument
 PROFILE_LABELS = {"standard": "standard", "low_fp": "low FP", "low_fn": "low FN"}
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``evaluate`` (called by :mod:`shared.cli.main`)."""
     evaluate = commands.add_parser(
         "evaluate",
@@ -111,7 +111,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     if args.plot is not None:
-        from shared.evaluation.plot import plot_evaluation
+        from shared.demo.plots_evaluation import plot_evaluation
 
         for item in report.files:
             target = args.plot

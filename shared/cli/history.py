@@ -19,9 +19,12 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shared.univariate.parameters import IMPUTE_MODES
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 MODES = ("entire", "changepoint", "stream", "request")
 
@@ -74,8 +77,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     compact.set_defaults(handler=_compact)
 
 
-def _settings() -> Any:
-    from shared.settings import Settings, local_environment
+def _settings() -> Settings:
+    from shared.settings import local_environment
 
     return Settings.from_env(
         {"AzureWebJobsStorage": "UseDevelopmentStorage=true", **local_environment()}

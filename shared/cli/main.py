@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, SupportsFloat, TextIO
 
 import numpy as np
 
@@ -28,6 +28,11 @@ from shared.univariate.parameters import (
     DEFAULT_SENSITIVITY,
     IMPUTE_MODES,
 )
+
+if TYPE_CHECKING:
+    from azure.eventhub import EventDataBatch
+
+    from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +175,7 @@ def _detect(args: argparse.Namespace) -> int:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)
         for i, stamp in enumerate(series.timestamps):
-            row: list[Any] = [format_timestamp(float(stamp)), _number(series.values[i])]
+            row: list[str] = [format_timestamp(float(stamp)), _number(series.values[i])]
             for name in columns[2:]:
                 row.append(_cell(per_input[name][i]))
             writer.writerow(row)
@@ -205,7 +210,7 @@ def _number(value: float) -> str:
     return f"{value:.10g}"
 
 
-def _cell(value: Any) -> str:
+def _cell(value: SupportsFloat) -> str:
     if isinstance(value, np.bool_ | bool):
         return "true" if value else "false"
     number = float(value)
@@ -257,7 +262,7 @@ class _Pacer:
                 time.sleep(ahead)
 
 
-def _simulate_local(bodies: list[bytes], settings: Any, batch_size: int, pacer: _Pacer) -> int:
+def _simulate_local(bodies: list[bytes], settings: Settings, batch_size: int, pacer: _Pacer) -> int:
     from shared.storage.client import BlobRef, BlobStore
     from shared.telemetry.events import RawEvent
     from shared.telemetry.ingest import ingest_batch
@@ -281,9 +286,9 @@ def _simulate_local(bodies: list[bytes], settings: Any, batch_size: int, pacer: 
 def event_batches(
     bodies: Sequence[bytes],
     device_id: str,
-    new_batch: Callable[[], Any],
+    new_batch: Callable[[], EventDataBatch],
     per_send: int | None = None,
-) -> Iterator[Any]:
+) -> Iterator[EventDataBatch]:
     """Pack message bodies into Event Hubs batches (``EventDataBatch`` from ``new_batch``).
 
     A batch is yielded when it is full (the SDK's size limit) or holds ``per_send`` events

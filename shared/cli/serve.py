@@ -19,12 +19,14 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigurationError, MeterwatchError
 
 if TYPE_CHECKING:
+    from shared.multivariate.service import MultivariateService
+    from shared.settings import Settings
     from shared.storage.client import BlobStore
 
 DEFAULT_HOST = "127.0.0.1"
@@ -99,7 +101,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _multivariate_service(settings: Any, store: Any) -> Any:
+def _multivariate_service(settings: Settings, store: BlobStore) -> MultivariateService:
     """The multivariate service with an in-process orchestration runner."""
     from shared.multivariate.local_runner import in_process_service
 

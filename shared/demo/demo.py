@@ -24,11 +24,11 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from shared.demo.fleet import run_fleet_demo
 from shared.demo.household import LabelledSeries, household
 from shared.demo.plots import plot_univariate
 from shared.evaluation import Scores, event_scores
+from shared.jsontypes import JSONObject, JSONValue
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.storage.names import live_result_name
@@ -113,7 +114,7 @@ def household_messages(
     for i in range(n):
         if lost[i]:
             continue
-        message: dict[str, Any] = {"deviceId": DEVICE_ID, "timestamp": format_timestamp(stamps[i])}
+        message: JSONObject = {"deviceId": DEVICE_ID, "timestamp": format_timestamp(stamps[i])}
         for name in names:
             message[name] = round(float(series[name].values[i]), 3)
         body = json.dumps(message).encode()
@@ -281,9 +282,10 @@ def score_table(outcomes: list[SeriesOutcome]) -> str:
     return "\n".join(lines)
 
 
-def multivariate_table(outcome: dict[str, Any]) -> str:
+def multivariate_table(outcome: JSONObject) -> str:
     """A Markdown summary of the multivariate part (model, flags, root cause)."""
-    scores = outcome.get("eventScores") or {}
+    found = outcome.get("eventScores")
+    scores: Mapping[str, JSONValue] = found if isinstance(found, Mapping) else {}
     return "\n".join(
         [
             "| multivariate model | status | flagged timestamps | injected anomalies found "
@@ -308,7 +310,7 @@ def run_demo(
     multivariate: bool = True,
     fleet_meters: int = 30,
     echo: Callable[[str], None] = print,
-) -> dict[str, Any]:
+) -> JSONObject:
     """Run the whole demo; return its summary (also written to ``output/summary.json``)."""
     from shared.demo.azurite import running_azurite
 
@@ -331,7 +333,7 @@ def run_demo(
             f"{fleet.requests_per_reading:.3f} storage requests and "
             f"{fleet.cpu_ms_per_reading:.3f} ms of CPU (ingest + detection, steady state)"
         )
-        summary: dict[str, Any] = {
+        summary: JSONObject = {
             "fleet": {
                 "meters": fleet.meters,
                 "readings": fleet.readings,

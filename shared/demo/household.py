@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared.errors import InputError
+from shared.evaluation.events import AnomalyEvent
 from shared.timefmt import regular_timestamps
 
 __all__ = [
-    "AnomalyEvent",
     "LabelledSeries",
     "household",
 ]
@@ -44,22 +44,6 @@ ANOMALY_KINDS = (
 
 MINUTE = 60
 _Rng = np.random.Generator
-
-
-@dataclass(frozen=True)
-class AnomalyEvent:
-    """One labelled anomaly: the inclusive index range ``[start, end]`` and its kind."""
-
-    start: int
-    end: int
-    kind: str
-
-    def __post_init__(self) -> None:
-        if self.start < 0 or self.end < self.start:
-            raise InputError(
-                f"AnomalyEvent needs 0 <= start <= end, got {self.start}..{self.end}",
-                "InvalidHouseholdParameters",
-            )
 
 
 @dataclass(frozen=True)

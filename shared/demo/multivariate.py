@@ -25,9 +25,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from shared.demo.household import AnomalyEvent, LabelledSeries, household
+from shared.demo.household import LabelledSeries, household
 from shared.errors import MeterwatchError
-from shared.evaluation import event_scores
+from shared.evaluation import AnomalyEvent, event_scores
 from shared.multivariate.activities import TrainingActivities
 from shared.multivariate.detection import result_csv, top_anomalies
 from shared.multivariate.ids import content_hash

@@ -38,6 +38,7 @@ import numpy as np
 
 from shared.engine.periodicity import detect_period
 from shared.engine.robust import block_trend, cycle_median, fill_missing, median_filter
+from shared.errors import EngineError
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +69,11 @@ class ChangePointConfig:
 
     def __post_init__(self) -> None:
         if self.stable_trend_window < 3:
-            raise ValueError(f"stable_trend_window must be >= 3, got {self.stable_trend_window}")
+            raise EngineError(f"stable_trend_window must be >= 3, got {self.stable_trend_window}")
         if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+            raise EngineError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.period is not None and self.period < 0:
-            raise ValueError(f"period must be >= 0 (0 = no seasonality), got {self.period}")
+            raise EngineError(f"period must be >= 0 (0 = no seasonality), got {self.period}")
 
 
 @dataclass(frozen=True)
@@ -206,11 +207,11 @@ def detect_change_points(values: np.ndarray, config: ChangePointConfig) -> Chang
         Per-point change-point flags and confidence scores.
 
     Raises:
-        ValueError: If ``values`` is not 1-D.
+        EngineError: If ``values`` is not 1-D.
     """
     x, missing = fill_missing(np.asarray(values, dtype=np.float64))
     if x.ndim != 1:
-        raise ValueError(f"need a 1-D series, got shape {x.shape}")
+        raise EngineError(f"need a 1-D series, got shape {x.shape}")
     n = x.size
     w = config.stable_trend_window
     flags = np.zeros(n, dtype=bool)

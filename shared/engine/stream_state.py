@@ -11,13 +11,20 @@ import base64
 import math
 import zlib
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from shared.engine.likelihood import COLLECTIVE_CODES, SHORT, TAIL_WINDOW, Episode, TailWindow
 from shared.engine.univariate import FlatlineRule
+from shared.errors import EngineError
+from shared.jsontypes import JSONObject
+
+if TYPE_CHECKING:
+    from shared.engine.streaming import StreamDetector
 
 __all__ = [
     "ERROR_STEP",
@@ -66,13 +73,13 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def pack(values: Any, dtype: str) -> str:
+def pack(values: ArrayLike, dtype: str) -> str:
     """Floats as ``"<dtype>:"`` + base64 of zlib-compressed little-endian bytes (exact)."""
     raw = np.asarray(values, dtype=dtype).tobytes()
     return dtype + ":" + base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
 
 
-def pack_readings(values: Any) -> str:
+def pack_readings(values: ArrayLike) -> str:
     """Readings, exactly: as scaled integers when they are decimals of a few digits.
 
     Meters report a fixed number of decimals (``0.418``, ``241.04``); such readings are stored
@@ -99,7 +106,7 @@ def pack_readings(values: Any) -> str:
     return pack(x, "<f8")
 
 
-def unpack(packed: Any) -> list[float]:
+def unpack(packed: object) -> list[float]:
     """Inverse of :func:`pack` and :func:`pack_readings`.
 
     A JSON list (state version 1, ``null`` = missing) is read too.
@@ -107,7 +114,7 @@ def unpack(packed: Any) -> list[float]:
     if isinstance(packed, list):
         return [math.nan if v is None else float(v) for v in packed]
     if not isinstance(packed, str) or ":" not in packed:
-        raise TypeError(f"expected a packed array, got {type(packed).__name__}")
+        raise EngineError(f"expected a packed array, got {type(packed).__name__}")
     kind, _, data = packed.partition(":")
     if kind.startswith("dec") and "w" in kind:
         decimals, _, width = kind[3:].partition("w")
@@ -138,7 +145,7 @@ def unpack(packed: Any) -> list[float]:
         per_unit = int(kind[3:])
         return [float(v) for v in (np.frombuffer(raw, dtype="u1") / per_unit).tolist()]
     if kind not in ("<f8", "<f4", "<f2"):
-        raise ValueError(f"unknown array encoding {kind!r}")
+        raise EngineError(f"unknown array encoding {kind!r}")
     return [float(v) for v in np.frombuffer(raw, dtype=kind).tolist()]
 
 
@@ -156,7 +163,7 @@ ERROR_STEP = 1 / 32
 SEASON_SHARE = 1 / 64
 
 
-def coarse(values: Any) -> list[float]:
+def coarse(values: ArrayLike) -> list[float]:
     """Per-phase scales on a logarithmic grid of :data:`SCALE_STEPS` steps an octave.
 
     A margin needs no more resolution than ~2 %; on the grid, each value is a small integer
@@ -182,7 +189,7 @@ def on_grid(value: float, step: float) -> float:
     return round(value / step) * step if step > 0.0 else value
 
 
-def pack_scales(values: Any) -> str:
+def pack_scales(values: ArrayLike) -> str:
     """Values of :func:`coarse` as their integer codes (exact), else as float64."""
     x = np.asarray(values, dtype=np.float64)
     if x.size and np.isfinite(x).all() and (x >= 0).all():
@@ -197,7 +204,7 @@ def pack_scales(values: Any) -> str:
     return pack(x, "<f8")
 
 
-def pack_grid(values: Any, step: float) -> str:
+def pack_grid(values: ArrayLike, step: float) -> str:
     """Values on the grid of ``step`` (a power of two) as integer differences (exact)."""
     x = np.asarray(values, dtype=np.float64)
     if step > 0.0 and x.size and np.isfinite(x).all():
@@ -208,7 +215,7 @@ def pack_grid(values: Any, step: float) -> str:
     return pack(x, "<f8")
 
 
-def pack_codes(values: Any, per_unit: int) -> str:
+def pack_codes(values: ArrayLike, per_unit: int) -> str:
     """Non-negative values that are multiples of ``1 / per_unit``, at most 255 of them."""
     codes = np.round(np.asarray(values, dtype=np.float64) * per_unit).astype("u1")
     packed = base64.b64encode(zlib.compress(codes.tobytes(), 9)).decode("ascii")
@@ -219,7 +226,7 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def detector_state(d: Any) -> dict[str, Any]:
+def detector_state(d: StreamDetector) -> JSONObject:
     """The state document of a :class:`~shared.engine.streaming.StreamDetector`."""
     return {
         "version": STATE_VERSION,
@@ -264,55 +271,75 @@ def detector_state(d: Any) -> dict[str, Any]:
     }
 
 
-def restore_state(d: Any, state: dict[str, Any]) -> None:
+def restore_state(d: StreamDetector, state: Mapping[str, object]) -> None:
     """Load a state document of :data:`STATE_VERSION` into a new detector ``d``.
 
     Raises:
-        KeyError, TypeError, ValueError, zlib.error: When the document is malformed.
+        KeyError, EngineError (a ValueError), zlib.error: When the document is malformed.
     """
-    d._history = deque(unpack(state["history"]), maxlen=int(state["history_cap"]))
-    d._count = int(state["count"])
-    d._since_refit = int(state["since_refit"])
+    d._history = deque(unpack(state["history"]), maxlen=_int(state["history_cap"]))
+    d._count = _int(state["count"])
+    d._since_refit = _int(state["since_refit"])
     d._ready = bool(state["ready"])
-    d._period = int(state["period"])
-    d._target = int(state["target_period"])
+    d._period = _int(state["period"])
+    d._target = _int(state["target_period"])
     last_detected = state["last_detected"]
-    d._last_detected = None if last_detected is None else int(last_detected)
-    d._detected_at = int(state["detected_at"])
-    d._recent = deque((float(v) for v in state["recent"]), maxlen=int(state["recent_window"]))
-    d._slope = float(state["slope"])
+    d._last_detected = None if last_detected is None else _int(last_detected)
+    d._detected_at = _int(state["detected_at"])
+    d._recent = deque(
+        (_float(v) for v in _list(state["recent"])), maxlen=_int(state["recent_window"])
+    )
+    d._slope = _float(state["slope"])
     d._season = unpack(state["season"])
-    d._season_step = float(state["season_step"])
+    d._season_step = _float(state["season_step"])
     d._scale_up = unpack(state["scale_up"])
     d._scale_down = unpack(state["scale_down"])
     d._busy_up = unpack(state["busy_up"])
     d._busy_down = unpack(state["busy_down"])
-    d._gain = float(state["gain"])
-    d._k_up = float(state["k_up"])
-    d._k_down = float(state["k_down"])
+    d._gain = _float(state["gain"])
+    d._k_up = _float(state["k_up"])
+    d._k_down = _float(state["k_down"])
     flat_value = state["flat_value"]
-    d._flat_value = None if flat_value is None else float(flat_value)
-    d._flat_length = int(state["flat_length"])
+    d._flat_value = None if flat_value is None else _float(flat_value)
+    d._flat_length = _int(state["flat_length"])
     resting = state["flat_resting"]
     d._flat = FlatlineRule(
-        int(state["flat_threshold"]), None if resting is None else float(resting)
+        _int(state["flat_threshold"]), None if resting is None else _float(resting)
     )
     d._errors = deque(unpack(state["errors"]), maxlen=TAIL_WINDOW)
-    d._outside = int(state["outside"])
-    d._last_level = float(state["last_level"])
-    d._alarms = int(state["alarms"])
+    d._outside = _int(state["outside"])
+    d._last_level = _float(state["last_level"])
+    d._alarms = _int(state["alarms"])
     d._hurried = bool(state["hurried"])
-    d._hold = float(state["hold"])
+    d._hold = _float(state["hold"])
     floor = state["floor"]
-    d._floor = None if floor is None else float(floor)
-    d._before = float(state["before"])
-    d._since_shift = int(state["since_shift"])
-    d._short = deque((float(v) for v in state["short"]), maxlen=SHORT)
+    d._floor = None if floor is None else _float(floor)
+    d._before = _float(state["before"])
+    d._since_shift = _int(state["since_shift"])
+    d._short = deque((_float(v) for v in _list(state["short"])), maxlen=SHORT)
     d._collective = deque(unpack(state["collective"]), maxlen=TAIL_WINDOW)
-    d._episode = Episode(float(state["episode"]))
+    d._episode = Episode(_float(state["episode"]))
     known = [v for v in d._history if math.isfinite(v)]
     d._known = len(known)
     d._values = deque(known[-TAIL_WINDOW:], maxlen=TAIL_WINDOW)
     d._value_tail = TailWindow(d._values)
     d._error_tail = TailWindow(d._errors)
     d._collective_tail = TailWindow(d._collective)
+
+
+def _int(value: object) -> int:
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise EngineError(f"expected a number, got {type(value).__name__}")
+
+
+def _float(value: object) -> float:
+    if isinstance(value, int | float | str):
+        return float(value)
+    raise EngineError(f"expected a number, got {type(value).__name__}")
+
+
+def _list(value: object) -> list[object]:
+    if isinstance(value, list):
+        return value
+    raise EngineError(f"expected an array, got {type(value).__name__}")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shared.errors import EngineError
+
 __all__ = ["StreamBatch", "StreamConfig", "StreamPoint"]
 
 
@@ -31,15 +33,15 @@ class StreamConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.sensitivity <= 99:
-            raise ValueError(f"sensitivity must be between 0 and 99, got {self.sensitivity}")
+            raise EngineError(f"sensitivity must be between 0 and 99, got {self.sensitivity}")
         if self.period is not None and self.period < 0:
-            raise ValueError(f"period must be >= 0 (0 = no seasonality), got {self.period}")
+            raise EngineError(f"period must be >= 0 (0 = no seasonality), got {self.period}")
         if self.warmup < 12:
-            raise ValueError(f"warmup must be at least 12 points, got {self.warmup}")
+            raise EngineError(f"warmup must be at least 12 points, got {self.warmup}")
         if self.history < self.warmup:
-            raise ValueError(f"history ({self.history}) must be at least warmup ({self.warmup})")
+            raise EngineError(f"history ({self.history}) must be at least warmup ({self.warmup})")
         if self.refit_every < 1:
-            raise ValueError(f"refit_every must be >= 1, got {self.refit_every}")
+            raise EngineError(f"refit_every must be >= 1, got {self.refit_every}")
 
 
 @dataclass(frozen=True)

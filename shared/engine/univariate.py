@@ -105,6 +105,7 @@ from shared.engine.tails import (
 from shared.engine.tails import (
     _tail_factor as _tail_factor,
 )
+from shared.errors import EngineError
 
 logger = logging.getLogger(__name__)
 
@@ -149,11 +150,13 @@ class UnivariateConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.sensitivity <= 99:
-            raise ValueError(f"sensitivity must be between 0 and 99, got {self.sensitivity}")
+            raise EngineError(f"sensitivity must be between 0 and 99, got {self.sensitivity}")
         if not 0 < self.max_anomaly_ratio <= 0.5:
-            raise ValueError(f"max_anomaly_ratio must be in (0, 0.5], got {self.max_anomaly_ratio}")
+            raise EngineError(
+                f"max_anomaly_ratio must be in (0, 0.5], got {self.max_anomaly_ratio}"
+            )
         if self.period is not None and self.period < 0:
-            raise ValueError(f"period must be >= 0 (0 = no seasonality), got {self.period}")
+            raise EngineError(f"period must be >= 0 (0 = no seasonality), got {self.period}")
 
 
 @dataclass(frozen=True)
@@ -378,11 +381,11 @@ def detect_entire(values: np.ndarray, config: UnivariateConfig) -> EntireResult:
         Per-point expected values, margins, anomaly flags and severities.
 
     Raises:
-        ValueError: If ``values`` is not 1-D or has fewer than 12 points.
+        EngineError: If ``values`` is not 1-D or has fewer than 12 points.
     """
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or x.size < MIN_POINTS:
-        raise ValueError(f"need a 1-D series of at least {MIN_POINTS} points, got {x.shape}")
+        raise EngineError(f"need a 1-D series of at least {MIN_POINTS} points, got {x.shape}")
     fit = _fit(x, config.period, robust=True)
     k_up, k_down = _local_factors(fit, config.sensitivity)
     band = _margins(fit, config.sensitivity, k_up, k_down, widen=False)
@@ -461,11 +464,11 @@ def detect_last(values: np.ndarray, config: UnivariateConfig) -> LastResult:
         The expected value, margins and judgement of the last point.
 
     Raises:
-        ValueError: If ``values`` is not 1-D or has fewer than 12 points.
+        EngineError: If ``values`` is not 1-D or has fewer than 12 points.
     """
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or x.size < MIN_POINTS:
-        raise ValueError(f"need a 1-D series of at least {MIN_POINTS} points, got {x.shape}")
+        raise EngineError(f"need a 1-D series of at least {MIN_POINTS} points, got {x.shape}")
     history = x[:-1]
     fit = _fit(history, config.period, robust=True)
     p = fit.period

@@ -47,11 +47,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.demo.household import AnomalyEvent
+from shared.errors import EvaluationError
+from shared.evaluation.events import AnomalyEvent
 
 __all__ = [
     "NAB_PROFILES",
     "AlarmRates",
+    "AnomalyEvent",
     "NabCost",
     "NabFile",
     "NabProfileScore",
@@ -99,8 +101,17 @@ class Scores:
 def _as_flags(flagged: np.ndarray, name: str) -> np.ndarray:
     flags = np.asarray(flagged)
     if flags.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {flags.shape}")
+        raise EvaluationError(f"{name} must be one-dimensional, got shape {flags.shape}")
     return flags.astype(bool)
+
+
+def _paired_flags(labels: np.ndarray, flagged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and flags as 1-D booleans of one length (else :class:`EvaluationError`)."""
+    truth = _as_flags(labels, "labels")
+    flags = _as_flags(flagged, "flagged")
+    if truth.size != flags.size:
+        raise EvaluationError(f"labels has {truth.size} points but flagged has {flags.size}")
+    return truth, flags
 
 
 def event_scores(events: Sequence[AnomalyEvent], flagged: np.ndarray, tolerance: int = 3) -> Scores:
@@ -115,18 +126,18 @@ def event_scores(events: Sequence[AnomalyEvent], flagged: np.ndarray, tolerance:
         Event-wise scores (definition in the module docstring).
 
     Raises:
-        ValueError: If ``flagged`` is not 1-D, ``tolerance`` is negative, or an event lies
+        EvaluationError: If ``flagged`` is not 1-D, ``tolerance`` is negative, or an event lies
             outside the series.
     """
     flags = _as_flags(flagged, "flagged")
     if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        raise EvaluationError(f"tolerance must be >= 0, got {tolerance}")
     n = flags.size
     covered = np.zeros(n, dtype=bool)
     tp = fn = 0
     for event in events:
         if event.start >= n:
-            raise ValueError(f"event {event.start}..{event.end} lies outside a series of {n}")
+            raise EvaluationError(f"event {event.start}..{event.end} lies outside a series of {n}")
         lo, hi = max(0, event.start - tolerance), min(n - 1, event.end + tolerance)
         covered[lo : hi + 1] = True
         if flags[lo : hi + 1].any():
@@ -150,12 +161,9 @@ def point_scores(labels: np.ndarray, flagged: np.ndarray) -> Scores:
         Point-wise scores.
 
     Raises:
-        ValueError: If the arrays are not 1-D or differ in length.
+        EvaluationError: If the arrays are not 1-D or differ in length.
     """
-    truth = _as_flags(labels, "labels")
-    flags = _as_flags(flagged, "flagged")
-    if truth.size != flags.size:
-        raise ValueError(f"labels has {truth.size} points but flagged has {flags.size}")
+    truth, flags = _paired_flags(labels, flagged)
     tp = int(np.count_nonzero(truth & flags))
     fp = int(np.count_nonzero(~truth & flags))
     fn = int(np.count_nonzero(truth & ~flags))
@@ -249,12 +257,9 @@ def alarm_rates(labels: np.ndarray, flagged: np.ndarray) -> AlarmRates:
         The counts, with F1, FAR and MAR as properties; add several with ``+``.
 
     Raises:
-        ValueError: If the arrays are not 1-D or differ in length.
+        EvaluationError: If the arrays are not 1-D or differ in length.
     """
-    truth = _as_flags(labels, "labels")
-    flags = _as_flags(flagged, "flagged")
-    if truth.size != flags.size:
-        raise ValueError(f"labels has {truth.size} points but flagged has {flags.size}")
+    truth, flags = _paired_flags(labels, flagged)
     return AlarmRates(
         int(np.count_nonzero(truth & flags)),
         int(np.count_nonzero(~truth & flags)),
@@ -359,7 +364,7 @@ def nab_row_weights(
         window, negative outside), and the number of the window it lies in (-1 outside).
 
     Raises:
-        ValueError: A window is empty, out of range, unsorted or overlaps the one before.
+        EvaluationError: A window is empty, out of range, unsorted or overlaps the one before.
     """
     weight = np.full(rows, -cost.fp, dtype=np.float64)
     window = np.full(rows, -1, dtype=np.int64)
@@ -367,7 +372,7 @@ def nab_row_weights(
     previous_end = -1
     for number, (start, end) in enumerate(windows):
         if not 0 <= start <= end < rows or start <= previous_end:
-            raise ValueError(
+            raise EvaluationError(
                 f"window {number} (rows {start}..{end}) is empty, outside the {rows} rows, or "
                 "not after the window before it"
             )
@@ -400,7 +405,7 @@ def nab_scores(
         Profile name -> its score at the optimised threshold.
 
     Raises:
-        ValueError: A file's windows are not valid row ranges (see :func:`nab_row_weights`).
+        EvaluationError: A file's windows are not valid row ranges (see :func:`nab_row_weights`).
     """
     return {name: _nab_profile(name, files, cost, probation) for name, cost in profiles.items()}
 

@@ -29,7 +29,6 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -189,23 +188,26 @@ def read_detector_output(
     stamp_column = _timestamp_column(frame, path, columns.timestamp)
     score_column = _column(frame, columns.score) if columns.score else None
     flag_column = _column(frame, columns.flag) if columns.flag else None
-    if score_column is None and flag_column is None:
-        raise CsvFormatError(
-            f"{path}: neither a score column {columns.score!r} nor a flag column "
-            f"{columns.flag!r} (columns: {', '.join(frame.columns)}); name them with "
-            "--score-column / --flag-column.",
-            "MissingColumn",
-        )
-    stamps = parse_csv_timestamps(frame[stamp_column], str(path), date_format)
-    flags = _booleans(frame, flag_column, path) if flag_column else None
-    scores = _numbers(frame, score_column, path) if score_column else None
-    if scores is None:
-        assert flags is not None
+    if score_column is None:
+        if flag_column is None:
+            raise CsvFormatError(
+                f"{path}: neither a score column {columns.score!r} nor a flag column "
+                f"{columns.flag!r} (columns: {', '.join(frame.columns)}); name them with "
+                "--score-column / --flag-column.",
+                "MissingColumn",
+            )
+        stamps = parse_csv_timestamps(frame[stamp_column], str(path), date_format)
+        flags = _booleans(frame, flag_column, path)
         scores = flags.astype(np.float64)
-    elif flags is not None:
-        scores = np.where(np.isnan(scores), flags.astype(np.float64), scores)
-    if flags is None:
-        flags = ~np.isnan(scores) & (scores >= columns.flag_threshold)
+    else:
+        stamps = parse_csv_timestamps(frame[stamp_column], str(path), date_format)
+        given = _booleans(frame, flag_column, path) if flag_column else None
+        scores = _numbers(frame, score_column, path)
+        if given is None:
+            flags = ~np.isnan(scores) & (scores >= columns.flag_threshold)
+        else:
+            flags = given
+            scores = np.where(np.isnan(scores), flags.astype(np.float64), scores)
     value_column = _column(frame, "value")
     values = _numbers(frame, value_column, path) if value_column else None
     return DetectorOutput(name or path.name, stamps, scores, flags, values)
@@ -230,7 +232,7 @@ class Labels:
     folder: Path | None = None
 
 
-def _window_stamp(text: Any, where: str) -> float:
+def _window_stamp(text: object, where: str) -> float:
     if not isinstance(text, str):
         raise InputError(f"{where}: {text!r} is not a timestamp string.", "InvalidLabels")
     try:
@@ -242,7 +244,7 @@ def _window_stamp(text: Any, where: str) -> float:
     return float(stamp.value) / 1e9
 
 
-def _parse_windows(raw: Any, where: str) -> list[tuple[float, float]]:
+def _parse_windows(raw: object, where: str) -> list[tuple[float, float]]:
     if not isinstance(raw, list):
         raise InputError(f"{where}: expected a list of [start, end] windows.", "InvalidLabels")
     windows: list[tuple[float, float]] = []
@@ -320,18 +322,19 @@ def _label_file_for(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _windows_key(labels: Labels, name: str, single: bool) -> str | None:
-    assert labels.windows is not None
-    if "" in labels.windows:
+def _windows_key(
+    windows: dict[str, list[tuple[float, float]]], name: str, single: bool
+) -> str | None:
+    if "" in windows:
         return "" if single else None
-    if name in labels.windows:
+    if name in windows:
         return name
     base = Path(name).name
-    matches = [key for key in labels.windows if Path(key).name == base]
+    matches = [key for key in windows if Path(key).name == base]
     if len(matches) == 1:
         return matches[0]
-    if single and len(labels.windows) == 1:  # one output, one labelled file: the data's name
-        return next(iter(labels.windows))
+    if single and len(windows) == 1:  # one output, one labelled file: the data's name
+        return next(iter(windows))
     return None
 
 
@@ -376,7 +379,7 @@ def label_rows(
     stamps = output.timestamps
     n = stamps.size
     if labels.windows is not None:
-        key = _windows_key(labels, output.name, single)
+        key = _windows_key(labels.windows, output.name, single)
         if key is None:
             return None
         truth = np.zeros(n, dtype=bool)
@@ -412,7 +415,8 @@ def label_rows(
             )
         truth = np.isin(stamps, labels.points)
         return truth, tuple(runs(truth))
-    assert labels.column is not None
+    if labels.column is None:
+        raise InputError(f"{labels.source}: no labels were read from it.", "InvalidLabels")
     label_stamps, label_flags = labels.column
     anomalous = label_stamps[label_flags]
     truth = np.isin(stamps, anomalous)

@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from azure.core.exceptions import ResourceNotFoundError
@@ -59,10 +59,13 @@ from shared.storage.names import (
 )
 from shared.timefmt import format_timestamp, hour_key, parse_timestamp
 
+if TYPE_CHECKING:
+    from shared.telemetry.rawbatch import RawBatch
+
 logger = logging.getLogger(__name__)
 
 #: A raw-batch reader: ``(name, bytes) -> RawBatch`` (``shared.telemetry.rawbatch``'s).
-RawBatchReader = Callable[[str, bytes], Any]
+RawBatchReader = Callable[[str, bytes], "RawBatch"]
 
 #: The compaction's cursor name (``cursors/compaction.json``).
 COMPACTION_JOB = "compaction"
@@ -256,7 +259,7 @@ def _group_batch(
     return count
 
 
-def _enqueued_ms(value: Any) -> int:
+def _enqueued_ms(value: object) -> int:
     if isinstance(value, datetime):
         seconds = value.timestamp()
     elif isinstance(value, int | float):

@@ -32,11 +32,11 @@ import json
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from shared.errors import HistoryError
+from shared.jsontypes import JSONValue
 
 FORMAT = "meterwatch.history"
 VERSION = 1
@@ -178,16 +178,18 @@ def _deltas(array: np.ndarray) -> str:
     return _column(np.diff(array.astype(np.int64), prepend=np.int64(0)), "<i8")
 
 
-def _undelta(text: Any, points: int) -> np.ndarray:
+def _undelta(text: JSONValue, points: int) -> np.ndarray:
     return np.cumsum(_array(text, "<i8", points))
 
 
-def _array(text: Any, dtype: str, points: int) -> np.ndarray:
+def _array(text: JSONValue, dtype: str, points: int) -> np.ndarray:
+    if not isinstance(text, str):
+        raise HistoryError(f"an array is {type(text).__name__}, not base64 text", "CorruptHistory")
     raw = base64.b64decode(text.encode("ascii"), validate=True)
     native = np.float64 if dtype == "<f8" else np.int64
     array: np.ndarray = np.frombuffer(raw, dtype=dtype).astype(native)  # a writable copy
     if array.size != points:
-        raise ValueError(f"{array.size} values for {points} points")
+        raise HistoryError(f"{array.size} values for {points} points", "CorruptHistory")
     return array
 
 
@@ -240,7 +242,14 @@ def decode_day(name: str, data: bytes, metrics: frozenset[str] | None = None) ->
                 _undelta(row["sequences"], count),
             )
             metric = str(row["metric"])
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        except (
+            HistoryError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            binascii.Error,
+        ) as exc:
             raise HistoryError(
                 f"History blob {name}, line {number}: not a series line ({exc}).", "CorruptHistory"
             ) from exc

@@ -36,7 +36,7 @@ import numpy as np
 from shared.alerts import Alert, append_anomalies, read_anomalies
 from shared.errors import DetectionRequestError, InputError
 from shared.history.compaction import ActiveSeries, read_cursor, save_cursor
-from shared.history.journal import read_journal
+from shared.history.journal import JournalEntry, read_journal
 from shared.history.reader import Moment, SeriesHistory, epoch_of, read_history
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
@@ -292,7 +292,7 @@ def run_scheduled_detection(
     return report
 
 
-def _active(entries: Sequence[Any]) -> list[ActiveSeries]:
+def _active(entries: Sequence[JournalEntry]) -> list[ActiveSeries]:
     """The journal's series, one each, with the union of their new ranges."""
     spans: dict[tuple[str, str], tuple[float, float]] = {}
     for entry in entries:

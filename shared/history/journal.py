@@ -18,15 +18,16 @@ Entries can repeat (an invocation retried after it appended): readers deduplicat
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
+from shared.errors import HistoryError
+from shared.jsontypes import JSONObject, JSONValue
 from shared.storage.client import MAX_APPEND_BLOCK_BYTES, BlobStore, line_blocks
 from shared.storage.names import journal_blob_name, journal_hour_prefix
 from shared.timefmt import hour_key, hour_start
@@ -86,16 +87,27 @@ class JournalCursor:
         """A fresh cursor that reads what was recorded since ``now - lookback``."""
         return cls(hour_key(now - lookback))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """The cursor's JSON document."""
         return {"settled": self.settled, "offsets": dict(sorted(self.offsets.items()))}
 
     @classmethod
-    def from_dict(cls, document: Any) -> JournalCursor:
-        """Read a cursor document back."""
-        return cls(
-            str(document["settled"]), {str(k): int(v) for k, v in document["offsets"].items()}
-        )
+    def from_dict(cls, document: JSONValue) -> JournalCursor:
+        """Read a cursor document back.
+
+        Raises:
+            HistoryError: Not a cursor document (an object with ``settled`` and ``offsets``).
+        """
+        offsets = document.get("offsets") if isinstance(document, Mapping) else None
+        if not isinstance(document, Mapping) or not isinstance(offsets, Mapping):
+            raise HistoryError(f"Not a journal cursor: {document!r}", "CorruptHistory")
+        return cls(str(document["settled"]), {str(k): _offset(v) for k, v in offsets.items()})
+
+
+def _offset(value: JSONValue) -> int:
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise HistoryError(f"A journal offset is {value!r}, not a number.", "CorruptHistory")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from azure.core.exceptions import ResourceNotFoundError
@@ -41,6 +41,9 @@ from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.storage.names import RAW_JOURNAL_PREFIX, history_day_name
 from shared.timefmt import hour_key, parse_timestamp, utc_day
+
+if TYPE_CHECKING:
+    from shared.telemetry.rawbatch import RawBatch
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +238,9 @@ def _add_tail(
     return len(names)
 
 
-def _tail_batch(store: BlobStore, settings: Settings, name: str, read_batch: RawBatchReader) -> Any:
+def _tail_batch(
+    store: BlobStore, settings: Settings, name: str, read_batch: RawBatchReader
+) -> RawBatch | None:
     try:
         return read_batch(name, store.get_bytes(BlobRef(settings.raw_container, name)))
     except ResourceNotFoundError:

@@ -19,20 +19,22 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from shared.jsontypes import JSONValue
 from shared.multivariate.activities import BatchDetectionActivities, TrainingActivities
 from shared.multivariate.payloads import (
     DetectionFailure,
     DetectionJob,
     FailRequest,
+    JSONObject,
     ModelStep,
     SummaryRequest,
     TrainingRequest,
+    as_object,
 )
 from shared.multivariate.service import MultivariateService
 from shared.multivariate.workflow import (
@@ -49,6 +51,8 @@ from shared.multivariate.workflow import (
     STATUS_ACTIVITY,
     SUMMARY_ACTIVITY,
     TRAIN_ACTIVITY,
+    Orchestration,
+    RetryPolicy,
     detection_orchestration,
     should_start,
     training_orchestration,
@@ -58,8 +62,10 @@ from shared.storage.client import BlobStore
 
 logger = logging.getLogger(__name__)
 
-Orchestrator = Callable[["LocalContext"], Generator[Any, Any, Any]]
-ActivityFunction = Callable[[Any], Any]
+#: An orchestrator function: context in, the orchestration generator out.
+Orchestrator = Callable[["LocalContext"], Orchestration[JSONObject]]
+#: An activity function: its decoded JSON input in (read by a typed payload), its JSON result out.
+ActivityFunction = Callable[[object], JSONObject]
 
 
 def training_activities(activities: TrainingActivities) -> dict[str, ActivityFunction]:
@@ -100,7 +106,7 @@ class ActivityCall:
     """A yielded activity call."""
 
     name: str
-    input: Any
+    input: JSONValue
     retry: LocalRetry | None
 
 
@@ -118,7 +124,7 @@ class LocalRun:
     Attributes:
         instance_id: The instance id.
         runtime_status: ``Completed`` or ``Failed`` (as the Durable status query says).
-        output: The orchestrator's return value (``None`` when it failed).
+        output: The orchestrator's return value (empty when it failed).
         error: The error that failed it, as text.
         activity_attempts: ``(activity name, attempt number)`` for every execution.
         results: ``(activity name, input, output)`` of every activity that succeeded, in order
@@ -129,12 +135,12 @@ class LocalRun:
 
     instance_id: str
     runtime_status: str = "Running"
-    output: Any = None
+    output: JSONObject = field(default_factory=dict)
     error: str | None = None
     activity_attempts: list[tuple[str, int]] = field(default_factory=list)
-    results: list[tuple[str, Any, Any]] = field(default_factory=list)
+    results: list[tuple[str, JSONValue, JSONValue]] = field(default_factory=list)
     timers: list[datetime] = field(default_factory=list)
-    custom_statuses: list[Any] = field(default_factory=list)
+    custom_statuses: list[JSONValue] = field(default_factory=list)
 
     def executions(self, name: str) -> int:
         """How many times the activity ``name`` ran (retries included)."""
@@ -144,12 +150,12 @@ class LocalRun:
 class LocalContext:
     """The orchestration context the generator sees (the SDK context's methods it uses)."""
 
-    def __init__(self, instance_id: str, input_: Any, start: datetime) -> None:
+    def __init__(self, instance_id: str, input_: object, start: datetime) -> None:
         self.instance_id = instance_id
         self._input = json.dumps(input_)
         self._now = start
-        self.custom_status: Any = None
-        self.statuses: list[Any] = []
+        self.custom_status: JSONValue = None
+        self.statuses: list[JSONValue] = []
 
     @property
     def current_utc_datetime(self) -> datetime:
@@ -160,16 +166,17 @@ class LocalContext:
         """Move the clock forward to ``moment`` (never back)."""
         self._now = max(self._now, moment)
 
-    def get_input(self) -> Any:
+    def get_input(self) -> JSONValue:
         """The orchestration input (decoded from JSON, as the SDK does)."""
-        return json.loads(self._input)
+        decoded: JSONValue = json.loads(self._input)
+        return decoded
 
-    def call_activity(self, name: str, input_: Any = None) -> ActivityCall:
+    def call_activity(self, name: str, input_: object = None) -> ActivityCall:
         """Schedule an activity without retries."""
         return ActivityCall(name, _through_json(input_), None)
 
     def call_activity_with_retry(
-        self, name: str, retry_options: Any, input_: Any = None
+        self, name: str, retry_options: RetryPolicy, input_: object = None
     ) -> ActivityCall:
         """Schedule an activity with the retry policy."""
         retry = LocalRetry(
@@ -182,7 +189,7 @@ class LocalContext:
         """Schedule a durable timer."""
         return TimerCall(fire_at)
 
-    def set_custom_status(self, status: Any) -> None:
+    def set_custom_status(self, status: object) -> None:
         """Set the custom status (kept in order for inspection)."""
         self.custom_status = _through_json(status)
         self.statuses.append(self.custom_status)
@@ -190,7 +197,7 @@ class LocalContext:
 
 def run_orchestration(
     orchestrator: Orchestrator,
-    input_: Any,
+    input_: object,
     activities: Mapping[str, ActivityFunction],
     *,
     instance_id: str = "local",
@@ -211,13 +218,14 @@ def run_orchestration(
     context = LocalContext(instance_id, input_, start or datetime.now(UTC))
     run = LocalRun(instance_id)
     generator = orchestrator(context)
-    to_send: Any = None
+    to_send: JSONValue = None
     to_throw: BaseException | None = None
     while True:
         try:
             task = generator.throw(to_throw) if to_throw is not None else generator.send(to_send)
         except StopIteration as stop:
-            run.runtime_status, run.output = "Completed", _through_json(stop.value)
+            output = as_object(_through_json(stop.value), "orchestration output")
+            run.runtime_status, run.output = "Completed", dict(output)
             break
         except Exception as exc:  # the orchestrator raised: the instance fails, as in the host
             run.runtime_status, run.error = "Failed", f"{type(exc).__name__}: {exc}"
@@ -240,7 +248,7 @@ def _execute(
     activities: Mapping[str, ActivityFunction],
     context: LocalContext,
     run: LocalRun,
-) -> tuple[Any, BaseException | None]:
+) -> tuple[JSONValue, BaseException | None]:
     function = activities.get(call.name)
     if function is None:
         return None, Exception(f"The activity '{call.name}' does not exist.")
@@ -264,8 +272,9 @@ def _execute(
     return None, Exception(f"Activity '{call.name}' failed: {type(failure).__name__}: {failure}")
 
 
-def _through_json(value: Any) -> Any:
-    return None if value is None else json.loads(json.dumps(value))
+def _through_json(value: object) -> JSONValue:
+    decoded: JSONValue = None if value is None else json.loads(json.dumps(value))
+    return decoded
 
 
 class LocalTaskHub:
@@ -293,7 +302,7 @@ class LocalTaskHub:
         run = self.instances.get(instance_id)
         return None if run is None else run.runtime_status
 
-    def start_new(self, name: str, instance_id: str, input_: Any) -> LocalRun:
+    def start_new(self, name: str, instance_id: str, input_: object) -> LocalRun:
         """Start (and here: run to completion) an orchestration instance."""
         run = run_orchestration(
             self.orchestrators[name],
@@ -305,7 +314,7 @@ class LocalTaskHub:
         self.instances[instance_id] = run
         return run
 
-    def start_if_new(self, name: str, instance_id: str, input_: Any) -> LocalRun | None:
+    def start_if_new(self, name: str, instance_id: str, input_: object) -> LocalRun | None:
         """Start the instance unless one with that id exists (the triggers' duplicate rule).
 
         Returns:

@@ -110,6 +110,7 @@ def _decode(cls: type[_P], document: object, what: str) -> _P:
         PayloadError: Not a JSON object, a required key is absent, or a value does not read.
     """
     payload = as_object(document, what)
+    article = "an" if what[0] in "aeiou" else "a"
     values: dict[str, object] = {}
     try:
         for item in fields(cls):
@@ -117,11 +118,10 @@ def _decode(cls: type[_P], document: object, what: str) -> _P:
             if key in payload:
                 values[item.name] = item.metadata["read"](payload[key])
             elif item.metadata["absent"] is MISSING:
-                raise KeyError(key)
+                raise PayloadError(f"Not {article} {what}: the key {key!r} is missing")
             else:
                 values[item.name] = item.metadata["absent"]
     except (KeyError, TypeError, ValueError) as exc:
-        article = "an" if what[0] in "aeiou" else "a"
         raise PayloadError(f"Not {article} {what}: {exc!r}") from exc
     return cls(**values)
 

@@ -43,8 +43,9 @@ import logging
 from collections.abc import Callable, Generator
 from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias, TypeVar
 
+from shared.jsontypes import JSONValue
 from shared.multivariate.payloads import (
     DetectionFailure,
     DetectionJob,
@@ -56,6 +57,7 @@ from shared.multivariate.payloads import (
     ModelStep,
     SummaryRequest,
     TrainingRequest,
+    as_object,
 )
 from shared.multivariate.statuses import FAILED, READY, TERMINAL_STATUSES
 
@@ -188,26 +190,50 @@ async def start_unless_exists(
 # --------------------------------------------------------------------------------------------
 
 
+#: A durable task (an activity call or a timer, of the SDK or of the local runner). Opaque to
+#: the workflow: it only yields the task, and the runtime sends back the task's result.
+DurableTask: TypeAlias = object
+_R = TypeVar("_R")
+#: An orchestration's generator: yields durable tasks, is sent each task's JSON result (``None``
+#: for a timer), returns ``_R``.
+Orchestration: TypeAlias = Generator[DurableTask, JSONValue, _R]
+
+
+class RetryPolicy(Protocol):
+    """The retry policy of an activity call: the SDK's ``RetryOptions`` or the local twin."""
+
+    @property
+    def first_retry_interval_in_milliseconds(self) -> int: ...
+
+    @property
+    def max_number_of_attempts(self) -> int: ...
+
+
 class OrchestrationContext(Protocol):
-    """The part of ``DurableOrchestrationContext`` the workflow uses (the local runner's too)."""
+    """The part of ``DurableOrchestrationContext`` the workflow uses (the local runner's too).
+
+    Inputs and custom statuses are ``object``: anything ``json.dumps`` takes (the runtime
+    serialises them); what comes back is decoded JSON (:data:`~shared.jsontypes.JSONValue`),
+    read through the typed payloads.
+    """
 
     @property
     def current_utc_datetime(self) -> datetime: ...
 
-    def get_input(self) -> Any: ...
+    def get_input(self) -> JSONValue: ...
 
     def call_activity_with_retry(
-        self, name: str, retry_options: Any, input_: Any = None
-    ) -> Any: ...
+        self, name: str, retry_options: RetryPolicy, input_: object = None
+    ) -> DurableTask: ...
 
-    def create_timer(self, fire_at: datetime) -> Any: ...
+    def create_timer(self, fire_at: datetime) -> DurableTask: ...
 
-    def set_custom_status(self, status: Any) -> None: ...
+    def set_custom_status(self, status: object) -> None: ...
 
 
 def training_orchestration(
-    context: OrchestrationContext, retry_options: object
-) -> Generator[Any, Any, JSONObject]:
+    context: OrchestrationContext, retry_options: RetryPolicy
+) -> Orchestration[JSONObject]:
     """The training orchestration: prepare → train → monitor → detect → export → summary.
 
     Deterministic: no I/O, no clock but ``context.current_utc_datetime``, no randomness; every
@@ -246,16 +272,21 @@ def training_orchestration(
         export = yield context.call_activity_with_retry(EXPORT_ACTIVITY, retry_options, model)
         exported = ExportOutcome.from_dict(export)
     context.set_custom_status({"stage": "summary", **model})
-    summary: JSONObject = yield context.call_activity_with_retry(
-        SUMMARY_ACTIVITY, retry_options, SummaryRequest(step, detected, exported).to_dict()
+    summary = as_object(
+        (
+            yield context.call_activity_with_retry(
+                SUMMARY_ACTIVITY, retry_options, SummaryRequest(step, detected, exported).to_dict()
+            )
+        ),
+        "training summary",
     )
     context.set_custom_status({"stage": "done", "status": summary.get("status"), **model})
-    return summary
+    return dict(summary)
 
 
 def _train_and_monitor(
-    context: OrchestrationContext, retry_options: object, request: TrainingRequest
-) -> Generator[Any, Any, str]:
+    context: OrchestrationContext, retry_options: RetryPolicy, request: TrainingRequest
+) -> Orchestration[str]:
     """Train, then poll the model status with durable timers until READY, FAILED or the deadline."""
     step = request.step
     model = step.to_dict()
@@ -298,11 +329,11 @@ def _train_and_monitor(
 
 def _mark_failed(
     context: OrchestrationContext,
-    retry_options: object,
+    retry_options: RetryPolicy,
     step: ModelStep,
     code: str,
     reason: object,
-) -> Generator[Any, Any, str]:
+) -> Orchestration[str]:
     message = str(reason).strip() or type(reason).__name__
     request = FailRequest(step, code, message[:1000])
     outcome = yield context.call_activity_with_retry(
@@ -312,8 +343,8 @@ def _mark_failed(
 
 
 def detection_orchestration(
-    context: OrchestrationContext, retry_options: object
-) -> Generator[Any, Any, JSONObject]:
+    context: OrchestrationContext, retry_options: RetryPolicy
+) -> Orchestration[JSONObject]:
     """Batch detection: detect, or record the failure once the retries are spent. No I/O.
 
     Args:
@@ -325,7 +356,7 @@ def detection_orchestration(
     """
     job = DetectionJob.from_dict(context.get_input())
     try:
-        outcome: JSONObject = yield context.call_activity_with_retry(
+        outcome = yield context.call_activity_with_retry(
             BATCH_DETECT_ACTIVITY, retry_options, job.to_dict()
         )
     except Exception as exc:  # the runtime's retries are spent: the result must say so
@@ -333,4 +364,4 @@ def detection_orchestration(
         outcome = yield context.call_activity_with_retry(
             BATCH_FAILED_ACTIVITY, retry_options, failure.to_dict()
         )
-    return outcome
+    return dict(as_object(outcome, "batch detection outcome"))

@@ -15,15 +15,18 @@ import urllib.request
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.core.pipeline import PipelineRequest
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings, LinearRetry
 
 from shared.errors import ConfigurationError
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.pipeline import PipelineRequest
+    from azure.core.pipeline.transport import HttpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ class RequestCounter:
         self.count = 0
         self.by_method: dict[str, int] = {}
 
-    def __call__(self, request: PipelineRequest[Any]) -> None:
+    def __call__(self, request: PipelineRequest[HttpRequest]) -> None:
         """Count one request (a counter increment: nothing measurable per request)."""
         self.count += 1
         method = request.http_request.method

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeAlias
 
 from shared.errors import RawBatchError
+from shared.jsontypes import JSONValue
 from shared.telemetry.rawbatch.model import MAX_RAW_BATCH_BYTES, RejectedRecord
 from shared.telemetry.rawbatch.routing import RoutedMessage
 
@@ -85,17 +86,21 @@ class _Invalid(Exception):
     pass
 
 
-Decoder = Callable[[_Buffer], Any]
+#: A decoded Avro value: JSON's types plus ``bytes`` (``bytes`` and ``fixed``).
+AvroValue: TypeAlias = (
+    None | bool | int | float | str | bytes | list["AvroValue"] | dict[str, "AvroValue"]
+)
+Decoder = Callable[[_Buffer], AvroValue]
 
 
-def _compile(schema: Any, names: dict[str, Any], namespace: str = "") -> Decoder:
+def _compile(schema: JSONValue, names: dict[str, Decoder], namespace: str = "") -> Decoder:
     """Build a decoder for a parsed Avro schema (names resolves named types)."""
     if isinstance(schema, str):
         return _primitive(schema, names, namespace)
     if isinstance(schema, list):
         branches = [_compile(branch, names, namespace) for branch in schema]
 
-        def union(buffer: _Buffer) -> Any:
+        def union(buffer: _Buffer) -> AvroValue:
             index = buffer.long()
             if not 0 <= index < len(branches):
                 raise _Invalid(f"union branch {index} of {len(branches)}")
@@ -109,20 +114,27 @@ def _compile(schema: Any, names: dict[str, Any], namespace: str = "") -> Decoder
         full = _full_name(schema, namespace)
         fields: list[tuple[str, Decoder]] = []
 
-        def record(buffer: _Buffer) -> Any:
+        def record(buffer: _Buffer) -> AvroValue:
             return {field: decode(buffer) for field, decode in fields}
 
         names[full] = record  # before the fields: a record may refer to itself
         inner = full.rpartition(".")[0]
-        for field in schema.get("fields", []):
-            if not isinstance(field, dict) or not isinstance(field.get("name"), str):
+        declared = schema.get("fields", [])
+        if not isinstance(declared, list):
+            raise _Invalid("record fields that are not a list")
+        for field in declared:
+            field_name = field.get("name") if isinstance(field, dict) else None
+            if not isinstance(field, dict) or not isinstance(field_name, str):
                 raise _Invalid("a record field without a name")
-            fields.append((field["name"], _compile(field.get("type"), names, inner)))
+            fields.append((field_name, _compile(field.get("type"), names, inner)))
         return record
     if kind == "enum":
-        symbols = schema.get("symbols") or []
+        declared_symbols = schema.get("symbols") or []
+        if not isinstance(declared_symbols, list):
+            raise _Invalid("enum symbols that are not a list")
+        symbols = [str(symbol) for symbol in declared_symbols]
 
-        def enum(buffer: _Buffer) -> Any:
+        def enum(buffer: _Buffer) -> AvroValue:
             index = buffer.long()
             if not 0 <= index < len(symbols):
                 raise _Invalid(f"enum index {index}")
@@ -131,9 +143,12 @@ def _compile(schema: Any, names: dict[str, Any], namespace: str = "") -> Decoder
         names[_full_name(schema, namespace)] = enum
         return enum
     if kind == "fixed":
-        size = int(schema.get("size", -1))
+        declared_size = schema.get("size", -1)
+        if not isinstance(declared_size, int | float | str):
+            raise _Invalid("a fixed type without a size")
+        size = int(declared_size)
 
-        def fixed(buffer: _Buffer) -> Any:
+        def fixed(buffer: _Buffer) -> AvroValue:
             return buffer.read(size)
 
         names[_full_name(schema, namespace)] = fixed
@@ -144,8 +159,8 @@ def _compile(schema: Any, names: dict[str, Any], namespace: str = "") -> Decoder
     if kind == "map":
         values = _compile(schema.get("values"), names, namespace)
 
-        def mapping(buffer: _Buffer) -> Any:
-            out: dict[str, Any] = {}
+        def mapping(buffer: _Buffer) -> AvroValue:
+            out: dict[str, AvroValue] = {}
             for _ in _blocks(buffer):
                 key = buffer.string()
                 out[key] = values(buffer)
@@ -157,7 +172,7 @@ def _compile(schema: Any, names: dict[str, Any], namespace: str = "") -> Decoder
     raise _Invalid(f"schema type {str(kind)[:60]!r}")
 
 
-def _blocks(buffer: _Buffer) -> Any:
+def _blocks(buffer: _Buffer) -> Iterator[None]:
     """Yield once per item of an array or map (blocks of items, a negative count has a size)."""
     total = 0
     while True:
@@ -174,7 +189,7 @@ def _blocks(buffer: _Buffer) -> Any:
             yield None
 
 
-def _primitive(kind: str, names: dict[str, Any], namespace: str) -> Decoder:
+def _primitive(kind: str, names: dict[str, Decoder], namespace: str) -> Decoder:
     if kind == "null":
         return lambda buffer: None
     if kind == "boolean":
@@ -200,7 +215,7 @@ def _primitive(kind: str, names: dict[str, Any], namespace: str) -> Decoder:
     raise _Invalid(f"unknown type {kind[:60]!r}")
 
 
-def _full_name(schema: dict[str, Any], namespace: str) -> str:
+def _full_name(schema: Mapping[str, JSONValue], namespace: str) -> str:
     name = str(schema.get("name", ""))
     if "." in name:
         return name
@@ -208,7 +223,7 @@ def _full_name(schema: dict[str, Any], namespace: str) -> str:
     return f"{space}.{name}" if space else name
 
 
-def read_container(name: str, data: bytes) -> tuple[Any, list[Any]]:
+def read_container(name: str, data: bytes) -> tuple[JSONValue, list[AvroValue]]:
     """Decode an Avro object container file: its schema and every record.
 
     Raises:
@@ -227,7 +242,7 @@ def read_container(name: str, data: bytes) -> tuple[Any, list[Any]]:
         ) from exc
 
 
-def _read_container(data: bytes) -> tuple[Any, list[Any]]:
+def _read_container(data: bytes) -> tuple[JSONValue, list[AvroValue]]:
     buffer = _Buffer(data)
     if buffer.read(4) != _MAGIC:
         raise _Invalid("no Obj\\x01 magic")
@@ -237,7 +252,7 @@ def _read_container(data: bytes) -> tuple[Any, list[Any]]:
         metadata[key] = buffer.bytes_()
     sync = buffer.read(_SYNC_SIZE)
     try:
-        schema = json.loads(metadata["avro.schema"].decode("utf-8"))
+        schema: JSONValue = json.loads(metadata["avro.schema"].decode("utf-8"))
     except KeyError as exc:
         raise _Invalid("no avro.schema in the header") from exc
     except (UnicodeDecodeError, ValueError) as exc:
@@ -246,7 +261,7 @@ def _read_container(data: bytes) -> tuple[Any, list[Any]]:
     if codec not in ("null", "deflate"):
         raise _Invalid(f"codec {codec[:40]!r} (IoT Hub writes null or deflate)")
     decode = _compile(schema, {})
-    records: list[Any] = []
+    records: list[AvroValue] = []
     inflated = 0
     while not buffer.at_end():
         count = buffer.long()
@@ -282,7 +297,8 @@ def read_routed_avro(name: str, data: bytes) -> list[RoutedMessage | RejectedRec
     """
     schema, records = read_container(name, data)
     fields = schema.get("fields") if isinstance(schema, dict) else None
-    field_names = {f.get("name") for f in fields or [] if isinstance(f, dict)}
+    declared = fields if isinstance(fields, list) else []
+    field_names = {f.get("name") for f in declared if isinstance(f, dict)}
     if not set(_ROUTING_FIELDS) <= field_names:
         raise RawBatchError(
             f"{name}: Avro records are not IoT Hub routing messages (fields "
@@ -290,7 +306,8 @@ def read_routed_avro(name: str, data: bytes) -> list[RoutedMessage | RejectedRec
             "InvalidSchema",
         )
     messages: list[RoutedMessage | RejectedRecord] = []
-    for index, record in enumerate(records):
+    for index, message in enumerate(records):
+        record = message if isinstance(message, dict) else {}
         body = record.get("Body")
         enqueued = record.get("EnqueuedTimeUtc")
         properties = record.get("Properties")

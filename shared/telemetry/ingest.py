@@ -25,7 +25,6 @@ import logging
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from shared.errors import TelemetryError
 from shared.settings import Settings
@@ -85,7 +84,7 @@ def prepare_batch(events: Sequence[RawEvent]) -> PreparedBatch:
     blobs: list[BatchBlob] = []
     dead: list[BatchBlob] = []
     readings = 0
-    parsed_stamps: dict[Any, str] = {}
+    parsed_stamps: dict[object, str] = {}
     for partition in sorted(partitions):
         # Timsort is linear on the usual, already ordered delivery.
         ordered = sorted(partitions[partition], key=_delivery_order)

@@ -205,13 +205,13 @@ def point_value(raw: object, where: str) -> float:
     )
 
 
-def _no_timestamps(series: list[Any]) -> bool:
+def _no_timestamps(series: list[object]) -> bool:
     return bool(series) and all(
         isinstance(p, Mapping) and p.get("timestamp") is None for p in series
     )
 
 
-def _timestamp(point: Mapping[str, Any], i: int) -> float:
+def _timestamp(point: Mapping[str, object], i: int) -> float:
     raw = point.get("timestamp")
     if raw is None:
         raise DetectionRequestError(f"series[{i}] has no timestamp.", "InvalidSeries")
@@ -224,7 +224,13 @@ def _timestamp(point: Mapping[str, Any], i: int) -> float:
 
 
 def _integer(
-    body: Mapping[str, Any], key: str, default: int, *, low: int, high: int | None = None, code: str
+    body: Mapping[str, object],
+    key: str,
+    default: int,
+    *,
+    low: int,
+    high: int | None = None,
+    code: str,
 ) -> int:
     raw = body.get(key, default)
     if raw is None:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,7 +223,9 @@ def _empty_fields(n: int) -> dict[str, np.ndarray]:
     }
 
 
-def _scatter(present: np.ndarray, values: list[Any], fill: Any) -> np.ndarray:
+def _scatter(
+    present: np.ndarray, values: Sequence[float] | Sequence[bool], fill: float | bool
+) -> np.ndarray:
     array = np.asarray(values)
     out = np.full(present.size, fill, dtype=array.dtype if array.size else type(fill))
     out[present] = array

@@ -33,13 +33,14 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from shared.alerts import Alert, append_anomalies
 from shared.engine.streaming import StreamConfig, StreamDetector, StreamPoint
-from shared.errors import RawBatchError
+from shared.errors import ConflictError, EngineError, RawBatchError, StateError
+from shared.jsontypes import JSONObject
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.storage.names import RAW_HISTORY_PREFIX, live_result_name
@@ -181,6 +182,7 @@ def judge_raw_batch(
     Raises:
         azure.core.exceptions.AzureError: Storage failed (the runtime retries the invocation;
             nothing is judged twice, nothing is lost).
+        ConflictError: Every attempt lost the state shards to other writers (retried too).
     """
     for _attempt in range(MAX_CONFLICTS):
         try:
@@ -191,7 +193,7 @@ def judge_raw_batch(
             # Shards judged but not saved (a conflict, a storage failure) hold entries that
             # storage does not: the next attempt reads them again.
             state.forget_unsaved()
-    raise RuntimeError(
+    raise ConflictError(
         f"Could not save the state of {batch.name} after {MAX_CONFLICTS} attempts: too many "
         "invocations write the same shards (raise LIVE_STATE_SHARDS)."
     )
@@ -229,7 +231,7 @@ def _judge_once(
     result_ref = BlobRef(results, live_result_name(batch.name))
     if rejected or reader_rejections(batch):
         dead_letter_rejections(store, settings, batch, rejected)
-    stored: dict[str, Any] | None
+    stored: JSONObject | None
     if judged:
         document = result_document(batch, judged, rejected)
         stored = create_result(store, result_ref, document)
@@ -237,7 +239,10 @@ def _judge_once(
     else:
         stored = store.get_json_or_none(result_ref)
         replayed = stored is not None
-    alerts = tuple(Alert.from_dict(a) for a in stored["anomalies"]) if stored else ()
+    anomalies = stored["anomalies"] if stored else ()
+    if not isinstance(anomalies, Sequence):
+        raise StateError(f"The result of {batch.name} holds no list of anomalies.")
+    alerts = tuple(Alert.from_dict(a) for a in anomalies)
     if alerts:
         append_anomalies(store, alerts, log_writer(batch), settings=settings)
     # Last: the states that record the points as judged (a failure before this line is retried
@@ -317,7 +322,7 @@ def _judge_series(
         points = [detector.update(v) for v in new_values]
         broken = _non_finite(points)
         if broken:
-            raise ValueError(f"the detector gave non-finite {', '.join(broken)}")
+            raise EngineError(f"the detector gave non-finite {', '.join(broken)}")
     except (ValueError, ArithmeticError, TypeError) as exc:
         # The series is refused for this batch; its stored state is untouched (the cached
         # detector was advanced and is dropped: the next batch rebuilds it from the entry).
@@ -337,7 +342,7 @@ def _judge_series(
     entry.last_text = stamps[-1]
     shard.entries[key] = entry
     shard.dirty = True
-    fields: dict[str, list[Any]] = {
+    fields: dict[str, list[float] | list[bool]] = {
         "expectedValue": [p.expected_value for p in points],
         "upperMargin": [p.upper_margin for p in points],
         "lowerMargin": [p.lower_margin for p in points],

@@ -14,11 +14,12 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from azure.core.exceptions import ResourceExistsError
 
 from shared.alerts import Alert
+from shared.jsontypes import JSONObject
 from shared.settings import Settings
 from shared.storage.client import JSON_CONTENT, BlobRef, BlobStore
 from shared.storage.names import live_dead_letter_name
@@ -62,7 +63,7 @@ class Rejection:
     reason: str
     timestamps: tuple[str, ...]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """The dead-letter entry."""
         return {
             "deviceId": self.device_id,
@@ -81,15 +82,15 @@ class SeriesJudgement:
     metric: str
     timestamps: list[str]
     values: list[float]
-    fields: dict[str, list[Any]]
+    fields: dict[str, list[float] | list[bool]]
 
 
 def result_document(
     batch: BatchIdentity, judged: Sequence[SeriesJudgement], rejected: Sequence[Rejection]
-) -> dict[str, Any]:
+) -> JSONObject:
     """The batch's result: each judged point's fields, the anomalies as alerts, the refused."""
-    anomalies: list[dict[str, Any]] = []
-    series_docs: list[dict[str, Any]] = []
+    anomalies: list[JSONObject] = []
+    series_docs: list[JSONObject] = []
     for item in sorted(judged, key=lambda j: (j.device_id, j.metric)):
         f = item.fields
         series_docs.append(
@@ -133,19 +134,19 @@ def result_document(
     }
 
 
-def create_result(store: BlobStore, ref: BlobRef, document: dict[str, Any]) -> dict[str, Any]:
+def create_result(store: BlobStore, ref: BlobRef, document: JSONObject) -> JSONObject:
     """Create the batch's result; when a previous attempt stored one, that one is returned."""
     data = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
     blob = store.container(ref.container).get_blob_client(ref.name)
     try:
         blob.upload_blob(data, overwrite=False, content_settings=JSON_CONTENT)
     except ResourceExistsError:
-        stored: dict[str, Any] = store.get_json(ref)
+        stored: JSONObject = store.get_json(ref)
         return stored
     return document
 
 
-def reader_rejections(batch: BatchIdentity) -> list[dict[str, Any]]:
+def reader_rejections(batch: BatchIdentity) -> list[JSONObject]:
     """Records the reader refused inside a readable blob (IoT Hub routing messages)."""
     if not isinstance(batch, RawBatch):
         return []

@@ -29,8 +29,8 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from azure.core import MatchConditions
@@ -38,6 +38,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import BlobClient
 
 from shared.engine.streaming import StreamConfig, StreamDetector
+from shared.errors import StateError
+from shared.jsontypes import JSONObject, JSONValue
 from shared.storage.client import JSON_CONTENT, BlobRef, BlobStore
 from shared.storage.names import live_state_shard_name, live_state_snapshot_name
 
@@ -119,15 +121,31 @@ class SeriesEntry:
         return self.text
 
     @classmethod
-    def from_dict(cls, document: dict[str, Any]) -> SeriesEntry:
+    def from_dict(cls, document: JSONObject) -> SeriesEntry:
+        """Read an entry of a shard head back.
+
+        Raises:
+            StateError: ``last`` is not a number or ``pending`` not a list of pairs of numbers.
+        """
+        last, pending = document["last"], document["pending"]
+        if not isinstance(last, int | float) or not isinstance(pending, list):
+            raise StateError(f"A live-state entry of {document.get('deviceId')!r} is malformed.")
         return cls(
             device_id=str(document["deviceId"]),
             metric=str(document["metric"]),
-            last=float(document["last"]),
+            last=float(last),
             last_text=str(document["lastTimestamp"]),
-            pending=[[float(t), float(v)] for t, v in document["pending"]],
+            pending=[_pair(point) for point in pending],
             in_snapshot=bool(document["inSnapshot"]),
         )
+
+
+def _pair(point: JSONValue) -> list[float]:
+    if isinstance(point, Sequence) and len(point) == 2:
+        t, v = point
+        if isinstance(t, int | float) and isinstance(v, int | float):
+            return [float(t), float(v)]
+    raise StateError(f"A pending point of a live-state entry is {point!r}, not [epoch, value].")
 
 
 @dataclass
@@ -184,10 +202,10 @@ def _decode_snapshot(data: bytes) -> dict[SeriesKey, str]:
     header, *lines = data.decode("utf-8").split("\n")
     document = json.loads(header)
     if document.get("format") != SNAPSHOT_FORMAT or document.get("version") != SNAPSHOT_VERSION:
-        raise ValueError(f"not a {SNAPSHOT_FORMAT}/{SNAPSHOT_VERSION} document")
+        raise StateError(f"not a {SNAPSHOT_FORMAT}/{SNAPSHOT_VERSION} document")
     keys = [(str(device), str(metric)) for device, metric in document["series"]]
     if len(keys) != len(lines):
-        raise ValueError(f"{len(keys)} series named, {len(lines)} states")
+        raise StateError(f"{len(keys)} series named, {len(lines)} states")
     return dict(zip(keys, lines, strict=True))
 
 
@@ -226,7 +244,8 @@ class LiveState:
             self._remember(shard)
             return shard
         except ResourceModifiedError:  # 304 Not Modified: our copy is the stored one
-            assert cached is not None
+            if cached is None:  # only a conditional read (of a cached copy) answers 304
+                raise
             cached.dirty = False
             self._shards.move_to_end(ref)
             return cached

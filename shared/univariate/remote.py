@@ -24,7 +24,8 @@ from azure.ai.anomalydetector import AnomalyDetectorClient
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
-from shared.errors import ConfigurationError, DetectionRequestError
+from shared.errors import ConfigurationError, DetectionRequestError, MeterwatchError
+from shared.jsontypes import JSONValue
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class RemoteBackend:
         **client_options: Passed to ``AnomalyDetectorClient`` (e.g. ``retry_total`` in tests).
     """
 
-    def __init__(self, endpoint: str, key: str, **client_options: Any) -> None:
+    def __init__(self, endpoint: str, key: str, **client_options: object) -> None:
         self.endpoint = endpoint.rstrip("/")
         client_options.setdefault("connection_timeout", CONNECTION_TIMEOUT_S)
         client_options.setdefault("read_timeout", READ_TIMEOUT_S)
@@ -94,7 +95,11 @@ class RemoteBackend:
                 ) from exc
             raise
         logger.debug("Remote %s detection by %s", mode, self.endpoint)
-        plain: dict[str, Any] = _plain(result)
+        plain = _plain(result)
+        if not isinstance(plain, dict):
+            raise MeterwatchError(
+                "The endpoint's answer is not a JSON object.", "InvalidRemoteResponse"
+            )
         return plain
 
 
@@ -109,10 +114,14 @@ def _error_of(exc: HttpResponseError) -> tuple[str, str]:
     return str(code or "BadArgument"), str(message or exc.message or exc.reason or "bad request")
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> JSONValue:
     """The SDK's models (mappings over the JSON) as plain dictionaries and lists."""
     if isinstance(value, Mapping):
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_plain(item) for item in value]
-    return value
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise MeterwatchError(
+        f"The endpoint answered with a {type(value).__name__}, not JSON.", "InvalidRemoteResponse"
+    )

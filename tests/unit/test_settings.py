@@ -45,6 +45,7 @@ def test_identity_based_storage_is_enough() -> None:
         ("DETECT_MAX_ANOMALY_RATIO", "0.9", "DETECT_MAX_ANOMALY_RATIO"),
         ("BLOB_TRIGGER_SOURCE", "Polling", "BLOB_TRIGGER_SOURCE"),
         ("DETECT_WINDOW_POINTS", "5", "DETECT_WINDOW_POINTS"),
+        ("API_ALLOW_LOCAL_PATHS", "maybe", "API_ALLOW_LOCAL_PATHS='maybe' is not a valid boolean"),
     ],
 )
 def test_malformed_values_name_the_setting(name: str, value: str, match: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from shared.errors import DatasetError
+from shared.jsontypes import JSONObject
 
 #: v1.1 range of ``slidingWindow``.
 SLIDING_WINDOW_RANGE = (28, 2880)
@@ -160,12 +161,12 @@ class MultivariateConfig:
         _check_float(self.trim_fraction, "trimFraction", 0.0, 0.2)
         _check_float(self.correlation_change, "correlationChange", 0.0, 2.0, low_open=True)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """Return the settings as a JSON-ready dict (field names as in this class)."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, obj: Mapping[str, Any]) -> MultivariateConfig:
+    def from_dict(cls, obj: Mapping[str, object]) -> MultivariateConfig:
         """Build settings from :meth:`to_dict` output; unknown keys are refused.
 
         Raises:
@@ -179,7 +180,9 @@ class MultivariateConfig:
                 f"{', '.join(sorted(names))}.",
                 "InvalidParameter",
             )
-        return cls(**dict(obj))
+        # Every field is checked by __post_init__ (_check_int, _check_float), whatever its type.
+        settings: dict[str, Any] = dict(obj)
+        return cls(**settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +289,7 @@ class _State:
     sustained_threshold: float = 0.0  # math.inf for a version 1 model (no sustained judge)
 
 
-def _check_int(value: Any, name: str, low: int, high: int) -> None:
+def _check_int(value: object, name: str, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise DatasetError(
             f"{name} {value!r} is out of range: use a whole number from {low} to {high}.",
@@ -294,11 +297,12 @@ def _check_int(value: Any, name: str, low: int, high: int) -> None:
         )
 
 
-def _check_float(value: Any, name: str, low: float, high: float, *, low_open: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and value <= high
-    if not ok:
+def _check_float(
+    value: object, name: str, low: float, high: float, *, low_open: bool = False
+) -> None:
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    in_range = (number > low if low_open else number >= low) and number <= high
+    if not (math.isfinite(number) and in_range):
         bracket = "(" if low_open else "["
         raise DatasetError(
             f"{name} {value!r} is out of range: use a number in {bracket}{low}, {high}].",

@@ -9,7 +9,6 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 
@@ -242,7 +241,7 @@ class MultivariateModel:
     def detect(
         self,
         dataset: AlignedData,
-        start: Any = None,
+        start: datetime | np.datetime64 | str | None = None,
         *,
         interpret_all: bool = False,
     ) -> list[MultivariatePoint]:
@@ -488,7 +487,7 @@ def _to_seconds(value: object) -> np.datetime64:
     )
 
 
-def _iso(stamp: Any) -> str:
+def _iso(stamp: np.datetime64) -> str:
     """``datetime64`` → ISO 8601 with ``Z`` (whole seconds)."""
-    seconds: Any = np.asarray(stamp).astype("datetime64[s]")
+    seconds = np.asarray(stamp).astype("datetime64[s]")
     return str(np.datetime_as_string(seconds, unit="s")) + "Z"

@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any
 
 from shared.errors import InputError, RawBatchError
+from shared.jsontypes import JSONValue
 from shared.telemetry.events import IOTHUB_DEVICE_PROPERTY, RawEvent, parse_event_rows
 from shared.telemetry.rawbatch.model import (
     CANONICAL_EPOCH,
@@ -35,8 +35,8 @@ class RoutedMessage:
     """One message of an IoT Hub routing blob, whichever the encoding (JSON or Avro)."""
 
     enqueued_time_utc: str
-    properties: Mapping[str, Any]
-    system_properties: Mapping[str, Any]
+    properties: Mapping[str, object]
+    system_properties: Mapping[str, object]
     body: bytes
 
 
@@ -60,7 +60,9 @@ def read_iothub_avro(name: str, data: bytes) -> RawBatch:
     return routed_batch(name, read_routed_avro(name, data), "Avro")
 
 
-def _routed_json_message(index: int, document: Any, line: str) -> RoutedMessage | RejectedRecord:
+def _routed_json_message(
+    index: int, document: JSONValue, line: str
+) -> RoutedMessage | RejectedRecord:
     if not isinstance(document, dict):
         return RejectedRecord(index, "InvalidSchema", "not a routed message object", line)
     enqueued = document.get("EnqueuedTimeUtc")
@@ -112,7 +114,7 @@ def routed_batch(
     groups: dict[tuple[str, str], dict[str, float]] = {}
     rejected: list[RejectedRecord] = []
     enqueued: list[str] = []
-    stamp_cache: dict[Any, str] = {}
+    stamp_cache: dict[object, str] = {}
     for index, message in enumerate(messages):
         if isinstance(message, RejectedRecord):
             rejected.append(message)
@@ -151,7 +153,7 @@ def routed_batch(
 
 
 def _routed_event(message: RoutedMessage, partition: str, index: int, enqueued: str) -> RawEvent:
-    system: dict[str, Any] = {}
+    system: dict[str | bytes, object] = {}
     for key, value in message.system_properties.items():
         system[f"iothub-{key}" if not str(key).startswith("iothub-") else str(key)] = value
     device = message.system_properties.get("connectionDeviceId")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from shared.errors import RawBatchError
+from shared.jsontypes import JSONValue
 from shared.telemetry.rawbatch.model import (
     CANONICAL_EPOCH,
     RAW_BATCH_V1,
@@ -17,7 +17,7 @@ from shared.telemetry.rawbatch.model import (
 from shared.telemetry.validation import checked_name, checked_timestamp, checked_value
 
 
-def read_v1(name: str, document: Mapping[str, Any]) -> RawBatch:
+def read_v1(name: str, document: Mapping[str, JSONValue]) -> RawBatch:
     """A raw batch from a v1 document (``deviceId``, ``metric``, ``readings`` as [time, value]).
 
     Raises:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from shared.errors import RawBatchError
+from shared.jsontypes import JSONValue
 from shared.telemetry.rawbatch.model import (
     RAW_BATCH_FORMAT,
     RAW_BATCH_VERSION,
@@ -31,7 +31,7 @@ _HEADER_KEYS = (
 )
 
 
-def read_v2(name: str, header: Mapping[str, Any], lines: Sequence[str]) -> RawBatch:
+def read_v2(name: str, header: Mapping[str, JSONValue], lines: Sequence[str]) -> RawBatch:
     """A raw batch v2 from its parsed header and its series lines.
 
     Raises:
@@ -93,7 +93,7 @@ def read_v2(name: str, header: Mapping[str, Any], lines: Sequence[str]) -> RawBa
     return RawBatch(name, source, partition, first, last, enqueued, tuple(series))
 
 
-def _series_line(where: str, document: Mapping[str, Any]) -> SeriesBatch:
+def _series_line(where: str, document: Mapping[str, JSONValue]) -> SeriesBatch:
     device_id = checked_name(document.get("deviceId"), "deviceId", RawBatchError)
     metric = checked_name(document.get("metric"), "metric", RawBatchError)
     stamps = document.get("timestamps")

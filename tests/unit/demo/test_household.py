@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from bench.corpus import quality_corpus
-from shared.demo.household import ANOMALY_KINDS, AnomalyEvent, LabelledSeries, household
+from shared.demo.household import ANOMALY_KINDS, LabelledSeries, household
 from shared.errors import InputError
+from shared.evaluation import AnomalyEvent
 
 
 def _check_consistent(series: LabelledSeries) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from shared.engine.changepoint import ChangePointConfig, detect_change_points
+from shared.errors import EngineError
 
 
 def test_level_shifts_are_found_at_their_exact_index() -> None:
@@ -88,11 +89,11 @@ def test_missing_values_and_short_series() -> None:
 
 
 def test_configuration_is_validated() -> None:
-    with pytest.raises(ValueError, match="stable_trend_window"):
+    with pytest.raises(EngineError, match="stable_trend_window"):
         ChangePointConfig(stable_trend_window=2)
-    with pytest.raises(ValueError, match="threshold"):
+    with pytest.raises(EngineError, match="threshold"):
         ChangePointConfig(threshold=1.0)
-    with pytest.raises(ValueError, match="period"):
+    with pytest.raises(EngineError, match="period"):
         ChangePointConfig(period=-2)
 
 

@@ -221,7 +221,9 @@ def test_a_frame_with_the_wrong_shape_is_refused() -> None:
         datetime(2024, 3, 1, 1, 15, tzinfo=timezone(timedelta(hours=1))),
     ],
 )
-def test_start_is_read_in_any_usual_form(model: MultivariateModel, start: object) -> None:
+def test_start_is_read_in_any_usual_form(
+    model: MultivariateModel, start: datetime | np.datetime64 | str
+) -> None:
     points = model.detect(frame(rig(1_000, 10)), start=start)
     assert len(points) == 100
     assert points[0].timestamp == START + 900 * SECOND

@@ -14,6 +14,7 @@ from shared.engine.univariate import (
     margin_factor,
     suggested_window,
 )
+from shared.errors import EngineError
 
 
 def _seasonal(n: int = 400, period: int = 50, seed: int = 7) -> np.ndarray:
@@ -220,15 +221,15 @@ def test_last_of_a_missing_point_is_not_an_anomaly() -> None:
 
 
 def test_bad_input_and_configuration_are_refused() -> None:
-    with pytest.raises(ValueError, match="at least 12"):
+    with pytest.raises(EngineError, match="at least 12"):
         detect_entire(np.ones(11), UnivariateConfig())
-    with pytest.raises(ValueError, match="at least 12"):
+    with pytest.raises(EngineError, match="at least 12"):
         detect_last(np.ones((20, 2)), UnivariateConfig())
-    with pytest.raises(ValueError, match="sensitivity"):
+    with pytest.raises(EngineError, match="sensitivity"):
         UnivariateConfig(sensitivity=100)
-    with pytest.raises(ValueError, match="max_anomaly_ratio"):
+    with pytest.raises(EngineError, match="max_anomaly_ratio"):
         UnivariateConfig(max_anomaly_ratio=0.6)
-    with pytest.raises(ValueError, match="period"):
+    with pytest.raises(EngineError, match="period"):
         UnivariateConfig(period=-1)
 
 

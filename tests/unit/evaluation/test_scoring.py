@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from shared.demo.household import AnomalyEvent
+from shared.errors import EvaluationError
 from shared.evaluation import (
     NAB_PROFILES,
+    AnomalyEvent,
     NabFile,
     Scores,
     alarm_rates,
@@ -75,11 +76,11 @@ def test_conventions_when_nothing_is_flagged_or_nothing_is_labelled() -> None:
 
 
 def test_event_scores_reject_bad_input() -> None:
-    with pytest.raises(ValueError, match="tolerance"):
+    with pytest.raises(EvaluationError, match="tolerance"):
         event_scores([], np.zeros(5, dtype=bool), tolerance=-1)
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(EvaluationError, match="outside"):
         event_scores([AnomalyEvent(7, 8, "spike")], np.zeros(5, dtype=bool))
-    with pytest.raises(ValueError, match="one-dimensional"):
+    with pytest.raises(EvaluationError, match="one-dimensional"):
         event_scores([], np.zeros((2, 2), dtype=bool))
 
 
@@ -89,7 +90,7 @@ def test_point_scores_count_points() -> None:
     assert (scores.true_positives, scores.false_positives, scores.false_negatives) == (2, 1, 1)
     assert scores.precision == pytest.approx(2 / 3)
     assert scores.recall == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match="points"):
+    with pytest.raises(EvaluationError, match="points"):
         point_scores(labels, np.zeros(9, dtype=bool))
 
 

@@ -14,7 +14,8 @@ from shared.timefmt import canonical_timestamp, chronological, format_timestamp,
 
 def event(body: object | bytes, **system: object) -> RawEvent:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return RawEvent(data, "0", 7, system_properties=system)
+    properties: dict[str | bytes, object] = {key: value for key, value in system.items()}
+    return RawEvent(data, "0", 7, system_properties=properties)
 
 
 def test_tutorial_message_with_string_value_and_iothub_device() -> None:

@@ -7,20 +7,11 @@ module costs nothing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from shared.demo.plots import pyplot, save_figure
 from shared.evaluation.files import FileEvaluation
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_evaluation(path: Path, item: FileEvaluation, title: str | None = None) -> Path:
@@ -38,7 +29,7 @@ def plot_evaluation(path: Path, item: FileEvaluation, title: str | None = None) 
     Returns:
         ``path``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     output = item.output
     moments = np.round(output.timestamps * 1000.0).astype(np.int64).astype("datetime64[ms]")
     line = output.values if output.values is not None else output.scores
@@ -89,9 +80,4 @@ def plot_evaluation(path: Path, item: FileEvaluation, title: str | None = None) 
     )
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=5, fontsize=8, frameon=False)
     ax.margins(x=0)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
