@@ -156,13 +156,16 @@ class TailWindow:
         ordered = self._sorted
         n = len(ordered)
         at_least = n - bisect.bisect_left(ordered, x)
-        # Observations of another order (an outage's errors) are left out of the top.
-        far = self._few(n - bisect.bisect_left(ordered, _FAR * x) if pot and x > 0.0 else 0)
-        if at_least and not (pot and at_least - far <= _FEW):
+        if at_least and not (pot and at_least <= _FEW + _FEW):
+            return -math.log10((at_least + 1) / (n + 1))
+        # Few observations of another order (an outage's errors) are left out.
+        far = n - bisect.bisect_left(ordered, _FAR * x) if at_least and x > 0.0 else 0
+        if far > _FEW:
+            far = 0
+        if at_least - far > _FEW:
             return -math.log10((at_least + 1) / (n + 1))
         k = self._top_count()
-        beyond = min(far, at_least)
-        top = ordered[n - beyond - k : n - beyond]
+        top = ordered[n - far - k : n - far]
         threshold = top[0]
         mean_excess = (math.fsum(top) - k * threshold) / (k - 1)
         scale = _tail_scale(mean_excess, threshold - ordered[n // 2])
@@ -179,12 +182,15 @@ class TailWindow:
         ordered = self._sorted
         n = len(ordered)
         at_most = bisect.bisect_right(ordered, x)
-        far = self._few(bisect.bisect_right(ordered, _FAR * x) if pot and x < 0.0 else 0)
-        if at_most and not (pot and at_most - far <= _FEW):
+        if at_most and not (pot and at_most <= _FEW + _FEW):
+            return -math.log10((at_most + 1) / (n + 1))
+        far = bisect.bisect_right(ordered, _FAR * x) if at_most and x < 0.0 else 0
+        if far > _FEW:
+            far = 0
+        if at_most - far > _FEW:
             return -math.log10((at_most + 1) / (n + 1))
         k = self._top_count()
-        beyond = min(far, at_most)
-        bottom = ordered[beyond : beyond + k]
+        bottom = ordered[far : far + k]
         threshold = bottom[-1]
         mean_excess = (k * threshold - math.fsum(bottom)) / (k - 1)
         scale = _tail_scale(mean_excess, ordered[n // 2] - threshold)
@@ -195,11 +201,6 @@ class TailWindow:
         if pot and scale > 0.0:
             log_p = min(log_p, math.log(k / n) - (threshold - x) / scale)
         return _surprise(log_p)
-
-    def _few(self, far: int) -> int:
-        """``far`` observations of another order where they are few (at most :data:`_FEW`);
-        more are part of the series' behaviour (0: none left out)."""
-        return far if far <= _FEW else 0
 
     def _top_count(self) -> int:
         return max(int(_TOP_SHARE * len(self._sorted)), 2)
