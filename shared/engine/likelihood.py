@@ -22,7 +22,9 @@ of the anomaly likelihood of HTM and ARTime). All figures are surprises ``-log10
   so ties and quantised values do not make the next step infinitely surprising). For the
   prediction errors, where at most 3 observations are as extreme, the top 3 % is also
   modelled that way (peaks over threshold) and the smaller probability taken, so one earlier
-  extreme error does not make the next one ordinary.
+  extreme error does not make the next one ordinary; up to 3 past errors ten times as
+  extreme (an outage's, of hundreds of noise scales) are left out of that count and that
+  top 3 %, so they do not stretch the tail an ordinary anomaly after them is judged by.
 * **Young windows** - until a window holds :data:`MIN_TAIL` observations it is not used; the
   error is then judged parametrically in band units ``u = |r| / band`` of the predictor (whose
   young band is already widened): ``surprise = alarm_level * u**2``, so only a point beyond
@@ -76,6 +78,9 @@ FULL_SURPRISE = 10.0
 #: Share of a window that makes its top tail (peaks over threshold).
 _TOP_SHARE = 0.03
 _SMALLEST_P = 1e-300
+#: Observations this many times as extreme as the one judged are of another order (an outage,
+#: a glitch): left out of the tail it is judged by (see ``pot``).
+_FAR = 10.0
 #: Exceedances too few for an empirical tail probability (see ``pot``).
 _FEW = 3
 _SPREAD_TO_SCALE = math.log(0.5 / _TOP_SHARE)
@@ -143,15 +148,24 @@ class TailWindow:
             pot: Where at most :data:`_FEW` observations are as extreme (too few for an
                 empirical probability), also model the top 3 % as an exponential tail (peaks
                 over threshold) and take the smaller probability: then one earlier extreme
-                does not make the next one ordinary.
+                does not make the next one ordinary. At most :data:`_FEW` observations
+                :data:`_FAR` times as extreme are left out (of that count and of that top):
+                an outage's errors (hundreds of noise scales) do not stretch the tail that a
+                later sag of a dozen is judged by.
         """
         ordered = self._sorted
         n = len(ordered)
         at_least = n - bisect.bisect_left(ordered, x)
-        if at_least and not (pot and at_least <= _FEW):
+        if at_least and not (pot and at_least <= _FEW + _FEW):
+            return -math.log10((at_least + 1) / (n + 1))
+        # Few observations of another order (an outage's errors) are left out.
+        far = n - bisect.bisect_left(ordered, _FAR * x) if at_least and x > 0.0 else 0
+        if far > _FEW:
+            far = 0
+        if at_least - far > _FEW:
             return -math.log10((at_least + 1) / (n + 1))
         k = self._top_count()
-        top = ordered[-k:]
+        top = ordered[n - far - k : n - far]
         threshold = top[0]
         mean_excess = (math.fsum(top) - k * threshold) / (k - 1)
         scale = _tail_scale(mean_excess, threshold - ordered[n // 2])
@@ -168,10 +182,15 @@ class TailWindow:
         ordered = self._sorted
         n = len(ordered)
         at_most = bisect.bisect_right(ordered, x)
-        if at_most and not (pot and at_most <= _FEW):
+        if at_most and not (pot and at_most <= _FEW + _FEW):
+            return -math.log10((at_most + 1) / (n + 1))
+        far = bisect.bisect_right(ordered, _FAR * x) if at_most and x < 0.0 else 0
+        if far > _FEW:
+            far = 0
+        if at_most - far > _FEW:
             return -math.log10((at_most + 1) / (n + 1))
         k = self._top_count()
-        bottom = ordered[:k]
+        bottom = ordered[far : far + k]
         threshold = bottom[-1]
         mean_excess = (k * threshold - math.fsum(bottom)) / (k - 1)
         scale = _tail_scale(mean_excess, ordered[n // 2] - threshold)

@@ -8,6 +8,7 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
+from shared.demo.household import household
 from shared.engine.likelihood import TailWindow
 from shared.engine.streaming import StreamBatch, StreamConfig, StreamDetector
 
@@ -120,6 +121,56 @@ def test_a_level_shift_after_an_earlier_larger_spike_still_alarms() -> None:
     x[4000:] += 10
     batch = StreamDetector(StreamConfig(period=0)).update_many(x)
     assert batch.is_anomaly[4000:4005].any()
+
+
+def test_an_error_of_another_order_does_not_stretch_the_tail_of_later_errors() -> None:
+    # Errors of an outage (hundreds of noise scales) say nothing about the tail an ordinary
+    # anomaly of a dozen scales is judged by; an earlier error of the same order still does.
+    noise = np.random.default_rng(2).normal(0, 1, 2000)
+    plain = TailWindow(float(v) for v in noise)
+    with_outage = TailWindow(float(v) for v in noise)
+    with_outage.add(-1000.0)
+    with_outage.add(1000.0)
+    for x in (12.0, -12.0):
+        judged = plain.surprise_above(x, pot=True) if x > 0 else plain.surprise_below(x, pot=True)
+        after = (
+            with_outage.surprise_above(x, pot=True)
+            if x > 0
+            else with_outage.surprise_below(x, pot=True)
+        )
+        assert judged > 6.0
+        assert after > 0.8 * judged
+    similar = TailWindow(float(v) for v in noise)
+    for v in (-13.0, -14.0, -15.0):
+        similar.add(v)
+    assert similar.surprise_below(-12.0, pot=True) < 0.85 * with_outage.surprise_below(
+        -12.0, pot=True
+    )
+
+
+def test_an_ordinary_dip_after_an_outage_still_alarms() -> None:
+    # A 230 V supply with 1 V of noise: two outages at 0 V, then a 12 V sag 500 points after
+    # the second. The outages' errors stay in the error window for ~2,000 points; the sag
+    # must still alarm, and so must a later outage.
+    rng = np.random.default_rng(4)
+    x = np.round(230 + rng.normal(0, 1, 4500), 2)
+    x[1500:1530] = 0.0
+    x[2000:2060] = 0.0
+    x[2560:2562] -= 12
+    x[3500:3510] = 0.0
+    batch = StreamDetector(StreamConfig(period=0)).update_many(x)
+    flagged = np.flatnonzero(batch.is_anomaly).tolist()
+    assert flagged == [1500, 2000, 2560, 3500]
+    assert batch.is_negative_anomaly[2560]
+
+
+def test_every_voltage_event_of_the_demo_household_is_found_live() -> None:
+    # The demo's voltage: a daily swing, sags, a swell, a tap change and a meter dropout.
+    series = household(days=4, seed=0)["voltage"]
+    batch = StreamDetector(StreamConfig()).update_many(np.asarray(series.values, dtype=float))
+    for event in series.events:
+        assert batch.is_anomaly[event.start : event.end + 1].any(), event
+    assert int(batch.is_anomaly.sum()) <= 2 * len(series.events)
 
 
 def test_bounds_stay_within_the_covered_range_and_are_never_negative_for_a_meter() -> None:
