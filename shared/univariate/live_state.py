@@ -38,7 +38,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import BlobClient
 
 from shared.engine.streaming import StreamConfig, StreamDetector
-from shared.storage.client import JSON_CONTENT, BlobRef, BlobStore
+from shared.storage.client import JSON_CONTENT, BlobRef, BlobStore, release_error
 from shared.storage.names import live_state_shard_name, live_state_snapshot_name
 
 logger = logging.getLogger(__name__)
@@ -225,7 +225,8 @@ class LiveState:
             shard = Shard(ref, index, count, None)
             self._remember(shard)
             return shard
-        except ResourceModifiedError:  # 304 Not Modified: our copy is the stored one
+        except ResourceModifiedError as exc:  # 304 Not Modified: our copy is the stored one
+            release_error(exc)
             assert cached is not None
             cached.dirty = False
             self._shards.move_to_end(ref)
