@@ -332,7 +332,7 @@ def _judge_series(
         )
         return None
     stamps = [series.timestamps[i] for i in picked]
-    entry.learn([[epochs[i], values[i]] for i in picked])
+    entry.learn([(epochs[i], values[i]) for i in picked])
     entry.last = epochs[picked[-1]]
     entry.last_text = stamps[-1]
     shard.entries[key] = entry

@@ -81,7 +81,7 @@ class SeriesEntry:
     metric: str
     last: float
     last_text: str
-    pending: list[list[float]]
+    pending: list[tuple[float, float]]
     in_snapshot: bool = False
     state: str | None = None
     text: str | None = None  # cached JSON of this entry, reused while it does not change
@@ -89,14 +89,18 @@ class SeriesEntry:
     #: encodes its new points only, not every pending point again.
     pending_text: str | None = None
 
-    def learn(self, points: list[list[float]]) -> None:
-        """Add judged ``[epoch, value]`` points (finite floats) to ``pending``."""
+    def learn(self, points: list[tuple[float, float]]) -> None:
+        """Add judged ``(epoch, value)`` points (finite floats) to ``pending``.
+
+        In place, and as tuples of floats (which the cyclic GC stops tracking): a batch leaves
+        no new container per point or per series for the old generations to sweep.
+        """
         if self.pending_text is None:
             self.pending_text = json.dumps(self.pending, separators=(",", ":"))[1:-1]
         # float repr is what json.dumps writes for a finite float: the same bytes, cheaper.
         added = ",".join(f"[{t!r},{v!r}]" for t, v in points)
         self.pending_text = f"{self.pending_text},{added}" if self.pending_text else added
-        self.pending = self.pending + points
+        self.pending.extend(points)
         self.text = None
 
     def to_json(self) -> str:
@@ -125,7 +129,7 @@ class SeriesEntry:
             metric=str(document["metric"]),
             last=float(document["last"]),
             last_text=str(document["lastTimestamp"]),
-            pending=[[float(t), float(v)] for t, v in document["pending"]],
+            pending=[(float(t), float(v)) for t, v in document["pending"]],
             in_snapshot=bool(document["inSnapshot"]),
         )
 
@@ -158,7 +162,7 @@ class Shard:
         return f'{head[:-1]},"series":[{body}]}}'.encode()
 
 
-@dataclass
+@dataclass(slots=True)
 class _CachedDetector:
     detector: StreamDetector
     snapshot: str | None
@@ -198,6 +202,9 @@ class LiveState:
         self._shards: OrderedDict[BlobRef, Shard] = OrderedDict()
         self._snapshots: OrderedDict[BlobRef, dict[SeriesKey, str]] = OrderedDict()
         self._detectors: OrderedDict[tuple[str, str, str], _CachedDetector] = OrderedDict()
+        #: Cache records taken out by :meth:`detector`, for :meth:`keep` to refill (no new
+        #: object per series and batch for the GC's old generations).
+        self._spare: dict[tuple[str, str, str], _CachedDetector] = {}
         self._clients: dict[tuple[int, BlobRef], BlobClient] = {}
         self.decoded = 0  # detectors rebuilt from storage (a measure of cache misses)
 
@@ -206,6 +213,7 @@ class LiveState:
         self._shards.clear()
         self._snapshots.clear()
         self._detectors.clear()
+        self._spare.clear()
 
     # ------------------------------------------------------------------------------ reading
 
@@ -285,6 +293,9 @@ class LiveState:
             and cached.pending == len(entry.pending)
             and cached.snapshot == base
         ):
+            if len(self._spare) >= CACHE_SERIES:
+                self._spare.clear()
+            self._spare[key] = cached
             return cached.detector
         elif entry.in_snapshot:
             line = self._snapshot_lines(store, shard)[(entry.device_id, entry.metric)]
@@ -300,7 +311,13 @@ class LiveState:
         """Cache the detector that now matches ``entry`` (after the shard was saved)."""
         key = (shard.ref.container, entry.device_id, entry.metric)
         base = shard.snapshot if entry.in_snapshot else None
-        self._detectors[key] = _CachedDetector(detector, base, len(entry.pending), entry.last)
+        cached = self._spare.pop(key, None)
+        if cached is None:
+            cached = _CachedDetector(detector, base, len(entry.pending), entry.last)
+        else:
+            cached.detector, cached.snapshot = detector, base
+            cached.pending, cached.last = len(entry.pending), entry.last
+        self._detectors[key] = cached
         while len(self._detectors) > CACHE_SERIES:
             self._detectors.popitem(last=False)
 
