@@ -351,6 +351,15 @@ def _judge_series(
 
 def _non_finite(points: list[StreamPoint]) -> list[str]:
     """The judged fields that are not finite (a state that cannot be stored)."""
+    isfinite = math.isfinite
+    if all(
+        isfinite(p.expected_value)
+        and isfinite(p.upper_margin)
+        and isfinite(p.lower_margin)
+        and isfinite(p.severity)
+        for p in points
+    ):
+        return []  # the usual case, in one pass
     names = []
     for name, attr in (
         ("expectedValue", "expected_value"),
@@ -358,7 +367,7 @@ def _non_finite(points: list[StreamPoint]) -> list[str]:
         ("lowerMargin", "lower_margin"),
         ("severity", "severity"),
     ):
-        if not all(math.isfinite(getattr(p, attr)) for p in points):
+        if not all(isfinite(getattr(p, attr)) for p in points):
             names.append(name)
     return names
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
@@ -109,16 +110,15 @@ class SeriesEntry:
                 self.pending_text = json.dumps(
                     self.pending, separators=(",", ":"), allow_nan=False
                 )[1:-1]
-            head = json.dumps(
+            head = orjson.dumps(  # a tenth of json.dumps's time, once per series and batch
                 {
                     "deviceId": self.device_id,
                     "metric": self.metric,
                     "last": self.last,
                     "lastTimestamp": self.last_text,
                     "inSnapshot": self.in_snapshot,
-                },
-                separators=(",", ":"),
-            )
+                }
+            ).decode()
             self.text = f'{head[:-1]},"pending":[{self.pending_text}]}}'
         return self.text
 
