@@ -6,6 +6,7 @@ import base64
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,10 +84,10 @@ def test_readings_with_gaps_round_trip_bit_for_bit() -> None:
     assert np.array(unpack(pack_readings(noisy))).tobytes() == noisy.tobytes()
 
 
-def _v4_state() -> dict[str, object]:
+def _v4_state() -> dict[str, Any]:
     # Written by the version-4 encoder (zlib byte planes in base64): 900 points, period 96, two
     # decimals, gaps at 500 and 777 inside the kept history, a spike at 650.
-    state: dict[str, object] = json.loads((DATA / "stream_state_v4.json").read_text("utf-8"))
+    state: dict[str, Any] = json.loads((DATA / "stream_state_v4.json").read_text("utf-8"))
     return state
 
 
@@ -105,7 +106,8 @@ def test_version_4_state_restores_and_resaves_exactly() -> None:
     resaved = json.loads(json.dumps(from_v4.to_state(), allow_nan=False))
     assert resaved["version"] == STATE_VERSION == 5
     for field in ("history", "season", "errors", "scale_up", "scale_down", "collective"):
-        assert isinstance(old[field], str) and not old[field].startswith("z")
+        old_field = old[field]
+        assert isinstance(old_field, str) and not old_field.startswith("z")
         assert resaved[field].startswith("z")
         a, b = np.array(unpack(old[field])), np.array(unpack(resaved[field]))
         assert a.tobytes() == b.tobytes() or (
