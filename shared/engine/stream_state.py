@@ -1,8 +1,12 @@
 """Compact, exact encodings of the streaming detector's saved arrays.
 
-Arrays are stored as base64 of zlib-compressed little-endian numbers: readings with a few
-decimals (as meters send them) as scaled-integer differences, other floats at the precision
-the detector itself keeps them, so a restored detector continues bit-identically.
+Readings with a few decimals (as meters send them) are stored as scaled integers, and what the
+detector keeps on a grid as its grid codes, Rice-coded in base85 (:mod:`.intcodec`); other
+floats as base64 of zlib-compressed float64 bytes. Every encoding is exact, so a restored
+detector continues bit-identically.
+
+State versions: 5 writes the Rice codes (``z...`` kinds); 4 wrote the same arrays as zlib of
+byte planes in base64 and is still read, exactly (:data:`READABLE_VERSIONS`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
+from shared.engine.intcodec import b85decode, b85encode, decode_ints, encode_ints
 from shared.engine.likelihood import COLLECTIVE_CODES, SHORT, TAIL_WINDOW, Episode, TailWindow
 from shared.engine.univariate import FlatlineRule
 from shared.errors import EngineError
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ERROR_STEP",
+    "READABLE_VERSIONS",
     "STATE_VERSION",
     "coarse",
     "detector_state",
@@ -42,35 +48,20 @@ __all__ = [
 ]
 
 #: Version of the saved-state layout.
-STATE_VERSION = 4
+STATE_VERSION = 5
+#: Layouts :func:`restore_state` reads (4: the same fields, zlib byte planes in base64).
+READABLE_VERSIONS = (4, 5)
 
 #: Decimals up to which readings are stored as scaled integers, and the code of a gap.
 _MAX_DECIMALS = 6
 _MISSING_CODE = -(2**62)
 
 
-def _narrow(ints: np.ndarray) -> tuple[str, bytes]:
-    """Integers as differences in the narrowest type that holds them, by byte plane.
-
-    Returns the width in bytes and the zlib-compressed planes (all low bytes, then the next):
-    the high bytes of small numbers are nearly constant and compress to almost nothing.
-    """
-    deltas = np.diff(ints.astype(np.int64), prepend=np.int64(0))
-    big = int(np.max(np.abs(deltas))) if deltas.size else 0
-    width = next(w for w in (1, 2, 4, 8) if big < 2 ** (8 * w - 1))
-    raw = deltas.astype(f"<i{width}").view(np.uint8).reshape(-1, width).T.tobytes()
-    return str(width), zlib.compress(raw, 9)
-
-
 def _widen(width: int, data: bytes) -> np.ndarray:
-    """Inverse of :func:`_narrow`: the integers (int64)."""
+    """Integers from differences stored by byte plane (state version 4; read only)."""
     planes = np.frombuffer(zlib.decompress(data), dtype=np.uint8).reshape(width, -1)
     deltas = planes.T.copy().view(f"<i{width}").ravel()
     return np.cumsum(deltas.astype(np.int64))
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def pack(values: ArrayLike, dtype: str) -> str:
@@ -100,9 +91,10 @@ def pack_readings(values: ArrayLike) -> str:
                 # compress), and is marked in a bit mask.
                 index = np.where(finite, np.arange(x.size), 0)
                 codes = codes[np.maximum.accumulate(index)]
-                width, data = _narrow(codes)
-                gaps = zlib.compress(np.packbits(~finite).tobytes(), 9)
-                return f"dec{decimals}w{width}:" + _b64(data) + "," + _b64(gaps)
+                text = f"zdec{decimals}:" + encode_ints(codes)
+                if not finite.all():
+                    text += "," + b85encode(zlib.compress(np.packbits(~finite).tobytes(), 9))
+                return text
     return pack(x, "<f8")
 
 
@@ -116,6 +108,8 @@ def unpack(packed: object) -> list[float]:
     if not isinstance(packed, str) or ":" not in packed:
         raise EngineError(f"expected a packed array, got {type(packed).__name__}")
     kind, _, data = packed.partition(":")
+    if kind.startswith("z"):
+        return _unpack_rice(kind[1:], data)
     if kind.startswith("dec") and "w" in kind:
         decimals, _, width = kind[3:].partition("w")
         packed_codes, _, packed_gaps = data.partition(",")
@@ -147,6 +141,28 @@ def unpack(packed: object) -> list[float]:
     if kind not in ("<f8", "<f4", "<f2"):
         raise EngineError(f"unknown array encoding {kind!r}")
     return [float(v) for v in np.frombuffer(raw, dtype=kind).tolist()]
+
+
+def _unpack_rice(kind: str, data: str) -> list[float]:
+    """The ``z`` kinds of state version 5 (Rice-coded integers, :mod:`.intcodec`)."""
+    if kind.startswith("dec"):
+        packed_codes, _, packed_gaps = data.partition(",")
+        x = decode_ints(packed_codes) / 10.0 ** int(kind[3:])
+        if packed_gaps:
+            gaps = np.frombuffer(zlib.decompress(b85decode(packed_gaps)), dtype=np.uint8)
+            x[np.unpackbits(gaps, count=x.size).astype(bool)] = math.nan
+        return [float(v) for v in x.tolist()]
+    ints = decode_ints(data)
+    if kind.startswith("grid"):
+        step = math.ldexp(1.0, int(kind[4:]))
+        return [float(v) for v in (ints.astype(np.float64) * step).tolist()]
+    if kind.startswith("log"):
+        steps = int(kind[3:])
+        x = np.where(ints == _ZERO_CODE, 0.0, np.exp2(np.maximum(ints, -32000) / steps))
+        return [float(v) for v in x.tolist()]
+    if kind.startswith("u8/"):
+        return [float(v) for v in (ints / int(kind[3:])).tolist()]
+    raise ValueError(f"unknown array encoding z{kind!r}")
 
 
 def single(values: np.ndarray) -> list[float]:
@@ -198,9 +214,7 @@ def pack_scales(values: ArrayLike) -> str:
         codes[positive] = np.round(np.log2(x[positive]) * SCALE_STEPS)
         decoded = np.where(positive, np.exp2(np.maximum(codes, -32000) / SCALE_STEPS), 0.0)
         if np.array_equal(decoded, x):
-            deltas = np.diff(codes, prepend=np.int64(0)).astype("<i4")
-            packed = base64.b64encode(zlib.compress(deltas.tobytes(), 9)).decode("ascii")
-            return f"log{SCALE_STEPS}:" + packed
+            return f"zlog{SCALE_STEPS}:" + encode_ints(codes)
     return pack(x, "<f8")
 
 
@@ -210,16 +224,14 @@ def pack_grid(values: ArrayLike, step: float) -> str:
     if step > 0.0 and x.size and np.isfinite(x).all():
         ints = np.round(x / step)
         if np.array_equal(ints * step, x) and float(np.max(np.abs(ints))) < 2**52:
-            width, data = _narrow(ints)
-            return f"grid{math.frexp(step)[1] - 1}w{width}:" + _b64(data)
+            return f"zgrid{math.frexp(step)[1] - 1}:" + encode_ints(ints.astype(np.int64))
     return pack(x, "<f8")
 
 
 def pack_codes(values: ArrayLike, per_unit: int) -> str:
     """Non-negative values that are multiples of ``1 / per_unit``, at most 255 of them."""
     codes = np.round(np.asarray(values, dtype=np.float64) * per_unit).astype("u1")
-    packed = base64.b64encode(zlib.compress(codes.tobytes(), 9)).decode("ascii")
-    return f"u8/{per_unit}:" + packed
+    return f"zu8/{per_unit}:" + encode_ints(codes.astype(np.int64))
 
 
 def finite_or_none(value: float) -> float | None:
@@ -272,7 +284,7 @@ def detector_state(d: StreamDetector) -> JSONObject:
 
 
 def restore_state(d: StreamDetector, state: Mapping[str, object]) -> None:
-    """Load a state document of :data:`STATE_VERSION` into a new detector ``d``.
+    """Load a state document of a :data:`READABLE_VERSIONS` layout into a new detector ``d``.
 
     Raises:
         KeyError, EngineError (a ValueError), zlib.error: When the document is malformed.

@@ -90,6 +90,7 @@ from shared.engine.robust import fill_missing
 from shared.engine.stream_bounds import bounded
 from shared.engine.stream_state import (
     ERROR_STEP,
+    READABLE_VERSIONS,
     STATE_VERSION,
     coarse,
     detector_state,
@@ -631,7 +632,7 @@ class StreamDetector:
                 ) from exc
             logger.warning("stream state of version %s is outdated: starting afresh", version)
             return cls(config)
-        if version != STATE_VERSION:
+        if version not in READABLE_VERSIONS:
             found = version if isinstance(state, dict) else type(state).__name__
             raise ValueError(
                 f"stream state version {found!r} is not supported (expected {STATE_VERSION}); "

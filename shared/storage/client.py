@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import traceback
 import urllib.request
 import weakref
 from collections.abc import Iterable, Iterator
@@ -205,6 +206,24 @@ def _account(settings: Settings) -> tuple[str | None, str | None, str | None]:
 _CREATED: weakref.WeakKeyDictionary[
     BlobServiceClient, tuple[dict[str, ContainerClient], set[BlobRef]]
 ] = weakref.WeakKeyDictionary()
+
+
+def release_error(error: BaseException) -> None:
+    """Break the reference cycles a storage SDK error leaves behind, so its frames go now.
+
+    The SDK raises an error from a frame that still holds it in a local (``map_error``), and
+    chains the errors it handled; each such exception and frame form a cycle, and the frames
+    keep their callers alive (in an invocation: the whole batch being judged). Refcounting
+    cannot free a cycle, so without this a batch's objects wait for the cyclic GC and, in a
+    process holding many detectors, make its full collections frequent and slow. Call it in an
+    ``except`` block that handles an expected error (a 304, a create-only write refused).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)  # skips the frames still running
+        current = current.__context__ or current.__cause__
 
 
 class BlobStore:

@@ -337,7 +337,7 @@ def _judge_series(
         )
         return None
     stamps = [series.timestamps[i] for i in picked]
-    entry.learn([[epochs[i], values[i]] for i in picked])
+    entry.learn([(epochs[i], values[i]) for i in picked])
     entry.last = epochs[picked[-1]]
     entry.last_text = stamps[-1]
     shard.entries[key] = entry
@@ -356,6 +356,15 @@ def _judge_series(
 
 def _non_finite(points: list[StreamPoint]) -> list[str]:
     """The judged fields that are not finite (a state that cannot be stored)."""
+    isfinite = math.isfinite
+    if all(
+        isfinite(p.expected_value)
+        and isfinite(p.upper_margin)
+        and isfinite(p.lower_margin)
+        and isfinite(p.severity)
+        for p in points
+    ):
+        return []  # the usual case, in one pass
     names = []
     for name, attr in (
         ("expectedValue", "expected_value"),
@@ -363,7 +372,7 @@ def _non_finite(points: list[StreamPoint]) -> list[str]:
         ("lowerMargin", "lower_margin"),
         ("severity", "severity"),
     ):
-        if not all(math.isfinite(getattr(p, attr)) for p in points):
+        if not all(isfinite(getattr(p, attr)) for p in points):
             names.append(name)
     return names
 

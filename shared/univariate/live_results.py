@@ -9,13 +9,13 @@ batch (``live/{raw batch name}.json``, dead-letter container) with a coded reaso
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import orjson
 from azure.core.exceptions import ResourceExistsError
 
 from shared.alerts import Alert
@@ -136,7 +136,9 @@ def result_document(
 
 def create_result(store: BlobStore, ref: BlobRef, document: JSONObject) -> JSONObject:
     """Create the batch's result; when a previous attempt stored one, that one is returned."""
-    data = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    # orjson: a tenth of json.dumps's time. The fields were checked finite (the judge refuses a
+    # series whose judgement is not), so no NaN reaches it.
+    data = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
     blob = store.container(ref.container).get_blob_client(ref.name)
     try:
         blob.upload_blob(data, overwrite=False, content_settings=JSON_CONTENT)

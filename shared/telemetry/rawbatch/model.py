@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+import orjson
 
 from shared.errors import RawBatchError
 from shared.timefmt import chronological
@@ -101,10 +102,26 @@ def series_batch(
 
 
 def _epochs(stamps: Sequence[str]) -> np.ndarray:
-    """Epoch seconds of canonical timestamps (vectorised: numpy parses the text without the Z)."""
+    """Epoch seconds of canonical timestamps (vectorised: numpy parses the text without the Z).
+
+    A raw batch repeats the same minute in every series: the epochs of stamps already parsed
+    come from a bounded cache (the same floats), one lookup each.
+    """
+    known = _EPOCH_CACHE
+    try:
+        return np.array([known[stamp] for stamp in stamps], dtype=np.float64)
+    except KeyError:
+        pass
     micros = np.array([stamp[:-1] for stamp in stamps], dtype="datetime64[us]").astype(np.int64)
     epochs: np.ndarray = micros.astype(np.float64) / 1e6
+    if len(known) < _EPOCH_CACHE_LIMIT:
+        known.update(zip(stamps, epochs.tolist(), strict=True))
     return epochs
+
+
+#: Canonical timestamp -> epoch seconds, for :func:`_epochs` (a few days of minutes).
+_EPOCH_CACHE: dict[str, float] = {}
+_EPOCH_CACHE_LIMIT = 20_000
 
 
 def collect_series(
@@ -126,6 +143,14 @@ def json_line(name: str, line: str, number: int) -> object:
     Raises:
         RawBatchError: ``InvalidJson``: the line is not JSON, or nested too deeply.
     """
+    try:
+        parsed: object = orjson.loads(line)  # the hot path; what it refuses, json decides
+    except orjson.JSONDecodeError:
+        parsed = _standard_line(name, line, number)
+    return parsed
+
+
+def _standard_line(name: str, line: str, number: int) -> object:
     try:
         parsed: object = json.loads(line)
     except RecursionError as exc:

@@ -6,6 +6,7 @@ spikes at known minutes); raw batches are written with the one raw-batch writer.
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import UTC, datetime
 
@@ -139,6 +140,32 @@ def test_a_cold_process_judges_exactly_as_a_warm_one(app_env: dict[str, str]) ->
     for name, data in blobs:
         judge_raw_blob(name, data, store, cold, LiveState())  # a new process every batch
     assert stored(store, warm) == stored(store, cold)
+
+
+def test_a_warm_batch_leaves_no_garbage_cycles(app_env: dict[str, str]) -> None:
+    """Each unchanged shard head is a 304, which the SDK raises as an error whose frames hold it
+    (a cycle that keeps the whole batch alive); they are released, so refcounting frees the
+    batch and nothing is left for the cyclic GC (whose full sweeps of the cached detectors
+    are the live path's costliest pause)."""
+    fleet = Fleet(6)
+    blobs = minute_batches(fleet, range(70))
+    settings = settings_for(app_env)
+    store = BlobStore.from_settings(settings)
+    state = LiveState()
+    run(blobs[:-1], store, settings, state)
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds unreachable stays in gc.garbage
+    try:
+        report = judge_raw_blob(*blobs[-1], store, settings, state)
+        gc.collect()
+        kept = [type(o).__name__ for o in gc.garbage if isinstance(o, RawBatch | SeriesBatch)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert report.points == 12
+    assert kept == []  # 1 RawBatch and 12 SeriesBatch without the release
 
 
 def test_a_silent_meter_resumes_from_its_state_without_reading_history(
