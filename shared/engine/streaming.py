@@ -403,6 +403,15 @@ class StreamDetector:
             )
 
         r = v - expected
+        own = r  # against the point's own phase: what the season learns from
+        if p:
+            # Timing jitter: a cycle's features (a spike, an edge) arriving a step early or
+            # late is no error of the level; the nearer neighbouring phase is judged.
+            season = self._season
+            for neighbour in (season[phase - 1], season[(phase + 1) % p]):
+                moved = v - level - neighbour
+                if abs(moved) < abs(r):
+                    r = moved
         severity = 0.0
         if r > upper:
             severity = 1.0 - upper / r
@@ -473,7 +482,7 @@ class StreamDetector:
         if anomalous:
             self._alarms += 1
         if p and not beyond:
-            clipped = min(max(r, -_CLIP * down_scale), _CLIP * up_scale)
+            clipped = min(max(own, -_CLIP * down_scale), _CLIP * up_scale)
             self._season[phase] = on_grid(seasonal + _SEASON_RATE * clipped, self._season_step)
         # Outliers count too, capped: many of them in a row mean a busier regime.
         if side > 0:
