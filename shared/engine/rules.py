@@ -96,7 +96,8 @@ def flatline_rule(values: np.ndarray, missing: np.ndarray, sensitivity: int) -> 
     resting: float | None = None
     if known.size:
         uniq, counts = np.unique(known, return_counts=True)
-        if counts.max() >= 0.3 * n:
+        # A share of the readings, not of the points: a series with gaps rests as often.
+        if counts.max() >= 0.3 * known.size:
             resting = float(uniq[np.argmax(counts)])
     typical = 1.0
     if n >= 2:
