@@ -260,3 +260,27 @@ def test_dropout_of_a_positive_series_is_flagged_at_its_start() -> None:
     # One alarm per episode: the dropout at its first point, not point by point.
     assert np.flatnonzero(batch.is_anomaly).tolist() == [2000]
     assert batch.is_negative_anomaly[2000]
+
+
+def _cron_spikes(n: int = 4000, period: int = 12, seed: int = 4) -> np.ndarray:
+    """Hourly job spikes (period 12) on noise, one in ten a step early or late."""
+    rng = np.random.default_rng(seed)
+    x = 30 + rng.normal(0, 0.5, n)
+    for start in range(0, n - period, period):
+        late = int(rng.choice([-1, 1])) if rng.random() < 0.1 else 0
+        x[start + 5 + late] = 60 + rng.normal(0, 1)
+    return x
+
+
+def test_a_cycle_feature_a_step_early_or_late_is_no_anomaly_but_one_far_off_is() -> None:
+    x = _cron_spikes()
+    quiet = StreamDetector(StreamConfig(period=12)).update_many(x)
+    # Timing jitter of one step: nothing flagged once the season is learned.
+    assert not quiet.is_anomaly[1000:].any()
+    # A spike that does not come at its phase but four steps later is an anomaly.
+    y = x.copy()
+    spike = int(np.argmax(y[3000:3012])) + 3000
+    y[spike] = 30.0
+    y[spike + 4] = 60.0
+    found = StreamDetector(StreamConfig(period=12)).update_many(y)
+    assert np.flatnonzero(found.is_anomaly[spike - 2 : spike + 8]).tolist() == [6]
