@@ -30,7 +30,9 @@ How it works:
 * **Per point** (plain Python floats, a few microseconds): the level is the median of the
   last few deseasonalised readings (up to 5) moved on by the drift over the half window it
   lags; ``expected = level + season[phase]`` and the margins are ``k * scale[phase] * gain``.
-  The point is judged, then learned: it joins the median window (a spike does not move a
+  The error is judged against the nearest of ``season[phase]`` and its two neighbours'
+  (timing jitter: a cycle's spike or edge a step early or late is no error of the level), and
+  the season learns from its own phase's error. The point is judged, then learned: it joins the median window (a spike does not move a
   median), and in-band points nudge the seasonal value of their phase and the ``gain``
   (noise that grows widens the band).
 * **Level shifts, hysteresis** - the model's band decides when the level has moved: when a
