@@ -258,6 +258,7 @@ def detector_state(d: Any) -> dict[str, Any]:
         "floor": d._floor,
         "before": d._before,
         "since_shift": d._since_shift,
+        "early": d._early,
         "short": list(d._short),
         "collective": pack_codes(d._collective, COLLECTIVE_CODES),
         "episode": d._episode.peak,
@@ -307,6 +308,7 @@ def restore_state(d: Any, state: dict[str, Any]) -> None:
     d._floor = None if floor is None else float(floor)
     d._before = float(state["before"])
     d._since_shift = int(state["since_shift"])
+    d._early = bool(state.get("early", False))
     d._short = deque((float(v) for v in state["short"]), maxlen=SHORT)
     d._collective = deque(unpack(state["collective"]), maxlen=TAIL_WINDOW)
     d._episode = Episode(float(state["episode"]))

@@ -262,25 +262,26 @@ def test_dropout_of_a_positive_series_is_flagged_at_its_start() -> None:
     assert batch.is_negative_anomaly[2000]
 
 
-def _cron_spikes(n: int = 4000, period: int = 12, seed: int = 4) -> np.ndarray:
-    """Hourly job spikes (period 12) on noise, one in ten a step early or late."""
+def _job_spikes(seed: int, n: int = 4000, period: int = 24) -> np.ndarray:
+    """A job's spike once a cycle on noise, its height varying by 3 % of its size."""
     rng = np.random.default_rng(seed)
     x = 30 + rng.normal(0, 0.5, n)
     for start in range(0, n - period, period):
-        late = int(rng.choice([-1, 1])) if rng.random() < 0.1 else 0
-        x[start + 5 + late] = 60 + rng.normal(0, 1)
+        x[start + 5] = 30 + 60 * (1 + 0.03 * rng.standard_normal())
     return x
 
 
-def test_a_cycle_feature_a_step_early_or_late_is_no_anomaly_but_one_far_off_is() -> None:
-    x = _cron_spikes()
-    quiet = StreamDetector(StreamConfig(period=12)).update_many(x)
-    # Timing jitter of one step: nothing flagged once the season is learned.
-    assert not quiet.is_anomaly[1000:].any()
-    # A spike that does not come at its phase but four steps later is an anomaly.
-    y = x.copy()
-    spike = int(np.argmax(y[3000:3012])) + 3000
-    y[spike] = 30.0
-    y[spike + 4] = 60.0
-    found = StreamDetector(StreamConfig(period=12)).update_many(y)
-    assert np.flatnonzero(found.is_anomaly[spike - 2 : spike + 8]).tolist() == [6]
+def test_a_missing_spike_is_flagged_and_its_height_varying_with_its_size_rarely() -> None:
+    alarms = 0
+    for seed in range(1, 6):
+        x = _job_spikes(seed)
+        batch = StreamDetector(StreamConfig(period=24)).update_many(x)
+        alarms += int(batch.is_anomaly[1000:].sum())
+        # The spike that does not come is an anomaly at its phase, however the readings
+        # either side of it look (no timing jitter excuses a missing feature).
+        x[3005] = 30.0
+        found = StreamDetector(StreamConfig(period=24)).update_many(x)
+        assert np.flatnonzero(found.is_anomaly[3000:3012]).tolist() == [5]
+    # Spike heights vary in proportion to the spike (a scale of 1.8 against noise of 0.5):
+    # judged against the quiet phases' noise they would alarm 18 times in these 15,000 points.
+    assert alarms <= 12
