@@ -80,8 +80,8 @@ def flatline_rule(values: np.ndarray, missing: np.ndarray, sensitivity: int) -> 
 
     A run is anomalous from ``(3 + (99 - sensitivity) / 20)`` times the 99th percentile of the
     series' run lengths, the longest run left out (at least 10 points). Runs of the resting
-    value - the most common value when it holds at least 30 % of the points, like the 0 of a
-    sub-meter - never are.
+    value - the most common reading when it holds 30 % of them, or 10 % and is the lowest
+    (like the 0 of a sub-meter or an idle queue) - never are.
 
     Args:
         values: 1-D readings, missing points filled.
@@ -96,8 +96,12 @@ def flatline_rule(values: np.ndarray, missing: np.ndarray, sensitivity: int) -> 
     resting: float | None = None
     if known.size:
         uniq, counts = np.unique(known, return_counts=True)
-        if counts.max() >= 0.3 * n:
-            resting = float(uniq[np.argmax(counts)])
+        # A share of the readings, not of the points: a series with gaps rests as often. The
+        # floor of the range rests at a smaller share (a meter switched off, an idle queue).
+        top = int(np.argmax(counts))
+        share = counts[top] / known.size
+        if share >= 0.3 or (share >= 0.1 and top == 0):
+            resting = float(uniq[top])
     typical = 1.0
     if n >= 2:
         starts, ends = _runs(values, missing)

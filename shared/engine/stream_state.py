@@ -277,6 +277,7 @@ def detector_state(d: StreamDetector) -> JSONObject:
         "floor": d._floor,
         "before": d._before,
         "since_shift": d._since_shift,
+        "early": d._early,
         "short": list(d._short),
         "collective": pack_codes(d._collective, COLLECTIVE_CODES),
         "episode": d._episode.peak,
@@ -328,6 +329,7 @@ def restore_state(d: StreamDetector, state: Mapping[str, object]) -> None:
     d._floor = None if floor is None else _float(floor)
     d._before = _float(state["before"])
     d._since_shift = _int(state["since_shift"])
+    d._early = bool(state.get("early", False))
     d._short = deque((_float(v) for v in _list(state["short"])), maxlen=SHORT)
     d._collective = deque(unpack(state["collective"]), maxlen=TAIL_WINDOW)
     d._episode = Episode(_float(state["episode"]))

@@ -30,9 +30,15 @@ How it works:
 * **Per point** (plain Python floats, a few microseconds): the level is the median of the
   last few deseasonalised readings (up to 5) moved on by the drift over the half window it
   lags; ``expected = level + season[phase]`` and the margins are ``k * scale[phase] * gain``.
-  The point is judged, then learned: it joins the median window (a spike does not move a
-  median), and in-band points nudge the seasonal value of their phase and the ``gain``
-  (noise that grows widens the band).
+  The error is judged against the nearest of ``season[phase]`` and its two neighbours'
+  (timing jitter: a cycle's spike or edge a step early or late is no error of the level),
+  except that at a peak or trough of the season (standing out by :data:`_FEATURE` scales) the
+  feature's absence is excused only when the previous reading showed it early: a missing spike
+  is an anomaly. The season learns from its own phase's error. No phase's scale is below
+  :data:`_FEATURE_SHARE` of how far its seasonal value stands out from the season's median (a
+  job's spike varies in height with its size). The point is judged, then learned: it joins
+  the median window (a spike does not move a median), and in-band points nudge the seasonal
+  value of their phase and the ``gain`` (noise that grows widens the band).
 * **Level shifts, hysteresis** - the model's band decides when the level has moved: when a
   second point in a row is beyond the band on the same side, nearer the previous point than
   the old level, the new level is taken over at once; going back to the level from before
@@ -125,6 +131,9 @@ _MAX_RECENT = 5
 _LEVEL_NOISE = 1.13
 #: Per-phase scales are kept above this share of their median and of the other side.
 _PHASE_FLOOR = 0.5
+_FEATURE_SHARE = 0.1
+#: A peak or trough of the season standing out by this many noise scales is a feature.
+_FEATURE = 3.0
 _SEASON_RATE = 0.1
 _GAIN_RATE = 0.01
 _GAIN_CAP = 3.0
@@ -222,6 +231,7 @@ class StreamDetector:
         self._hold = 1.0  # band widening after an alarm, decaying back to 1
         self._before = 0.0  # the level before the latest episode of level shifts
         self._since_shift = _RETURN_WINDOW + 1  # points since the latest shift
+        self._early = False  # the last reading was nearest the next phase's season
         # Severity (shared.engine.likelihood): the tails of the recent errors (the errors
         # deque above), of the recent readings (the last points of the history) and of the
         # recent collective surprises, and the current episode.
@@ -296,6 +306,12 @@ class StreamDetector:
             busy_down[last] = fit.busy_down[n - p :]
             # One cycle of per-phase scales is noisy: no phase below half the typical scale,
             # no side below half the other.
+            # A cycle's large features vary in proportion to their size (a job's spike is
+            # higher or lower, not just noisier): no phase's scale below that share of how far
+            # its seasonal value stands out.
+            feature = _FEATURE_SHARE * np.abs(season - float(np.median(season)))
+            up = np.maximum(up, feature)
+            down = np.maximum(down, feature)
             up = np.maximum(up, _PHASE_FLOOR * float(np.median(up)))
             down = np.maximum(down, _PHASE_FLOOR * float(np.median(down)))
             up, down = np.maximum(up, _PHASE_FLOOR * down), np.maximum(down, _PHASE_FLOOR * up)
@@ -404,6 +420,26 @@ class StreamDetector:
             )
 
         r = v - expected
+        own = r  # against the point's own phase: what the season learns from
+        early = False
+        if p:
+            # Timing jitter: a cycle's features (a spike, an edge) arriving a step early or
+            # late is no error of the level; the nearer neighbouring phase is judged.
+            # At a phase that is a peak or trough of the cycle (the feature itself), the
+            # feature's absence is excused only when the previous point showed it early: a
+            # missing spike is an anomaly.
+            season = self._season
+            before, after = season[phase - 1], season[(phase + 1) % p]
+            nearest, step = r, 0
+            for shift, neighbour in ((-1, before), (1, after)):
+                moved = v - level - neighbour
+                if abs(moved) < abs(nearest):
+                    nearest, step = moved, shift
+            rise, fall = seasonal - before, seasonal - after
+            peak = rise * fall > 0.0 and min(abs(rise), abs(fall)) > _FEATURE * up_scale
+            if step and (self._early or not peak):
+                r = nearest
+            early = step == 1
         severity = 0.0
         if r > upper:
             severity = 1.0 - upper / r
@@ -474,7 +510,7 @@ class StreamDetector:
         if anomalous:
             self._alarms += 1
         if p and not beyond:
-            clipped = min(max(r, -_CLIP * down_scale), _CLIP * up_scale)
+            clipped = min(max(own, -_CLIP * down_scale), _CLIP * up_scale)
             self._season[phase] = on_grid(seasonal + _SEASON_RATE * clipped, self._season_step)
         # Outliers count too, capped: many of them in a row mean a busier regime.
         if side > 0:
@@ -489,6 +525,7 @@ class StreamDetector:
         if outside and band > 0:
             hold = max(hold, min(self._hold * _HOLD_OVER * abs(r) / band, _HOLD_MAX))
         self._hold = hold
+        self._early = early
         self._advance(v)
         positive = alarm and r >= 0
         shown, above, below = bounded(
