@@ -5,7 +5,8 @@ period, the median over all cycles, so the profile's own noise adds no slow wand
 steady drift (the median move from one block of ``4W`` points to the next, ``W`` =
 ``stable_trend_window``, when it is clearly not 0: a slope moves every block alike, a change
 moves one; its size is the median slope over all pairs of blocks). Spikes are
-clipped (beyond three interquartile ranges of the quartiles). Then binary segmentation: the
+clipped: beyond three interquartile ranges of the quartiles, and beyond five robust spreads
+from a running median of ``2W + 1`` points (a burst shorter than a window is no level). Then binary segmentation: the
 split of a stretch that best separates two levels (the largest standardised CUSUM, with at
 least ``W`` points on each side, so the new level must last a window: a level change, not a
 spike) is kept when its confidence reaches ``threshold``, and both halves are searched again.
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared.engine.periodicity import detect_period
-from shared.engine.robust import block_trend, fill_missing
+from shared.engine.robust import block_trend, fill_missing, median_filter
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ _MIN_BLOCKS = 8
 _DRIFT_BLOCK = 4
 #: A drift is removed when its median block step is this many standard errors from 0.
 _DRIFT_Z = 4.0
+#: Spikes are clipped this many robust spreads from the running median.
+_SPIKE_REACH = 5.0
 #: Most blocks whose pairs estimate a drift's slope.
 _SLOPE_BLOCKS = 200
 #: Most rounds of moving each change to the best split between its neighbours.
@@ -110,6 +113,19 @@ def _clipped(y: np.ndarray) -> np.ndarray:
     q1, q3 = np.quantile(y, [0.25, 0.75])
     reach = 3.0 * max(float(q3 - q1), 1e-12)
     return np.asarray(np.clip(y, q1 - reach, q3 + reach))
+
+
+def _despiked(y: np.ndarray, w: int) -> np.ndarray:
+    """``y`` clipped to its running median (``2W + 1`` points: it keeps a level that holds a
+    window and drops a burst shorter than that) plus or minus ``_SPIKE_REACH`` robust
+    spreads of the residual, after the global clip of ``_clipped``."""
+    y = _clipped(y)
+    level = median_filter(y, 2 * w + 1, "nearest")
+    spread = _robust_spread(y - level)
+    if spread <= 0:
+        return y
+    reach = _SPIKE_REACH * spread
+    return np.asarray(np.clip(y, level - reach, level + reach))
 
 
 def _block_mean_steps(y: np.ndarray, b: int) -> np.ndarray:
@@ -177,55 +193,100 @@ def _no_change_probability(u: np.ndarray, m: int, w: int) -> np.ndarray:
     return np.asarray(np.minimum(1.0, u * density * span + special.erfc(u / np.sqrt(2.0))))
 
 
-def _segment(y: np.ndarray, sigma2: float, w: int, threshold: float) -> dict[int, float]:
-    """Binary segmentation: change index -> confidence of its split."""
-    changes: dict[int, float] = {}
+def _seeded_intervals(n: int, w: int) -> list[tuple[int, np.ndarray]]:
+    """Seeded stretches: for each length ``L = n, n/2, n/4, ... >= 2W``, starts every ``L/2``
+    (the last one ending at ``n``)."""
+    levels: list[tuple[int, np.ndarray]] = []
+    length = n
+    while length >= 2 * w:
+        starts = np.unique(np.append(np.arange(0, n - length + 1, max(1, length // 2)), n - length))
+        levels.append((length, starts))
+        if length == 2 * w:
+            break
+        length = max(2 * w, length // 2)
+    return levels
+
+
+def _interval_splits(
+    y: np.ndarray, sigma2: float, w: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For every seeded stretch ``[a, b)``: its best split and the split's uncorrected
+    no-change probability (``a, b, split, p``)."""
+    sums = np.concatenate([[0.0], np.cumsum(y)])
+    out_a, out_b, out_split, out_p = [], [], [], []
+    for length, starts in _seeded_intervals(y.size, w):
+        k = np.arange(w, length - w + 1)
+        left = sums[starts[:, None] + k] - sums[starts][:, None]
+        total = (sums[starts + length] - sums[starts])[:, None]
+        u = np.abs(left - k * total / length) / np.sqrt(sigma2 * k * (length - k) / length)
+        best = np.argmax(u, axis=1)
+        out_a.append(starts)
+        out_b.append(starts + length)
+        out_split.append(starts + k[best])
+        out_p.append(_no_change_probability(u[np.arange(starts.size), best], length, w))
+    return (
+        np.concatenate(out_a),
+        np.concatenate(out_b),
+        np.concatenate(out_split),
+        np.concatenate(out_p),
+    )
+
+
+def _best_split(y: np.ndarray, lo: int, hi: int, sigma2: float, w: int) -> tuple[int, float]:
+    """The best split of ``y[lo:hi]`` (its index) and its uncorrected no-change probability."""
+    u = _split_statistic(y[lo:hi], sigma2, w)
+    j = int(np.argmax(u))
+    if u[j] <= 0:
+        return lo, 1.0
+    return lo + j + 1, float(_no_change_probability(u[j : j + 1], hi - lo, w)[0])
+
+
+def _segment(
+    y: np.ndarray, sigma2: float, w: int, threshold: float
+) -> tuple[dict[int, float], float]:
+    """Seeded binary segmentation: change index -> confidence of its split, and the number of
+    seeded stretches (the tests the confidence is corrected for).
+
+    A stretch is split at the most significant split among the seeded stretches inside it and
+    the stretch itself (short stretches see a brief plateau that a split of the whole would
+    miss), while that split's probability, times the number of seeded stretches, is at most
+    ``1 - threshold``; then each change is moved to the best split of the stretch that found
+    it, bounded by its neighbours (a split of a stretch holding two changes can land beside
+    the true one).
+    """
+    a, b, split, p = _interval_splits(y, sigma2, w)
+    tests = float(a.size)
+    found: dict[int, tuple[float, int, int]] = {}
     stack = [(0, y.size)]
     while stack:
-        a, b = stack.pop()
-        m = b - a
-        if m < 2 * w:
+        lo, hi = stack.pop()
+        if hi - lo < 2 * w:
             continue
-        u = _split_statistic(y[a:b], sigma2, w)
-        j = int(np.argmax(u))
-        confidence = 1.0 - float(_no_change_probability(u[j : j + 1], m, w)[0])
-        if u[j] > 0 and confidence >= threshold:
-            changes[a + j + 1] = confidence
-            stack += [(a, a + j + 1), (a + j + 1, b)]
-    return _refined(y, changes, sigma2, w, threshold)
-
-
-def _refined(
-    y: np.ndarray, changes: dict[int, float], sigma2: float, w: int, threshold: float
-) -> dict[int, float]:
-    """Each change moved to the best split between its neighbours, and dropped when that
-    split no longer reaches ``threshold``, until nothing moves (a split of a stretch with two
-    changes, such as a bump, can land beside the true one: the single-change fit is wrong
-    there; between its final neighbours it is right)."""
-    cuts = sorted(changes)
-    confidence = dict(changes)
+        cut, p_best = _best_split(y, lo, hi, sigma2, w)
+        at_lo, at_hi = lo, hi
+        inside = np.flatnonzero((a >= lo) & (b <= hi))
+        if inside.size:
+            best = int(inside[np.argmin(p[inside])])
+            if p[best] < p_best:
+                cut, p_best, at_lo, at_hi = int(split[best]), float(p[best]), int(a[best]), int(b[best])
+        confidence = 1.0 - min(1.0, tests * p_best)
+        if confidence >= threshold:
+            found[cut] = (confidence, at_lo, at_hi)
+            stack += [(lo, cut), (cut, hi)]
     for _ in range(_REFINE_ROUNDS):
-        kept: list[int] = []
-        moved = False
+        cuts = sorted(found)
+        moved: dict[int, tuple[float, int, int]] = {}
         for i, cut in enumerate(cuts):
-            a = kept[-1] if kept else 0
-            b = cuts[i + 1] if i + 1 < len(cuts) else y.size
-            if b - a < 2 * w:
-                moved = True
-                continue
-            u = _split_statistic(y[a:b], sigma2, w)
-            j = int(np.argmax(u))
-            conf = 1.0 - float(_no_change_probability(u[j : j + 1], b - a, w)[0])
-            if u[j] <= 0 or conf < threshold:
-                moved = True
-                continue
-            kept.append(a + j + 1)
-            confidence[a + j + 1] = conf
-            moved = moved or a + j + 1 != cut
-        cuts = kept
-        if not moved:
+            confidence, at_lo, at_hi = found[cut]
+            lo = max(at_lo, cuts[i - 1] if i else 0)
+            hi = min(at_hi, cuts[i + 1] if i + 1 < len(cuts) else y.size)
+            new = _best_split(y, lo, hi, sigma2, w)[0] if hi - lo >= 2 * w else cut
+            if new not in moved or moved[new][0] < confidence:
+                moved[new] = (confidence, at_lo, at_hi)
+        if sorted(moved) == cuts:
             break
-    return {cut: confidence[cut] for cut in cuts}
+        found = moved
+    return {cut: conf for cut, (conf, _, _) in found.items()}, tests
 
 
 def detect_change_points(values: np.ndarray, config: ChangePointConfig) -> ChangePointResult:
@@ -253,15 +314,16 @@ def detect_change_points(values: np.ndarray, config: ChangePointConfig) -> Chang
     if n < 2 * w + 1:
         return ChangePointResult(period, flags, scores)
 
-    y = _without_drift(_clipped(y), w)
+    y = _without_drift(_despiked(y, w), w)
     sigma2 = _long_run_variance(y, w)
-    changes = _segment(y, sigma2, w, config.threshold)
+    changes, tests = _segment(y, sigma2, w, config.threshold)
     # Every other point: the confidence of splitting its final segment there.
     bounds = [0, *sorted(changes), n]
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         if b - a >= 2 * w:
             u = _split_statistic(y[a:b], sigma2, w)
-            scores[a + 1 : b] = np.where(u > 0, 1.0 - _no_change_probability(u, b - a, w), 0.0)
+            p_none = np.minimum(1.0, tests * _no_change_probability(u, b - a, w))
+            scores[a + 1 : b] = np.where(u > 0, 1.0 - p_none, 0.0)
     last = -w
     for split in sorted(changes):
         at = split
