@@ -1,33 +1,46 @@
 """Change-point detection: where the level of a series moves to a new value that then holds.
 
 The series is first freed of seasonality (one profile per phase of the given or detected
-period, the median over all cycles, so the profile's own noise adds no slow wander) and of a
-steady drift (the median move from one block of ``4W`` points to the next, ``W`` =
-``stable_trend_window``, when it is clearly not 0: a slope moves every block alike, a change
-moves one; its size is the median slope over all pairs of blocks). Spikes are
-clipped: beyond three interquartile ranges of the quartiles, and beyond five robust spreads
-from a running median of ``2W + 1`` points (a burst shorter than a window is no level). Then binary segmentation: the
-split of a stretch that best separates two levels (the largest standardised CUSUM, with at
-least ``W`` points on each side, so the new level must last a window: a level change, not a
-spike) is kept when its confidence reaches ``threshold``, and both halves are searched again.
+period, the median over all cycles, so the profile's own noise adds no slow wander), of spikes
+(clipped beyond three interquartile ranges of the quartiles, and beyond five robust spreads
+from a running median of ``2W + 1`` points, ``W`` = ``stable_trend_window``: a burst shorter
+than a window is no level) and of a steady drift (removed when the median move from one block
+of ``4W`` points to the next is clearly not 0: a slope moves every block alike, a change moves
+one; its size is the median slope over all pairs of blocks).
+
+Then seeded binary segmentation: stretches of ``n, n/2, n/4, ...`` down to ``2W`` points,
+overlapping by half. The split of a stretch that best separates two levels (the largest
+standardised CUSUM, at least ``W`` points on each side: the new level must last a window, a
+level change and not a spike) is kept when its confidence reaches ``threshold``; the most
+significant split of the stretches inside the part being searched (or of the part itself) is
+taken first, and both sides are searched again. Each change is then placed at the best split
+of the stretch that found it, between its neighbours.
 
 **The noise a move is measured against** is the series' long-run variance ``σ²`` (the
 variance of a mean of ``m`` points is ``σ² / m``), which counts autocorrelation: it is read
 off the differences of consecutive block means (``Var = 2σ² / b``, a robust spread, so the
 few blocks a true change touches do not set it), for blocks of ``2W`` and ``4W`` points, and
-the larger is used (correlation longer than the smaller block raises the larger one).
+the larger is used (correlation longer than the smaller block raises the larger one). A move
+is therefore judged against how much the level of this series wanders by itself, not against
+white noise: an autocorrelated or on/off meter needs a larger move than a white-noise one.
 
-**What the confidence means.** For a split at ``k`` of a stretch of ``m`` points the
-statistic ``u = |S_k| / sqrt(σ² k (m - k) / m)`` (``S_k`` the cumulative sum of the
-deviations from the stretch's mean) is a two-sample z of the means left and right of ``k``.
-``p`` is the probability that a stretch of ``m`` points without any change shows a ``u`` this
-large at *any* of its admissible splits: for the standardised Brownian bridge over the
-fractions ``[e, 1 - e]`` (``e = W / m``), ``p ≈ u φ(u) log((1 - e)² / e²) + 2 (1 - Φ(u))``
-(the scan correction over positions and, implicitly, scales). The confidence is ``1 - p``:
-at the default threshold 0.99 a change-free series gets a false change in about one case in a
-hundred, whatever its length; each further split of a half is one more such test. The
-confidence score of a point that is not a change is that of splitting its final segment
-there (0 within ``W`` points of a segment's ends).
+**What the confidence means.** For a split at ``k`` of a stretch of ``m`` points,
+``u = |S_k| / sqrt(σ² k (m - k) / m)`` (``S_k`` the cumulative sum of the deviations from the
+stretch's mean) is the two-sample z of the means left and right of ``k``. ``p`` is the
+probability that a change-free stretch of ``m`` points shows a ``u`` this large at *any* of its
+admissible splits (standardised Brownian bridge over the fractions ``[e, 1 - e]``,
+``e = W / m``)::
+
+    p ≈ u φ(u) log((1 - e)² / e²) + 2 (1 - Φ(u))
+    confidence = 1 - min(1, N p)
+
+with ``N`` the number of seeded stretches (about ``2n / W``), a Bonferroni correction over
+positions and scales. So ``confidence`` is (at least) the probability that a series of this
+length without any change would show no move this large anywhere: at the default threshold
+0.99 a change-free series gets a false change in at most about one case in a hundred, whatever
+its length (a longer series needs a larger move for the same confidence). A further split of
+a part already split is one more such test. Points that are not changes score the confidence
+of splitting their final segment there (0 within ``W`` points of a segment's ends).
 """
 
 from __future__ import annotations
@@ -268,7 +281,12 @@ def _segment(
         if inside.size:
             best = int(inside[np.argmin(p[inside])])
             if p[best] < p_best:
-                cut, p_best, at_lo, at_hi = int(split[best]), float(p[best]), int(a[best]), int(b[best])
+                cut, p_best, at_lo, at_hi = (
+                    int(split[best]),
+                    float(p[best]),
+                    int(a[best]),
+                    int(b[best]),
+                )
         confidence = 1.0 - min(1.0, tests * p_best)
         if confidence >= threshold:
             found[cut] = (confidence, at_lo, at_hi)
