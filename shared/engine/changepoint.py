@@ -19,10 +19,11 @@ of the stretch that found it, between its neighbours.
 **The noise a move is measured against** is the series' long-run variance ``σ²`` (the
 variance of a mean of ``m`` points is ``σ² / m``), which counts autocorrelation: it is read
 off the differences of consecutive block means (``Var = 2σ² / b``, a robust spread, so the
-few blocks a true change touches do not set it), for blocks of ``2W`` and ``4W`` points, and
-the larger is used (correlation longer than the smaller block raises the larger one). A move
-is therefore judged against how much the level of this series wanders by itself, not against
-white noise: an autocorrelated or on/off meter needs a larger move than a white-noise one.
+few blocks a true change touches do not set it), for blocks of ``2W``, ``4W`` and ``8W``
+points, and the largest is used (correlation longer than a small block raises the larger
+ones). A move is therefore judged against how much the level of this series wanders by
+itself, not against white noise: an autocorrelated or on/off meter needs a larger move than a
+white-noise one.
 
 **What the confidence means.** For a split at ``k`` of a stretch of ``m`` points,
 ``u = |S_k| / sqrt(σ² k (m - k) / m)`` (``S_k`` the cumulative sum of the deviations from the
@@ -59,7 +60,7 @@ __all__ = ["ChangePointConfig", "ChangePointResult", "detect_change_points"]
 
 _MAD_TO_SIGMA = 1.482602218505602
 #: Block sizes (in windows) whose consecutive means set the long-run variance.
-_LRV_BLOCKS = (2, 4)
+_LRV_BLOCKS = (2, 4, 8)
 #: Fewest blocks for a block size to be used.
 _MIN_BLOCKS = 8
 #: Block size (in windows) of the steady drift.
