@@ -1,32 +1,47 @@
-"""Change-point detection: where the level of a series moves to a new, stable value.
+"""Change-point detection: where the level of a series moves to a new value that then holds.
 
-For every point ``t`` the median of the ``W`` points from ``t`` on is compared with the median
-of the ``W`` points before it (``W`` = ``stable_trend_window``, and again with ``4W`` and
-``16W``, since a modest shift that holds for long is a change too), after removing
-seasonality (given or detected period) and a steady drift (a slope moves every window by the
-same amount, so it is no change). Medians ignore spikes shorter than half a window.
+The series is first freed of seasonality (one profile per phase of the given or detected
+period, the median over all cycles, so the profile's own noise adds no slow wander), of spikes
+(clipped beyond three interquartile ranges of the quartiles, and beyond five robust spreads
+from a running median of ``2W + 1`` points, ``W`` = ``stable_trend_window``: a burst shorter
+than a window is no level) and of a steady drift (removed when the median move from one block
+of ``4W`` points to the next is clearly not 0: a slope moves every block alike, a change moves
+one; its size is the median slope over all pairs of blocks).
 
-**What the confidence means.** The difference is standardised by how much such differences
-vary in this series (a robust spread over all points, so autocorrelated or wandering series
-are judged by their own standard, not by white noise's) and turned into a two-sided p-value:
-how often a jump this large happens at one point of this series where nothing changes.
-Differences of medians have heavier tails than the Gaussian p-value assumes, so ``p`` is the
-larger of the Gaussian one and the one read off the series' own upper tail (an exponential
-fitted beyond its 90 % quantile). One point is one of many tests, so the confidence is
-corrected for the (about ``2L / W``) independent tests a change-free stretch of
-``L = STRETCH_WINDOWS * W`` points makes (100 stable windows: 1,000 points at the default
-``W = 10``, about 17 hours of minute readings)::
+Then seeded binary segmentation: stretches of ``n, n/2, n/4, ...`` down to ``2W`` points,
+overlapping by half. The split of a stretch that best separates two levels (the largest
+standardised CUSUM, at least ``W`` points on each side: the new level must last a window, a
+level change and not a spike) is kept when its confidence reaches ``threshold``; the most
+significant split of the stretches inside the part being searched (or of the part itself) is
+taken first, and both sides are searched again. Each change is then placed at the best split
+of the stretch that found it, between its neighbours.
 
-    confidence = (1 - p) ** (2 * min(n, L) / W)
+**The noise a move is measured against** is the series' long-run variance ``σ²`` (the
+variance of a mean of ``m`` points is ``σ² / m``), which counts autocorrelation: it is read
+off the differences of consecutive block means (``Var = 2σ² / b``, a robust spread, so the
+few blocks a true change touches do not set it), for blocks of ``2W``, ``4W`` and ``8W``
+points, and the largest is used (correlation longer than a small block raises the larger
+ones). A move is therefore judged against how much the level of this series wanders by
+itself, not against white noise: an autocorrelated or on/off meter needs a larger move than a
+white-noise one.
 
-that is, the probability that a stretch of 100 stable windows without any change would show
-no jump this large. At the default threshold 0.99 a change-free series gets about one false
-change per 100 such stretches, whatever its length (the correction no longer grows with the
-series, so the same change keeps the same confidence in a day or in a week of data).
+**What the confidence means.** For a split at ``k`` of a stretch of ``m`` points,
+``u = |S_k| / sqrt(σ² k (m - k) / m)`` (``S_k`` the cumulative sum of the deviations from the
+stretch's mean) is the two-sample z of the means left and right of ``k``. ``p`` is the
+probability that a change-free stretch of ``m`` points shows a ``u`` this large at *any* of its
+admissible splits (standardised Brownian bridge over the fractions ``[e, 1 - e]``,
+``e = W / m``)::
 
-A change point is reported at the best split (a CUSUM over the window around the peak) of
-every stretch where the confidence reaches ``threshold``, at most one per ``W`` points; its
-confidence score is the peak of that stretch.
+    p ≈ u φ(u) log((1 - e)² / e²) + 2 (1 - Φ(u))
+    confidence = 1 - min(1, N p)
+
+with ``N`` the number of seeded stretches (about ``2n / W``), a Bonferroni correction over
+positions and scales. So ``confidence`` is (at least) the probability that a series of this
+length without any change would show no move this large anywhere: at the default threshold
+0.99 a change-free series gets a false change in at most about one case in a hundred, whatever
+its length (a longer series needs a larger move for the same confidence). A further split of
+a part already split is one more such test. Points that are not changes score the confidence
+of splitting their final segment there (0 within ``W`` points of a segment's ends).
 """
 
 from __future__ import annotations
@@ -37,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared.engine.periodicity import detect_period
-from shared.engine.robust import block_trend, cycle_median, fill_missing, median_filter
+from shared.engine.robust import block_trend, fill_missing, median_filter
 from shared.errors import EngineError
 
 logger = logging.getLogger(__name__)
@@ -45,12 +60,20 @@ logger = logging.getLogger(__name__)
 __all__ = ["ChangePointConfig", "ChangePointResult", "detect_change_points"]
 
 _MAD_TO_SIGMA = 1.482602218505602
-#: Jumps beyond this many robust deviations (and a window around them) are left out when
-#: learning how jumps normally vary; at least _MIN_CALM jumps must remain.
-_WILD = 6.0
-_MIN_CALM = 50
-#: The confidence is corrected for the tests of a stretch of this many stable windows.
-STRETCH_WINDOWS = 100
+#: Block sizes (in windows) whose consecutive means set the long-run variance.
+_LRV_BLOCKS = (2, 4, 8)
+#: Fewest blocks for a block size to be used.
+_MIN_BLOCKS = 8
+#: Block size (in windows) of the steady drift.
+_DRIFT_BLOCK = 4
+#: A drift is removed when its median block step is this many standard errors from 0.
+_DRIFT_Z = 4.0
+#: Spikes are clipped this many robust spreads from the running median.
+_SPIKE_REACH = 5.0
+#: Most blocks whose pairs estimate a drift's slope.
+_SLOPE_BLOCKS = 200
+#: Most rounds of moving each change to the best split between its neighbours.
+_REFINE_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -86,25 +109,18 @@ class ChangePointResult:
 
 
 def _deseasonalise(x: np.ndarray, period: int | None) -> tuple[np.ndarray, int]:
+    """``x`` less one seasonal profile (per-phase median over all cycles of the detrended
+    series, centred), and the period used (0: none)."""
     n = x.size
     p = detect_period(x) if period is None else period
     if p <= 1 or n < 2 * p:
         return x, 0
-    seasonal = cycle_median(x - block_trend(x, p), p, 2, leave_out=True)
-    return x - seasonal, p
-
-
-def _window_medians(y: np.ndarray, w: int) -> np.ndarray:
-    """``out[a]`` = median of ``y[a : a + w]`` for ``a`` in ``0 .. n - w``."""
-    # ndimage's window of size w around i is y[i - w//2 : i - w//2 + w] for odd and even w.
-    filtered = median_filter(y, w, "nearest")
-    return np.asarray(filtered[w // 2 : w // 2 + y.size - w + 1])
-
-
-def _window_means(y: np.ndarray, w: int) -> np.ndarray:
-    """``out[a]`` = mean of ``y[a : a + w]`` for ``a`` in ``0 .. n - w``."""
-    sums = np.cumsum(np.concatenate([[0.0], y]))
-    return np.asarray((sums[w:] - sums[:-w]) / w)
+    cycles = -(-n // p)
+    padded = np.full(cycles * p, np.nan)
+    padded[:n] = x - block_trend(x, p)
+    profile = np.nanmedian(padded.reshape(cycles, p), axis=0)
+    profile -= profile.mean()
+    return x - np.tile(profile, cycles)[:n], p
 
 
 def _clipped(y: np.ndarray) -> np.ndarray:
@@ -114,85 +130,183 @@ def _clipped(y: np.ndarray) -> np.ndarray:
     return np.asarray(np.clip(y, q1 - reach, q3 + reach))
 
 
-def _scale_confidence(y: np.ndarray, w: int, stretch: int, *, means: bool = False) -> np.ndarray:
-    """Per-point confidence that the level changes at that point, judged with windows of ``w``
-    and corrected for the tests a change-free ``stretch`` of points makes."""
-    n = y.size
-    out = np.zeros(n)
-    if n < 2 * w + 1:
-        return out
-    # medians[a] = median(y[a : a + w]); or the mean of the spike-clipped series, which a
-    # meter switching between two levels (a fridge on and off) does not flip like a median.
-    medians = _window_means(_clipped(y), w) if means else _window_medians(y, w)
-    t = np.arange(w, n - w + 1)
-    raw = medians[t] - medians[t - w]
-    # A steady slope moves every window alike: remove it (coarse, so a step survives).
-    drift = block_trend(raw, 8 * w)
-    jump = raw - drift
-    # How jumps vary where nothing happens: leave out the surroundings of wild jumps (a large
-    # change fills a window-wide stretch of jumps, which would otherwise set the standard).
-    centre = float(np.median(jump))
-    wild = np.abs(jump - centre) > _WILD * float(np.median(np.abs(jump - centre))) * _MAD_TO_SIGMA
-    near_wild = _dilate(wild, w)
-    calm = jump[~near_wild] if np.count_nonzero(~near_wild) >= _MIN_CALM else jump
-    spread = float(np.median(np.abs(calm - np.median(calm)))) * _MAD_TO_SIGMA
+def _despiked(y: np.ndarray, w: int) -> np.ndarray:
+    """``y`` clipped to its running median (``2W + 1`` points: it keeps a level that holds a
+    window and drops a burst shorter than that) plus or minus ``_SPIKE_REACH`` robust
+    spreads of the residual, after the global clip of ``_clipped``."""
+    y = _clipped(y)
+    level = median_filter(y, 2 * w + 1, "nearest")
+    spread = _robust_spread(y - level)
     if spread <= 0:
-        # Piecewise-constant data: any real move is a change; scale by the value range.
-        spread = max(float(np.ptp(y)) * 1e-6, 1e-12)
-    z = np.abs(jump) / spread
+        return y
+    reach = _SPIKE_REACH * spread
+    return np.asarray(np.clip(y, level - reach, level + reach))
+
+
+def _block_mean_steps(y: np.ndarray, b: int) -> np.ndarray:
+    """Differences of the means of consecutive blocks of ``b`` points."""
+    nb = y.size // b
+    return np.diff(y[: nb * b].reshape(nb, b).mean(axis=1))
+
+
+def _robust_spread(d: np.ndarray) -> float:
+    return float(np.median(np.abs(d - np.median(d)))) * _MAD_TO_SIGMA
+
+
+def _without_drift(y: np.ndarray, w: int) -> np.ndarray:
+    """``y`` less a steady slope: the median move from one block of ``4W`` to the next."""
+    b = _DRIFT_BLOCK * w
+    if y.size // b < _MIN_BLOCKS:
+        return y
+    steps = _block_mean_steps(y, b)
+    typical = float(np.median(steps))
+    # Only a clear drift: the median of noise has a standard error of 1.25 spreads / sqrt(count),
+    # and a noise slope removed over the whole series would itself look like a change.
+    if abs(typical) <= _DRIFT_Z * 1.25 * _robust_spread(steps) / np.sqrt(steps.size):
+        return y
+    # Its size from all pairs of blocks (Theil-Sen; at most _SLOPE_BLOCKS blocks), far less
+    # noisy than the median step.
+    b = max(b, y.size // _SLOPE_BLOCKS)
+    nb = y.size // b
+    means = y[: nb * b].reshape(nb, b).mean(axis=1)
+    i, j = np.triu_indices(nb, 1)
+    slope = float(np.median((means[j] - means[i]) / ((j - i) * b)))
+    return np.asarray(y - slope * np.arange(y.size))
+
+
+def _long_run_variance(y: np.ndarray, w: int) -> float:
+    """Long-run variance (``Var(mean of m points) ≈ σ² / m``) from consecutive block means."""
+    best = 0.0
+    for blocks in _LRV_BLOCKS:
+        b = blocks * w
+        if y.size // b < _MIN_BLOCKS:
+            continue
+        best = max(best, b * _robust_spread(_block_mean_steps(y, b)) ** 2 / 2.0)
+    if best <= 0.0:
+        # Short or piecewise-constant series: the plain variance (or a floor of the range).
+        best = float(np.var(y))
+    return max(best, (float(np.ptp(y)) * 1e-6) ** 2, 1e-24)
+
+
+def _split_statistic(seg: np.ndarray, sigma2: float, w: int) -> np.ndarray:
+    """``u[k - 1]`` for the split of ``seg`` before index ``k`` (0 where a side has < ``w``)."""
+    m = seg.size
+    cusum = np.cumsum(seg - seg.mean())[:-1]
+    k = np.arange(1, m)
+    u = np.abs(cusum) / np.sqrt(sigma2 * k * (m - k) / m)
+    return np.asarray(np.where((k >= w) & (m - k >= w), u, 0.0))
+
+
+def _no_change_probability(u: np.ndarray, m: int, w: int) -> np.ndarray:
+    """Probability that a change-free stretch of ``m`` points shows a split statistic ``u``
+    anywhere (standardised Brownian bridge over ``[w / m, 1 - w / m]``)."""
     from scipy import special  # imported on first use: it is slow to import
 
-    tail = _tail_probability(z, np.abs(calm) / spread)
-    p_value = np.maximum(special.erfc(z / np.sqrt(2.0)), tail)
-    tests = 2.0 * min(n, stretch) / w
-    out[t] = np.exp(tests * np.log1p(-np.minimum(p_value, 1.0 - 1e-16)))
-    return out
+    e = w / m
+    span = np.log((1.0 - e) ** 2 / e**2)
+    density = np.exp(-0.5 * u * u) / np.sqrt(2.0 * np.pi)
+    return np.asarray(np.minimum(1.0, u * density * span + special.erfc(u / np.sqrt(2.0))))
 
 
-def _best_split(y: np.ndarray, lo: int, hi: int) -> int:
-    """The split of ``y[lo:hi]`` that best separates two levels (maximum CUSUM)."""
-    seg = y[lo:hi]
-    m = seg.size
-    if m < 2:
-        return lo
-    # Clip outliers so that a spike cannot pull the split.
-    med = float(np.median(seg))
-    mad = float(np.median(np.abs(seg - med))) * _MAD_TO_SIGMA
-    if mad > 0:
-        seg = np.clip(seg, med - 4 * mad, med + 4 * mad)
-    centred = seg - seg.mean()
-    cusum = np.cumsum(centred)[:-1]
-    # Standardised CUSUM: splits near the edges are not favoured.
-    k = np.arange(1, m)
-    stat = np.abs(cusum) / np.sqrt(k * (m - k) / m)
-    return lo + 1 + int(np.argmax(stat))
+def _seeded_intervals(n: int, w: int) -> list[tuple[int, np.ndarray]]:
+    """Seeded stretches: for each length ``L = n, n/2, n/4, ... >= 2W``, starts every ``L/2``
+    (the last one ending at ``n``)."""
+    levels: list[tuple[int, np.ndarray]] = []
+    length = n
+    while length >= 2 * w:
+        starts = np.unique(np.append(np.arange(0, n - length + 1, max(1, length // 2)), n - length))
+        levels.append((length, starts))
+        if length == 2 * w:
+            break
+        length = max(2 * w, length // 2)
+    return levels
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """``mask`` widened by ``radius`` points on both sides."""
-    n = mask.size
-    hits = np.flatnonzero(mask)
-    edges = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(edges, np.maximum(hits - radius, 0), 1)
-    np.add.at(edges, np.minimum(hits + radius + 1, n), -1)
-    return np.asarray(np.cumsum(edges[:n]) > 0)
+def _interval_splits(
+    y: np.ndarray, sigma2: float, w: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For every seeded stretch ``[a, b)``: its best split and the split's uncorrected
+    no-change probability (``a, b, split, p``)."""
+    sums = np.concatenate([[0.0], np.cumsum(y)])
+    out_a, out_b, out_split, out_p = [], [], [], []
+    for length, starts in _seeded_intervals(y.size, w):
+        k = np.arange(w, length - w + 1)
+        left = sums[starts[:, None] + k] - sums[starts][:, None]
+        total = (sums[starts + length] - sums[starts])[:, None]
+        u = np.abs(left - k * total / length) / np.sqrt(sigma2 * k * (length - k) / length)
+        best = np.argmax(u, axis=1)
+        out_a.append(starts)
+        out_b.append(starts + length)
+        out_split.append(starts + k[best])
+        out_p.append(_no_change_probability(u[np.arange(starts.size), best], length, w))
+    return (
+        np.concatenate(out_a),
+        np.concatenate(out_b),
+        np.concatenate(out_split),
+        np.concatenate(out_p),
+    )
 
 
-def _tail_probability(z: np.ndarray, calm: np.ndarray) -> np.ndarray:
-    """Exceedance probability of ``z`` from the upper tail of the calm jumps ``calm``.
+def _best_split(y: np.ndarray, lo: int, hi: int, sigma2: float, w: int) -> tuple[int, float]:
+    """The best split of ``y[lo:hi]`` (its index) and its uncorrected no-change probability."""
+    u = _split_statistic(y[lo:hi], sigma2, w)
+    j = int(np.argmax(u))
+    if u[j] <= 0:
+        return lo, 1.0
+    return lo + j + 1, float(_no_change_probability(u[j : j + 1], hi - lo, w)[0])
 
-    Median differences of real (and even Gaussian) data have heavier tails than the normal
-    p-value assumes; the series' own tail (exponential beyond its 90 % quantile) says how
-    often a value this large happens. The excess scale comes from the median excess, so a
-    few true changes do not inflate it.
+
+def _segment(
+    y: np.ndarray, sigma2: float, w: int, threshold: float
+) -> tuple[dict[int, float], float]:
+    """Seeded binary segmentation: change index -> confidence of its split, and the number of
+    seeded stretches (the tests the confidence is corrected for).
+
+    A stretch is split at the most significant split among the seeded stretches inside it and
+    the stretch itself (short stretches see a brief plateau that a split of the whole would
+    miss), while that split's probability, times the number of seeded stretches, is at most
+    ``1 - threshold``; then each change is moved to the best split of the stretch that found
+    it, bounded by its neighbours (a split of a stretch holding two changes can land beside
+    the true one).
     """
-    u = float(np.quantile(calm, 0.9))
-    excess = calm[calm > u] - u
-    if excess.size < 20:
-        return np.zeros_like(z)
-    beta = max(float(np.median(excess)) / float(np.log(2.0)), 1e-12)
-    share = excess.size / calm.size
-    return np.asarray(np.where(z > u, share * np.exp(-(z - u) / beta), share))
+    a, b, split, p = _interval_splits(y, sigma2, w)
+    tests = float(a.size)
+    found: dict[int, tuple[float, int, int]] = {}
+    stack = [(0, y.size)]
+    while stack:
+        lo, hi = stack.pop()
+        if hi - lo < 2 * w:
+            continue
+        cut, p_best = _best_split(y, lo, hi, sigma2, w)
+        at_lo, at_hi = lo, hi
+        inside = np.flatnonzero((a >= lo) & (b <= hi))
+        if inside.size:
+            best = int(inside[np.argmin(p[inside])])
+            if p[best] < p_best:
+                cut, p_best, at_lo, at_hi = (
+                    int(split[best]),
+                    float(p[best]),
+                    int(a[best]),
+                    int(b[best]),
+                )
+        confidence = 1.0 - min(1.0, tests * p_best)
+        if confidence >= threshold:
+            found[cut] = (confidence, at_lo, at_hi)
+            stack += [(lo, cut), (cut, hi)]
+    for _ in range(_REFINE_ROUNDS):
+        cuts = sorted(found)
+        moved: dict[int, tuple[float, int, int]] = {}
+        for i, cut in enumerate(cuts):
+            confidence, at_lo, at_hi = found[cut]
+            lo = max(at_lo, cuts[i - 1] if i else 0)
+            hi = min(at_hi, cuts[i + 1] if i + 1 < len(cuts) else y.size)
+            new = _best_split(y, lo, hi, sigma2, w)[0] if hi - lo >= 2 * w else cut
+            if new not in moved or moved[new][0] < confidence:
+                moved[new] = (confidence, at_lo, at_hi)
+        if sorted(moved) == cuts:
+            break
+        found = moved
+    return {cut: conf for cut, (conf, _, _) in found.items()}, tests
 
 
 def detect_change_points(values: np.ndarray, config: ChangePointConfig) -> ChangePointResult:
@@ -220,35 +334,27 @@ def detect_change_points(values: np.ndarray, config: ChangePointConfig) -> Chang
     if n < 2 * w + 1:
         return ChangePointResult(period, flags, scores)
 
-    # The stable window itself, and 4x and 16x longer ones: a modest shift that then holds
-    # for long is as much a change as a large one, and longer windows see it.
-    stretch = STRETCH_WINDOWS * w
-    for scale, means in ((w, False), (4 * w, False), (16 * w, True)):
-        scores = np.maximum(scores, _scale_confidence(y, scale, stretch, means=means))
+    y = _without_drift(_despiked(y, w), w)
+    sigma2 = _long_run_variance(y, w)
+    changes, tests = _segment(y, sigma2, w, config.threshold)
+    # Every other point: the confidence of splitting its final segment there.
+    bounds = [0, *sorted(changes), n]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        if b - a >= 2 * w:
+            u = _split_statistic(y[a:b], sigma2, w)
+            p_none = np.minimum(1.0, tests * _no_change_probability(u, b - a, w))
+            scores[a + 1 : b] = np.where(u > 0, 1.0 - p_none, 0.0)
+    last = -w
+    for split in sorted(changes):
+        at = split
+        while at < n - 1 and missing[at]:
+            at += 1  # a change "at" a missing point is reported at the next reading
+        if missing[at] or at - last < w:
+            continue
+        flags[at] = True
+        scores[at] = max(scores[at], changes[split])
+        last = at
     scores = np.clip(scores, 0.0, 1.0)
     scores[missing] = 0.0
-
-    above = scores >= config.threshold
-    # Each stretch above the threshold is one change (stretches less than a window apart are
-    # one stretch); locate it by the best split over the stretch and a window either side.
-    starts = np.flatnonzero(above & ~np.concatenate([[False], above[:-1]])).tolist()
-    ends = np.flatnonzero(above & ~np.concatenate([above[1:], [False]])).tolist()
-    stretches: list[list[int]] = []
-    for s, e in zip(starts, ends, strict=True):
-        if stretches and s - stretches[-1][1] <= w:
-            stretches[-1][1] = e
-        else:
-            stretches.append([s, e])
-    last = -w
-    for s, e in stretches:
-        best = float(scores[s : e + 1].max())
-        split = _best_split(y, max(0, s - w), min(n, e + w + 1))
-        while split < n - 1 and missing[split]:
-            split += 1  # a change "at" a missing point is reported at the next reading
-        if missing[split] or split - last < w:
-            continue
-        flags[split] = True
-        scores[split] = max(scores[split], best)
-        last = split
     logger.debug("%s change points in %s points (period %s)", int(flags.sum()), n, period)
     return ChangePointResult(period, flags, scores)
