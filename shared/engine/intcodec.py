@@ -24,6 +24,8 @@ import zlib
 
 import numpy as np
 
+from shared.errors import EngineError
+
 __all__ = ["b85decode", "b85encode", "decode_ints", "encode_ints"]
 
 _ALPHABET = np.frombuffer(
@@ -56,10 +58,10 @@ def b85decode(text: str) -> bytes:
     pad = -raw.size % 5
     values = _VALUE[np.concatenate([raw, np.full(pad, ord("~"), dtype=np.uint8)])]
     if (values == 255).any():
-        raise ValueError("not base85 text")
+        raise EngineError("not base85 text")
     words = values.reshape(-1, 5).astype(np.uint64) @ _POWERS
     if (words >> np.uint64(32)).any():
-        raise ValueError("base85 group out of range")
+        raise EngineError("base85 group out of range")
     data: bytes = words.astype(">u4").tobytes()
     return data[: len(data) - pad]
 
@@ -135,25 +137,25 @@ def decode_ints(text: str) -> np.ndarray:
     head, count_text, payload = text.split(".", 2)
     mode, k, n = head[:1], int(head[1:]), int(count_text)
     if mode not in ("d", "r", "D", "R") or not 0 <= k < 64 or n < 0:
-        raise ValueError(f"not a Rice-coded array: {text[:20]!r}")
+        raise EngineError(f"not a Rice-coded array: {text[:20]!r}")
     raw = b85decode(payload)
     if mode.isupper():
         inflater = zlib.decompressobj()
         raw = inflater.decompress(raw, _MAX_BITS // 8)
         if inflater.unconsumed_tail or not inflater.eof:
-            raise ValueError("Rice-coded array: bad or oversized zlib stream")
+            raise EngineError("Rice-coded array: bad or oversized zlib stream")
         mode = mode.lower()
     data = np.frombuffer(raw, dtype=np.uint8)
     low_bytes = (n * k + 7) // 8
     if data.size < low_bytes:
-        raise ValueError("Rice-coded array truncated")
+        raise EngineError("Rice-coded array truncated")
     low = np.unpackbits(data[:low_bytes], count=n * k).reshape(n, k).astype(np.uint64)
     unary = np.unpackbits(data[low_bytes:])
     if unary.size > _MAX_BITS:
-        raise ValueError("Rice-coded array too long")
+        raise EngineError("Rice-coded array too long")
     ends = np.flatnonzero(unary)
     if ends.size < n:
-        raise ValueError("Rice-coded array truncated")
+        raise EngineError("Rice-coded array truncated")
     high = np.diff(ends[:n], prepend=-1).astype(np.uint64) - np.uint64(1)
     z = (high << np.uint64(k)) | (low @ (np.uint64(1) << np.arange(k - 1, -1, -1, dtype=np.uint64)))
     values = _unzigzag(z)

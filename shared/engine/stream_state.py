@@ -162,7 +162,7 @@ def _unpack_rice(kind: str, data: str) -> list[float]:
         return [float(v) for v in x.tolist()]
     if kind.startswith("u8/"):
         return [float(v) for v in (ints / int(kind[3:])).tolist()]
-    raise ValueError(f"unknown array encoding z{kind!r}")
+    raise EngineError(f"unknown array encoding z{kind!r}")
 
 
 def single(values: np.ndarray) -> list[float]:

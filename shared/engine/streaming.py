@@ -8,14 +8,16 @@ continue exactly where the last stopped (:meth:`StreamDetector.to_state`,
 How it works:
 
 * **Warm-up** - the first ``warmup`` points are only collected, never flagged. Until the fit
-  has :data:`_YOUNG_POINTS` points of history, and until two cycles of a known period are in
-  it, the model is still guessing (no seasonality yet, no tail to calibrate on), so its
-  margins are :data:`_YOUNG_WIDEN` times wider: only gross anomalies are flagged then.
+  has :data:`~shared.engine.stream_fit.YOUNG_POINTS` points of history, and until two cycles
+  of a known period are in it, the model is still guessing (no seasonality yet, no tail to
+  calibrate on), so its margins are :data:`~shared.engine.stream_fit.YOUNG_WIDEN` times wider:
+  only gross anomalies are flagged then.
 * **Refit** - at the end of the warm-up and then every eighth of a cycle (64 to
   ``refit_every`` points; 256 without seasonality) the robust batch model of
-  :mod:`shared.engine.univariate` is fitted to the recent history, ending at the last point.
-  In auto mode the period is looked for every 256 points and adopted once two looks agree
-  (at once when the history holds six cycles of it), then re-examined every 512 points.
+  :mod:`shared.engine.univariate` is fitted to the recent history, ending at the last point
+  (:mod:`shared.engine.stream_fit`). In auto mode the period is looked for every 256 points
+  and adopted once two looks agree (at once when the history holds six cycles of it), then
+  re-examined every 512 points.
   The fit provides, exactly as the batch *last* judgement uses them, the seasonal value and
   the noise scales (above and below) of each phase one cycle back, the tail-calibrated margin
   factors, the drift and the flat-line rule. A refit costs a few milliseconds, spread over
@@ -35,8 +37,8 @@ How it works:
   except that at a peak or trough of the season (standing out by :data:`_FEATURE` scales) the
   feature's absence is excused only when the previous reading showed it early: a missing spike
   is an anomaly. The season learns from its own phase's error. No phase's scale is below
-  :data:`_FEATURE_SHARE` of how far its seasonal value stands out from the season's median (a
-  job's spike varies in height with its size). The point is judged, then learned: it joins
+  a tenth of how far its seasonal value stands out from the season's median (a job's spike
+  varies in height with its size). The point is judged, then learned: it joins
   the median window (a spike does not move a median), and in-band points nudge the seasonal
   value of their phase and the ``gain`` (noise that grows widens the band).
 * **Level shifts, hysteresis** - the model's band decides when the level has moved: when a
@@ -76,6 +78,7 @@ import math
 import statistics
 import zlib
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -91,32 +94,26 @@ from shared.engine.likelihood import (
     alarm_severity,
     young_surprise,
 )
-from shared.engine.periodicity import MIN_CYCLES, detect_period
-from shared.engine.robust import fill_missing
+from shared.engine.periodicity import MIN_CYCLES
 from shared.engine.stream_bounds import bounded
+from shared.engine.stream_fit import refit, refit_interval
 from shared.engine.stream_state import (
     ERROR_STEP,
     READABLE_VERSIONS,
     STATE_VERSION,
-    coarse,
     detector_state,
     on_grid,
     restore_state,
-    season_step,
 )
 from shared.engine.stream_types import StreamBatch, StreamConfig, StreamPoint
 from shared.engine.univariate import (
     FlatlineRule,
-    _factors,
-    _fit,
-    _tail_factor,
-    _trend_window,
-    dropout_floor,
     dropout_severity,
     false_alarm_rate,
-    flatline_rule,
     margin_factor,
 )
+from shared.errors import EngineError
+from shared.jsontypes import JSONObject
 
 logger = logging.getLogger(__name__)
 
@@ -124,45 +121,18 @@ __all__ = ["STATE_VERSION", "StreamBatch", "StreamConfig", "StreamDetector", "St
 
 #: Older layouts, which :meth:`StreamDetector.from_state` takes as no state.
 _OLDER_VERSIONS = (1, 2, 3)
-#: Window of recent readings whose median is the current level, and the widening of the
-#: batch scale that the noise of that median adds (sqrt(1 + 1.4 / 5): a median of 5 has
-#: about 1.4 / 5 of the variance of one reading).
-_MAX_RECENT = 5
-_LEVEL_NOISE = 1.13
-#: Per-phase scales are kept above this share of their median and of the other side.
-_PHASE_FLOOR = 0.5
-_FEATURE_SHARE = 0.1
 #: A peak or trough of the season standing out by this many noise scales is a feature.
 _FEATURE = 3.0
 _SEASON_RATE = 0.1
 _GAIN_RATE = 0.01
 _GAIN_CAP = 3.0
-#: Points over which the refit measures the trend's slope (at least a cycle).
-_SLOPE_SPAN = 30
-_SLOPE_HISTORY = 1024
 _CLIP = 2.0
 _HALF_NORMAL = 1.2533141373155003  # sigma / E|r| for one side of a Gaussian
 _GAIN_LIMITS = (1.0, 4.0)
-#: History needed before the period is looked for (short stretches fake periods).
-_MIN_DETECT = 300
-#: Refits happen at most this often; a refit looks at this many cycles (at least _FIT_MIN).
-_MIN_REFIT = 64
-_FIT_CYCLES = 8
-_FIT_MIN = 2048
-#: Points between looks for the period (auto mode; half as many until one is adopted), and
-#: the cycles in the history that make a single look enough.
-_DETECT_EVERY = 512
-_SURE_CYCLES = 6
-#: Standardised one-step-ahead errors kept to calibrate the margins on the detector's own
-#: errors, the fewest that give a tail (peaks over threshold needs ~1000), and the most the
-#: calibration may widen the fit's factors.
+#: Standardised one-step-ahead errors kept (to calibrate the margins, :mod:`shared.engine.
+#: stream_fit`, and for the severity's error tail), and where an error is clipped.
 _ERRORS = TAIL_WINDOW
-_CAL_MIN = 1000
-_CAL_MAX = 3.0
 _ERROR_CLIP = 1000.0
-#: Fits on fewer points than this (or before two cycles of a known period) are young.
-_YOUNG_POINTS = 1000
-_YOUNG_WIDEN = 1.5
 #: Alarms since the last refit that bring the next one forward (once per refit interval),
 #: and the fewest points between two refits.
 _SURPRISE = 3
@@ -180,12 +150,6 @@ _RETURN_WINDOW = 120
 def _error_code(z: float) -> float:
     """A standardised error as kept: clipped far beyond any margin, on a 1/32 grid."""
     return on_grid(min(max(z, -_ERROR_CLIP), _ERROR_CLIP), ERROR_STEP)
-
-
-def _typical_busy(busy: np.ndarray) -> float:
-    """The median busy spread where the fit found busy blocks (0 when it found none)."""
-    found = busy[busy > 0]
-    return float(np.median(found)) if found.size else 0.0
 
 
 class StreamDetector:
@@ -255,122 +219,6 @@ class StreamDetector:
     def period(self) -> int:
         """The period in use (0 while none is known)."""
         return self._period
-
-    # ----------------------------------------------------------------------------------------
-    # Fitting
-    # ----------------------------------------------------------------------------------------
-
-    def _refit_interval(self) -> int:
-        """Points between refits: an eighth of a cycle (64 to ``refit_every``), or 128."""
-        if self._target:
-            return min(max(self._target // 8, _MIN_REFIT), self._config.refit_every)
-        return min(4 * _MIN_REFIT, self._config.refit_every)
-
-    def _detect(self, values: np.ndarray) -> None:
-        """Look for the period (auto mode); adopt it once two looks in a row agree, or at
-        once when the history holds many cycles of it."""
-        found = detect_period(values)
-        previous = self._last_detected
-        self._last_detected = found
-        self._detected_at = self._count
-        agree = previous is not None and abs(found - previous) <= max(1, 0.02 * max(found, 1))
-        if agree or (found and values.size >= _SURE_CYCLES * found):
-            self._target = found
-
-    def _refit(self, hurried: bool = False) -> None:
-        """Fit the robust batch model to the recent history (it ends at the last point)."""
-        values = np.array(self._history, dtype=np.float64)
-        if self._config.period is None and values.size >= _MIN_DETECT:
-            every = _DETECT_EVERY if self._target else _DETECT_EVERY // 2
-            if self._count - self._detected_at >= every or self._last_detected is None:
-                self._detect(values)
-        if self._target:
-            values = values[-max(_FIT_CYCLES * self._target, _FIT_MIN) :]
-        n = values.size
-        fit = _fit(values, self._target)
-        p = fit.period
-        k = margin_factor(self._config.sensitivity)
-        if p:
-            # As the batch "last" judgement: the next point's seasonal value is the one a cycle
-            # back (from the neighbouring cycles), its scale that of the same phase.
-            last = np.arange(self._count - p, self._count) % p
-            season = np.empty(p)
-            up = np.empty(p)
-            down = np.empty(p)
-            season[last] = fit.seasonal[n - p :]
-            up[last] = fit.scale_up[n - p :]
-            down[last] = fit.scale_down[n - p :]
-            busy_up = np.empty(p)
-            busy_down = np.empty(p)
-            busy_up[last] = fit.busy_up[n - p :]
-            busy_down[last] = fit.busy_down[n - p :]
-            # One cycle of per-phase scales is noisy: no phase below half the typical scale,
-            # no side below half the other.
-            # A cycle's large features vary in proportion to their size (a job's spike is
-            # higher or lower, not just noisier): no phase's scale below that share of how far
-            # its seasonal value stands out.
-            feature = _FEATURE_SHARE * np.abs(season - float(np.median(season)))
-            up = np.maximum(up, feature)
-            down = np.maximum(down, feature)
-            up = np.maximum(up, _PHASE_FLOOR * float(np.median(up)))
-            down = np.maximum(down, _PHASE_FLOOR * float(np.median(down)))
-            up, down = np.maximum(up, _PHASE_FLOOR * down), np.maximum(down, _PHASE_FLOOR * up)
-            # Kept on coarse grids (scales ~2 % apart, the season at 1/64 of the noise or
-            # finer): ample for a band, and a fraction of the state.
-            self._scale_up = coarse(up * _LEVEL_NOISE)
-            self._scale_down = coarse(down * _LEVEL_NOISE)
-            self._busy_up = coarse(k * busy_up)
-            self._busy_down = coarse(k * busy_down)
-            step = season_step(float(np.median(self._scale_up)))
-            self._season_step = step
-            self._season = [on_grid(float(v), step) for v in season]
-        else:
-            self._season = [0.0]
-            self._season_step = 0.0
-            self._scale_up = [float(fit.scale_up[-1] * _LEVEL_NOISE)]
-            self._scale_down = [float(fit.scale_down[-1] * _LEVEL_NOISE)]
-            # Without a cycle, the next point may fall in a busy stretch as well as a quiet
-            # one: where the history shows that busyness is normal (busy blocks, as the batch
-            # judges them), its typical busy band applies even while the last block is calm.
-            self._busy_up = [k * max(float(fit.busy_up[-1]), _typical_busy(fit.busy_up))]
-            self._busy_down = [k * max(float(fit.busy_down[-1]), _typical_busy(fit.busy_down))]
-        self._period = p
-        known = ~fit.missing
-        deseasonalised = (fit.filled - fit.seasonal)[known]
-        window = min(_trend_window(n, p), _MAX_RECENT)
-        if deseasonalised.size == 0:  # nothing but missing values so far
-            deseasonalised = np.array([float(fit.trend[-1])])
-        self._recent = deque((float(v) for v in deseasonalised[-window:]), maxlen=window)
-        # Drift is carried on between refits, once there is enough history to tell drift from
-        # an unrecognised cycle (whose rising half looks like a trend).
-        self._slope = 0.0
-        if p or n >= _SLOPE_HISTORY:
-            span = min(max(p, n // 4, _SLOPE_SPAN), n - 1)
-            self._slope = float(fit.trend[-1] - fit.trend[-1 - span]) / span
-        self._k_up, self._k_down = self._calibrated(*_factors(fit, self._config.sensitivity))
-        # Until the fit has a tail to calibrate on and the season is in place, the band is
-        # wider: the first cycles are judged from a model that is still guessing.
-        if n < _YOUNG_POINTS or (self._target and not p):
-            self._k_up *= _YOUNG_WIDEN
-            self._k_down *= _YOUNG_WIDEN
-        filled, missing = fill_missing(values)
-        self._flat = flatline_rule(filled, missing, self._config.sensitivity)
-        self._floor = dropout_floor(filled, missing)
-        self._since_refit = 0
-        self._alarms = 0
-        self._hurried = hurried
-        self._ready = True
-        logger.debug("stream refit at %s points: period %s", self._count, self._period)
-
-    def _calibrated(self, k_up: float, k_down: float) -> tuple[float, float]:
-        """Widen the fit's margin factors to the tails of the detector's own past errors."""
-        if len(self._errors) < _CAL_MIN:
-            return k_up, k_down
-        z = np.array(self._errors, dtype=np.float64)
-        alpha = false_alarm_rate(self._config.sensitivity)
-        up = _tail_factor(np.maximum(z, 0.0), k_up, alpha)
-        down = _tail_factor(np.maximum(-z, 0.0), k_down, alpha)
-        return min(up, _CAL_MAX * k_up), min(down, _CAL_MAX * k_down)
 
     # ----------------------------------------------------------------------------------------
     # Detection
@@ -604,11 +452,11 @@ class StreamDetector:
         self._since_refit += 1
         if not self._ready:
             if self._count >= self._config.warmup:
-                self._refit()
-        elif self._since_refit >= self._refit_interval():
-            self._refit()
+                refit(self)
+        elif self._since_refit >= refit_interval(self):
+            refit(self)
         elif self._alarms >= _SURPRISE and not self._hurried and self._since_refit >= _SURPRISE_GAP:
-            self._refit(hurried=True)
+            refit(self, hurried=True)
 
     def update_many(self, values: np.ndarray) -> StreamBatch:
         """Judge consecutive points, one after the other (same as calling :meth:`update`).
@@ -634,7 +482,7 @@ class StreamDetector:
     # State
     # ----------------------------------------------------------------------------------------
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self) -> JSONObject:
         """The detector's whole state as plain JSON types (``json.dumps`` works on it).
 
         Arrays are stored exactly (base64 of compressed float bytes, missing values as NaN),
@@ -643,7 +491,7 @@ class StreamDetector:
         return detector_state(self)
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> StreamDetector:
+    def from_state(cls, state: Mapping[str, object]) -> StreamDetector:
         """Restore a detector saved by :meth:`to_state`.
 
         A state of an older layout (:data:`_OLDER_VERSIONS`, whose severities meant something
@@ -657,27 +505,36 @@ class StreamDetector:
             A detector that continues exactly where the saved one stopped.
 
         Raises:
-            ValueError: If the state is of an unknown version or malformed.
+            EngineError: (a ``ValueError``) If the state is of an unknown version or malformed.
         """
-        version = state.get("version") if isinstance(state, dict) else None
+        version = state.get("version") if isinstance(state, Mapping) else None
         if version in _OLDER_VERSIONS:
             try:
-                config = StreamConfig(**state["config"])
+                config = _saved_config(state)
             except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(
+                raise EngineError(
                     f"stream state is malformed ({exc}); start a new detector"
                 ) from exc
             logger.warning("stream state of version %s is outdated: starting afresh", version)
             return cls(config)
         if version not in READABLE_VERSIONS:
-            found = version if isinstance(state, dict) else type(state).__name__
-            raise ValueError(
+            found = version if isinstance(state, Mapping) else type(state).__name__
+            raise EngineError(
                 f"stream state version {found!r} is not supported (expected {STATE_VERSION}); "
                 "start a new detector"
             )
         try:
-            detector = cls(StreamConfig(**state["config"]))
+            detector = cls(_saved_config(state))
             restore_state(detector, state)
         except (KeyError, TypeError, ValueError, zlib.error) as exc:
-            raise ValueError(f"stream state is malformed ({exc}); start a new detector") from exc
+            raise EngineError(f"stream state is malformed ({exc}); start a new detector") from exc
         return detector
+
+
+def _saved_config(state: Mapping[str, object]) -> StreamConfig:
+    """The configuration a state document was saved with (``StreamConfig`` checks its fields)."""
+    saved = state["config"]
+    if not isinstance(saved, Mapping):
+        raise EngineError(f"config is a {type(saved).__name__}, not an object")
+    fields: dict[str, Any] = dict(saved)  # each field is checked by StreamConfig itself
+    return StreamConfig(**fields)
