@@ -61,14 +61,14 @@ How it works:
 Missing values (NaN) get an expected value and margins, are never flagged, and teach nothing
 to the tails (the batch refit interpolates over them).
 
-The saved state (:mod:`shared.engine.stream_state`) stores its arrays as base64 of
-zlib-compressed integers, exactly: readings with a few decimals (as meters send them) as
-scaled-integer differences by byte plane, and what the detector itself keeps on a grid on
-that grid: the per-phase scales ~2 % apart (a logarithmic grid), the season at 1/64 of the
-noise scale or finer, the standardised errors at 1/32, the collective surprises in
-sixteenths; so a restored detector continues bit-identically and the readings' tail is
-rebuilt from the history. A day of per-minute readings with a daily period takes ~20 KB of
-JSON, most of it the history the refits need.
+The saved state (:mod:`shared.engine.stream_state`) stores its arrays exactly, as integers
+Rice-coded in base85 (:mod:`shared.engine.intcodec`; zlib on top where runs are long):
+readings with a few decimals (as meters send them) as scaled-integer differences, and what the
+detector itself keeps on a grid on that grid: the per-phase scales ~2 % apart (a logarithmic
+grid), the season at 1/64 of the noise scale or finer, the standardised errors at 1/32, the
+collective surprises in sixteenths; so a restored detector continues bit-identically and the
+readings' tail is rebuilt from the history. A day of per-minute readings with a daily period
+takes ~15 KB of JSON, most of it the history the refits need.
 """
 
 from __future__ import annotations
