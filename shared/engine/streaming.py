@@ -55,8 +55,10 @@ How it works:
   ``min(1, -log10(p) / 10)``, reported once per episode. It ranks: the more surprising, the
   higher. ``isAnomaly`` is ``severity >= -log10(false_alarm_rate(sensitivity)) / 10`` (0.4
   at the default sensitivity 95, i.e. p <= 1e-4; 0.37 at 99); the direction is the sign of
-  the error. Errors the model explains (a confirmed shift, the return after it) are judged on
-  the reading alone; a rule (flat-line, dropout) alarms at exactly that level.
+  the error. Errors the model explains (a confirmed shift, the return after it, and the fall
+  back of an alarmed excursion: an error against the side the last point was beyond while the
+  episode is at alarm level, where the level had followed the burst) are judged on the
+  reading alone; a rule (flat-line, dropout) alarms at exactly that level.
 
 Missing values (NaN) get an expected value and margins, are never flagged, and teach nothing
 to the tails (the batch refit interpolates over them).
@@ -297,6 +299,7 @@ class StreamDetector:
         shifted = False
         returned = False
         self._since_shift += 1
+        previous = self._outside  # side of the last point if it was beyond the band
         # Level shifts are recognised against the plain band (the held one is for alarms).
         beyond = r > base_upper or -r > base_lower
         if beyond:
@@ -334,6 +337,11 @@ class StreamDetector:
         anomalous = severity > 0.0 or rule > 0.0  # beyond the band: the model's own alarms
         band = upper if r > 0 else lower
         explained = shifted or returned
+        if previous * r < 0.0 and self._episode.peak >= self._alarm_surprise:
+            # The fall back of an alarmed excursion (an error against the side the last point
+            # was beyond): the error is the level having followed the burst, part of the
+            # episode already reported; only the reading itself is judged.
+            explained = True
         band_units = 0.0 if explained or not band > 0 else abs(r) / band
         side = 0.0 if explained else (up_scale if r > 0 else down_scale)
         surprise = self._surprise(v, r, side, band_units, rule)

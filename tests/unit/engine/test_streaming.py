@@ -190,6 +190,21 @@ def test_an_episode_gives_one_alarm_and_a_larger_excursion_another() -> None:
     assert np.flatnonzero(batch.is_anomaly).tolist() == [1500, 1512]
 
 
+def test_the_end_of_an_alarmed_burst_is_judged_on_the_reading_alone() -> None:
+    rng = np.random.default_rng(7)
+    x = 30 + rng.normal(0, 1, 3000)
+    x[1000:2500:250] += 45  # the series' usual spikes: a burst after them is no outlier
+    x[2500:2505] = [72, 100, 100, 75, 86]  # a burst the level follows, falling back twice
+    flagged = np.flatnonzero(StreamDetector(StreamConfig(period=0)).update_many(x).is_anomaly)
+    # Falling back (against the side the last point was beyond) is the same episode: one
+    # alarm for the burst, none for its end, though the level had followed it.
+    assert [i for i in flagged.tolist() if i >= 2500] == [2501]
+    # A fall far below anything the series showed lately still alarms.
+    x[2505] = 0.0
+    flagged = np.flatnonzero(StreamDetector(StreamConfig(period=0)).update_many(x).is_anomaly)
+    assert [i for i in flagged.tolist() if i >= 2500] == [2501, 2505]
+
+
 def test_sub_meter_bursts_are_flagged_at_their_start_and_learned() -> None:
     rng = np.random.default_rng(6)
     x = np.zeros(3000)
