@@ -78,7 +78,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _settings() -> Settings:
-    from shared.settings import local_environment
+    from shared.settings import Settings, local_environment
 
     return Settings.from_env(
         {"AzureWebJobsStorage": "UseDevelopmentStorage=true", **local_environment()}
