@@ -30,6 +30,7 @@ from shared.errors import MeterwatchError
 from shared.evaluation import AnomalyEvent, event_scores
 from shared.multivariate.activities import TrainingActivities
 from shared.multivariate.detection import result_csv, top_anomalies
+from shared.multivariate.documents import DetectionResult
 from shared.multivariate.ids import content_hash
 from shared.multivariate.local_runner import (
     LocalContext,
@@ -208,7 +209,7 @@ def _detection_window(data: bytes, name: str, spec: dict[str, Any]) -> Any:
     )
 
 
-def _score(series: dict[str, LabelledSeries], result: dict[str, Any]) -> dict[str, Any]:
+def _score(series: dict[str, LabelledSeries], result: DetectionResult) -> dict[str, Any]:
     """Event-wise scores of the flags and the share of found events whose cause was named."""
     first = next(iter(series.values()))
     stamps = first.timestamps.astype("datetime64[s]")

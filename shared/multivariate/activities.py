@@ -193,7 +193,7 @@ class TrainingActivities:
             errors=tuple(summary["errors"]),
             anomalies=sum(1 for item in result["results"] if item["value"]["isAnomaly"]),
             timestamps=len(result["results"]),
-            top_anomalies=tuple(top_anomalies(result)),
+            top_anomalies=tuple(dict(item) for item in top_anomalies(result)),
         )
 
     def export(self, step: ModelStep) -> ExportOutcome:

@@ -27,10 +27,17 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from shared.errors import ModelError, ModelNotFoundError, ModelNotReadyError, ResultNotFoundError
-from shared.multivariate.payloads import JSONObject
+from shared.jsontypes import JSONObject
+from shared.multivariate.documents import (
+    DetectionResult,
+    DiagnosticsInfo,
+    ModelDocument,
+    ModelInfo,
+    ModelList,
+)
 from shared.multivariate.statuses import CREATED, FAILED, MODEL_STATUSES, READY, RUNNING
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
@@ -61,7 +68,7 @@ MAX_PAGE = 100
 _UPDATE_ATTEMPTS = 10
 
 
-def empty_diagnostics() -> JSONObject:
+def empty_diagnostics() -> DiagnosticsInfo:
     """The v1.1 ``diagnosticsInfo`` of a model that has not been trained."""
     return {
         "modelState": {
@@ -72,6 +79,13 @@ def empty_diagnostics() -> JSONObject:
         },
         "variableStates": [],
     }
+
+
+class StoredModel(TypedDict):
+    """A model's blob: the v1.1 object and meterwatch's bookkeeping beside it."""
+
+    model: ModelDocument
+    meterwatch: dict[str, Any]
 
 
 @dataclass
@@ -85,7 +99,7 @@ class ModelRecord:
         etag: ETag of the stored blob (``None`` before it is stored).
     """
 
-    model: dict[str, Any]
+    model: ModelDocument
     internal: dict[str, Any] = field(default_factory=dict)
     etag: str | None = None
 
@@ -95,17 +109,16 @@ class ModelRecord:
         return str(self.model["modelId"])
 
     @property
-    def info(self) -> JSONObject:
+    def info(self) -> ModelInfo:
         """The v1.1 ``modelInfo``."""
-        info: dict[str, Any] = self.model["modelInfo"]
-        return info
+        return self.model["modelInfo"]
 
     @property
     def status(self) -> str:
         """CREATED, RUNNING, READY or FAILED."""
         return str(self.info["status"])
 
-    def to_document(self) -> JSONObject:
+    def to_document(self) -> StoredModel:
         """The stored JSON document."""
         return {"model": self.model, "meterwatch": self.internal}
 
@@ -121,12 +134,12 @@ class ModelPage:
         next_skip: ``skip`` of the next page, or ``None`` on the last page.
     """
 
-    models: list[dict[str, Any]]
+    models: list[ModelDocument]
     current_count: int
     max_count: int
     next_skip: int | None
 
-    def to_v11(self, next_link: str | None = None) -> JSONObject:
+    def to_v11(self, next_link: str | None = None) -> ModelList:
         """The v1.1 list response (``nextLink`` is built by the caller, who knows the URL)."""
         return {
             "models": self.models,
@@ -195,7 +208,7 @@ class ModelRegistry:
     def create(
         self,
         model_id: str,
-        model_info: Mapping[str, Any],
+        model_info: ModelInfo,
         internal: Mapping[str, Any] | None = None,
     ) -> ModelRecord:
         """Store a new model in status CREATED, or return the one already stored under that id.
@@ -214,12 +227,10 @@ class ModelRegistry:
             The stored record (the existing one when the id was taken).
         """
         now = format_time(self.clock())
-        info = {
-            key: value
-            for key, value in model_info.items()
-            if key not in ("status", "errors", "diagnosticsInfo")
-        }
-        info.update(status=CREATED, errors=[], diagnosticsInfo=empty_diagnostics())
+        info = model_info.copy()
+        info["status"] = CREATED
+        info["errors"] = []
+        info["diagnosticsInfo"] = empty_diagnostics()
         record = ModelRecord(
             model={
                 "modelId": model_id,
@@ -251,7 +262,7 @@ class ModelRegistry:
             model=document["model"], internal=dict(document.get("meterwatch") or {}), etag=etag
         )
 
-    def get(self, model_id: str) -> JSONObject:
+    def get(self, model_id: str) -> ModelDocument:
         """Return the v1.1 model object.
 
         Raises:
@@ -303,8 +314,8 @@ class ModelRegistry:
         status: str,
         *,
         errors: list[dict[str, str]] | None = None,
-        diagnostics: dict[str, Any] | None = None,
-        info: Mapping[str, Any] | None = None,
+        diagnostics: DiagnosticsInfo | None = None,
+        info: ModelInfo | None = None,
         internal: Mapping[str, Any] | None = None,
         when: Callable[[ModelRecord], bool] | None = None,
     ) -> tuple[bool, ModelRecord]:
@@ -343,8 +354,8 @@ class ModelRegistry:
                 record.info["errors"] = [dict(error) for error in errors]
             if diagnostics is not None:
                 record.info["diagnosticsInfo"] = diagnostics
-            for key, value in (info or {}).items():
-                record.info[key] = value
+            if info is not None:
+                record.info.update(info)
             for key, value in (internal or {}).items():
                 if value is None:
                     record.internal.pop(key, None)
@@ -373,7 +384,7 @@ class ModelRegistry:
                 f"top={top}).",
                 "InvalidParameter",
             )
-        models: list[dict[str, Any]] = []
+        models: list[ModelDocument] = []
         for name in self.store.list_names(self.models_container):
             if not name.endswith("/" + MODEL_OBJECT):
                 continue
@@ -470,7 +481,7 @@ class ModelRegistry:
             )
         return self.store.get_bytes(self.export_ref(model_id))
 
-    def put_summary(self, model_id: str, summary: Mapping[str, Any]) -> BlobRef:
+    def put_summary(self, model_id: str, summary: JSONObject) -> BlobRef:
         """Store the summary of a model's training run."""
         ref = self.summary_ref(model_id)
         self.store.put_json(ref, dict(summary))
@@ -479,7 +490,7 @@ class ModelRegistry:
     # ------------------------------------------------------------------ results
 
     def put_result(
-        self, model_id: str, result: Mapping[str, Any], csv_text: str | None = None
+        self, model_id: str, result: DetectionResult, csv_text: str | None = None
     ) -> BlobRef:
         """Store a v1.1 batch result (its CSV first) and note its id on the model.
 
@@ -506,7 +517,7 @@ class ModelRegistry:
         self.update(model_id, note)
         return ref
 
-    def get_result(self, result_id: str) -> JSONObject:
+    def get_result(self, result_id: str) -> DetectionResult:
         """Return a v1.1 batch result.
 
         Raises:
@@ -515,7 +526,7 @@ class ModelRegistry:
         document = self.store.get_json_or_none(self.result_ref(result_id))
         if document is None:
             raise ResultNotFoundError(f"No detection result has the id {result_id!r}.")
-        result: dict[str, Any] = document
+        result: DetectionResult = document
         return result
 
     def get_result_csv(self, result_id: str) -> str:

@@ -250,13 +250,11 @@ def spec_from_metadata(metadata: Mapping[str, str]) -> JSONObject:
     return spec
 
 
-def merge_specs(
-    metadata: Mapping[str, Any] | None, sidecar: Mapping[str, Any] | None
-) -> dict[str, Any] | None:
+def merge_specs(metadata: Mapping[str, object] | None, sidecar: object) -> dict[str, object] | None:
     """Combine the metadata spec and the sidecar spec; the sidecar's fields win."""
     if metadata is None and sidecar is None:
         return None
-    merged: dict[str, Any] = {}
+    merged: dict[str, object] = {}
     for source in (metadata or {}, sidecar or {}):
         if not isinstance(source, Mapping):
             raise DatasetError(
