@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import NotRequired, TypedDict
 
 from shared.errors import ModelError, ModelNotFoundError, ModelNotReadyError, ResultNotFoundError
 from shared.jsontypes import JSONObject
@@ -81,11 +81,56 @@ def empty_diagnostics() -> DiagnosticsInfo:
     }
 
 
+class BlobLocation(TypedDict):
+    """A blob by container and name."""
+
+    container: str
+    name: str
+
+
+class TrainingLease(TypedDict):
+    """Who is training a RUNNING model, and until when (ISO 8601; none: expired)."""
+
+    id: str
+    expires: NotRequired[str]
+
+
+class Bookkeeping(TypedDict, total=False):
+    """What meterwatch keeps beside a v1.1 model object (not part of the contract).
+
+    Attributes:
+        dataSource: The training dataset blob.
+        sha256: Its content hash when the training was accepted.
+        instanceId: The training orchestration's instance id.
+        spec: The canonical training spec (v1.1 field names).
+        windows: The resolved training and detection windows (ISO 8601 ``Z``).
+        variables: The variables the model was trained on.
+        lease: The training lease of a RUNNING model.
+        resultIds: The batch results stored for the model.
+    """
+
+    dataSource: BlobLocation
+    sha256: str
+    instanceId: str
+    spec: JSONObject
+    windows: dict[str, str]
+    variables: list[str]
+    lease: TrainingLease
+    resultIds: list[str]
+
+
+class BookkeepingChange(TypedDict, total=False):
+    """Bookkeeping a status transition sets: a ``lease`` of ``None`` removes the lease."""
+
+    lease: TrainingLease | None
+    variables: list[str]
+
+
 class StoredModel(TypedDict):
     """A model's blob: the v1.1 object and meterwatch's bookkeeping beside it."""
 
     model: ModelDocument
-    meterwatch: dict[str, Any]
+    meterwatch: Bookkeeping
 
 
 @dataclass
@@ -100,7 +145,7 @@ class ModelRecord:
     """
 
     model: ModelDocument
-    internal: dict[str, Any] = field(default_factory=dict)
+    internal: Bookkeeping = field(default_factory=lambda: Bookkeeping())
     etag: str | None = None
 
     @property
@@ -209,7 +254,7 @@ class ModelRegistry:
         self,
         model_id: str,
         model_info: ModelInfo,
-        internal: Mapping[str, Any] | None = None,
+        internal: Bookkeeping | None = None,
     ) -> ModelRecord:
         """Store a new model in status CREATED, or return the one already stored under that id.
 
@@ -238,7 +283,7 @@ class ModelRegistry:
                 "lastUpdatedTime": now,
                 "modelInfo": info,
             },
-            internal=dict(internal or {}),
+            internal=internal.copy() if internal else Bookkeeping(),
         )
         ref = self.model_ref(model_id)
         if self.store.put_json_if_unchanged(ref, record.to_document(), None):
@@ -258,9 +303,10 @@ class ModelRegistry:
             raise ModelNotFoundError(
                 f"No multivariate model has the id {model_id!r}; list the models to see the ids.",
             )
-        return ModelRecord(
-            model=document["model"], internal=dict(document.get("meterwatch") or {}), etag=etag
-        )
+        internal: Bookkeeping = {}
+        if document.get("meterwatch"):
+            internal = document["meterwatch"]
+        return ModelRecord(model=document["model"], internal=internal, etag=etag)
 
     def get(self, model_id: str) -> ModelDocument:
         """Return the v1.1 model object.
@@ -316,7 +362,7 @@ class ModelRegistry:
         errors: list[dict[str, str]] | None = None,
         diagnostics: DiagnosticsInfo | None = None,
         info: ModelInfo | None = None,
-        internal: Mapping[str, Any] | None = None,
+        internal: BookkeepingChange | None = None,
         when: Callable[[ModelRecord], bool] | None = None,
     ) -> tuple[bool, ModelRecord]:
         """Move a model to ``status`` if the transition is allowed (and ``when`` agrees).
@@ -356,11 +402,8 @@ class ModelRegistry:
                 record.info["diagnosticsInfo"] = diagnostics
             if info is not None:
                 record.info.update(info)
-            for key, value in (internal or {}).items():
-                if value is None:
-                    record.internal.pop(key, None)
-                else:
-                    record.internal[key] = value
+            if internal is not None:
+                _change(record.internal, internal)
             return True
 
         changed, record = self.update(model_id, mutate)
@@ -539,6 +582,17 @@ class ModelRegistry:
         if not self.store.exists(ref):
             raise ResultNotFoundError(f"No detection result has the id {result_id!r}.")
         return self.store.get_bytes(ref).decode()
+
+
+def _change(bookkeeping: Bookkeeping, change: BookkeepingChange) -> None:
+    if "lease" in change:
+        lease = change["lease"]
+        if lease is None:
+            bookkeeping.pop("lease", None)
+        else:
+            bookkeeping["lease"] = lease
+    if "variables" in change:
+        bookkeeping["variables"] = change["variables"]
 
 
 def _checked_id(

@@ -205,9 +205,9 @@ class MultivariateService:
             if current.status != CREATED:
                 return False
             current.info.update(info)
-            current.internal.update(
-                spec=spec.to_dict(), windows=windows.to_dict(), variables=list(training.variables)
-            )
+            current.internal["spec"] = spec.to_dict()
+            current.internal["windows"] = windows.to_dict()
+            current.internal["variables"] = list(training.variables)
             return True
 
         _, record = self.registry.update(request.model_id, prepared)

@@ -32,7 +32,7 @@ from shared.multivariate.local_runner import (
     training_activities,
 )
 from shared.multivariate.payloads import TrainingRequest
-from shared.multivariate.registry import ModelRegistry
+from shared.multivariate.registry import ModelRegistry, TrainingLease
 from shared.multivariate.training import read_dataset
 from shared.multivariate.workflow import (
     FAIL_ACTIVITY,
@@ -448,7 +448,10 @@ def test_a_live_lease_waits_and_an_expired_one_is_taken_over(app_env: dict[str, 
     request = chain.upload("m.zip", multitable(), {"slidingWindow": 60})
     assert chain.steps[PREPARE_ACTIVITY](request.to_dict())["status"] == "CREATED"
     model = {"modelId": request.model_id}
-    lease = {"id": "another-worker", "expires": (clock.now + TRAINING_LEASE).isoformat()}
+    lease: TrainingLease = {
+        "id": "another-worker",
+        "expires": (clock.now + TRAINING_LEASE).isoformat(),
+    }
     chain.registry.transition(request.model_id, "RUNNING", internal={"lease": lease})
 
     assert chain.steps[TRAIN_ACTIVITY](model)["status"] == "RUNNING"  # someone else is training

@@ -170,19 +170,19 @@ def test_concurrent_updates_are_not_lost(app_env: dict[str, str], store: BlobSto
     calls = {"n": 0}
 
     def theirs(record: ModelRecord) -> bool:
-        record.internal["theirs"] = True
+        record.internal["instanceId"] = "theirs"
         return True
 
     def interleaved(record: ModelRecord) -> bool:
         calls["n"] += 1
         if calls["n"] == 1:  # another worker writes between our read and our write
             other.update("m1", theirs)
-        record.internal["mine"] = True
+        record.internal["sha256"] = "mine"
         return True
 
     changed, record = one.update("m1", interleaved)
     assert changed and calls["n"] == 2  # the first write lost the ETag race and was redone
-    assert record.internal == {"theirs": True, "mine": True}
+    assert record.internal == {"instanceId": "theirs", "sha256": "mine"}
 
 
 def test_list_pages_oldest_first(registry: ModelRegistry, clock: Clock) -> None:
