@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import DatasetError
-from shared.multivariate.payloads import JSONObject
+from shared.jsontypes import JSONObject
 from shared.timefmt import bound_datetime64, iso_or_open
 
 logger = logging.getLogger(__name__)

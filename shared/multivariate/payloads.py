@@ -18,13 +18,12 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast
 
 from shared.errors import PayloadError
+from shared.jsontypes import JSONObject
 from shared.multivariate.ids import detection_instance_id, model_id_for, training_instance_id
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-#: A JSON object as the runtime carries it (values: str, numbers, bools, None, lists, objects).
-JSONObject = dict[str, Any]
 #: A v1.1 error body ``{"code", "message"}``.
 ErrorBody = dict[str, str]
 

@@ -27,8 +27,8 @@ from shared.engine.multivariate import (
     SLIDING_WINDOW_RANGE,
 )
 from shared.errors import DatasetError
+from shared.jsontypes import JSONObject
 from shared.multivariate.datasets import AlignPolicy
-from shared.multivariate.payloads import JSONObject
 from shared.timefmt import check_date_format, iso, optional_time, to_datetime64
 
 logger = logging.getLogger(__name__)

@@ -108,6 +108,12 @@ def chain(app_env: dict[str, str]) -> Chain:
 # ------------------------------------------------------------------ small datasets
 
 
+def as_obj(value: object) -> dict[str, Any]:
+    """A free-form JSON object (a run's output), for deep reads: asserts it is one."""
+    assert isinstance(value, dict), value
+    return value
+
+
 def minute_stamps(count: int, start: str = "2026-11-02T00:00:00") -> list[str]:
     first = np.datetime64(start, "s")
     return [
@@ -161,7 +167,7 @@ def test_energy_tutorial_case_through_the_orchestration(chain: Chain, energy_zip
     request = chain.upload("energy-data.zip", energy_zip.read_bytes(), ENERGY_SPEC)
     run = chain.trigger(request)
     assert run is not None and run.runtime_status == "Completed", run and run.error
-    summary = run.output
+    summary = as_obj(run.output)
     assert summary["status"] == "READY", summary["errors"]
     assert summary["variables"] == ["kitchen", "laundryRoom", "power", "voltage"]
 
@@ -199,7 +205,7 @@ def test_the_export_detects_anywhere_without_storage(chain: Chain, energy_zip: P
     request = chain.upload("energy-data.zip", data, ENERGY_SPEC)
     run = chain.trigger(request)
     assert run is not None and run.output["status"] == "READY"
-    stored = chain.registry.get_result(run.output["resultId"])
+    stored = chain.registry.get_result(as_obj(run.output)["resultId"])
     exported = load_export(chain.registry.get_export(request.model_id))
     assert exported.model_object["modelId"] == request.model_id
     assert exported.align_policy.align_mode == "Outer"
@@ -267,7 +273,7 @@ def test_a_one_table_csv_with_a_spec_in_blob_metadata(chain: Chain) -> None:
     assert info["dataSchema"] == "OneTable" and info["slidingWindow"] == 60
     assert info["alignPolicy"]["fillNAMethod"] == "Previous"
     assert info["endTime"] == "2026-11-02T04:59:00Z"  # trained on what precedes detection
-    result = chain.registry.get_result(run.output["resultId"])
+    result = chain.registry.get_result(as_obj(run.output)["resultId"])
     assert result["results"][0]["timestamp"] == "2026-11-02T05:00:00Z"
     assert len(result["results"]) == 400 - 300
     assert result["summary"]["setupInfo"]["topContributorCount"] == 2
@@ -372,7 +378,7 @@ def test_a_bad_dataset_is_a_coded_error_on_a_failed_model(
     run = chain.trigger(request)
     assert run is not None and run.runtime_status == "Completed", run and run.error
     assert run.output["status"] == "FAILED"
-    assert [error["code"] for error in run.output["errors"]] == [code]
+    assert [error["code"] for error in as_obj(run.output)["errors"]] == [code]
     assert run.executions(TRAIN_ACTIVITY) == 0  # failed fast, before training
     info = chain.registry.get(request.model_id)["modelInfo"]
     assert info["status"] == "FAILED" and info["errors"][0]["code"] == code
@@ -384,15 +390,15 @@ def test_a_bad_dataset_is_a_coded_error_on_a_failed_model(
 def test_a_sidecar_that_is_not_json_fails_the_model(chain: Chain) -> None:
     chain.store.put_bytes(BlobRef(chain.container, "m.json"), b"{slidingWindow: 60")
     run = chain.trigger(chain.upload("m.zip", multitable()))
-    assert run is not None and run.output["errors"][0]["code"] == "InvalidSpec"
-    assert "m.json" in run.output["errors"][0]["message"]
+    assert run is not None and as_obj(run.output)["errors"][0]["code"] == "InvalidSpec"
+    assert "m.json" in as_obj(run.output)["errors"][0]["message"]
 
 
 def test_a_dataset_replaced_after_upload_is_not_trained_on(chain: Chain) -> None:
     request = chain.upload("m.zip", multitable(), {"slidingWindow": 60})
     chain.store.put_bytes(BlobRef(chain.container, "m.zip"), multitable(seed=5))
     run = chain.trigger(request)
-    assert run is not None and run.output["errors"][0]["code"] == "DataSourceChanged"
+    assert run is not None and as_obj(run.output)["errors"][0]["code"] == "DataSourceChanged"
 
 
 def test_an_upload_over_the_size_limit_is_refused(app_env: dict[str, str]) -> None:
@@ -400,8 +406,8 @@ def test_an_upload_over_the_size_limit_is_refused(app_env: dict[str, str]) -> No
     padding = ("x" * 1000 + "\n") * 1200  # 1.2 MB of comments the reader never gets to
     request = chain.upload("big.csv", onetable() + padding.encode())
     run = chain.trigger(request)
-    assert run is not None and run.output["errors"][0]["code"] == "TooLarge"
-    assert "MV_MAX_UPLOAD_MB" in run.output["errors"][0]["message"]
+    assert run is not None and as_obj(run.output)["errors"][0]["code"] == "TooLarge"
+    assert "MV_MAX_UPLOAD_MB" in as_obj(run.output)["errors"][0]["message"]
 
 
 def test_variables_that_differ_at_detection_are_a_clear_error(chain: Chain) -> None:
