@@ -20,7 +20,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -138,7 +137,7 @@ class AlignPolicy:
         object.__setattr__(self, "padding_value", padding)
 
     @classmethod
-    def from_v11(cls, obj: Mapping[str, Any] | None) -> AlignPolicy:
+    def from_v11(cls, obj: object) -> AlignPolicy:
         """Build a policy from the v1.1 JSON object (missing fields take the defaults).
 
         Args:

@@ -18,7 +18,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast
 
 from shared.errors import PayloadError
-from shared.jsontypes import JSONObject
+from shared.jsontypes import JSONObject, JSONValue
 from shared.multivariate.ids import detection_instance_id, model_id_for, training_instance_id
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 ErrorBody = dict[str, str]
 
 
-def as_object(value: object, what: str) -> Mapping[str, Any]:
+def as_object(value: object, what: str) -> Mapping[str, JSONValue]:
     """A payload as a mapping (the runtime may hand it over as JSON text).
 
     Raises:
@@ -52,7 +52,21 @@ def _errors(value: object) -> tuple[ErrorBody, ...]:
     )
 
 
-def _objects(items: Sequence[Mapping[str, Any]]) -> list[JSONObject]:
+def _mapping(value: JSONValue) -> Mapping[str, JSONValue]:
+    """A nested JSON object, or ``TypeError`` (the reader turns it into a PayloadError)."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _int(value: JSONValue) -> int:
+    """``int(value)`` for a JSON number or string; ``TypeError`` for anything else."""
+    if not isinstance(value, str | int | float):
+        raise TypeError(f"expected a number, not {type(value).__name__}")
+    return int(value)
+
+
+def _objects(items: Sequence[Mapping[str, JSONValue]]) -> list[JSONObject]:
     return [dict(item) for item in items]
 
 
@@ -185,7 +199,7 @@ class TrainingRequest:
         name: str,
         sha256: str,
         *,
-        spec: Mapping[str, Any] | None = None,
+        spec: Mapping[str, JSONValue] | None = None,
         poll_interval_seconds: int = 10,
         deadline_minutes: int = 60,
     ) -> TrainingRequest:
@@ -228,7 +242,7 @@ class TrainingRequest:
         """
         payload = as_object(document, "training request")
         try:
-            source = payload["dataSource"]
+            source = _mapping(payload["dataSource"])
             spec = payload.get("spec")
             return cls(
                 container=str(source["container"]),
@@ -236,9 +250,9 @@ class TrainingRequest:
                 sha256=str(payload["sha256"]),
                 instance_id=str(payload["instanceId"]),
                 model_id=str(payload["modelId"]),
-                spec=None if spec is None else dict(spec),
-                poll_interval_seconds=int(payload.get("pollIntervalSeconds", 10)),
-                deadline_minutes=int(payload.get("deadlineMinutes", 60)),
+                spec=None if spec is None else dict(_mapping(spec)),
+                poll_interval_seconds=_int(payload.get("pollIntervalSeconds", 10)),
+                deadline_minutes=_int(payload.get("deadlineMinutes", 60)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PayloadError(f"Not a training request: {exc!r}") from exc
