@@ -19,9 +19,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from shared.errors import InputError, ModelNotFoundError, ModelNotReadyError
-from shared.jsontypes import JSONObject
-from shared.multivariate.detection import failed_result, result_csv, setup_info, top_anomalies
-from shared.multivariate.documents import TopAnomaly
+from shared.multivariate.detection import (
+    anomaly_object,
+    failed_result,
+    result_csv,
+    setup_info,
+    top_anomalies,
+)
 from shared.multivariate.export import export_model
 from shared.multivariate.payloads import (
     BatchOutcome,
@@ -196,7 +200,7 @@ class TrainingActivities:
             errors=tuple(summary["errors"]),
             anomalies=sum(1 for item in result["results"] if item["value"]["isAnomaly"]),
             timestamps=len(result["results"]),
-            top_anomalies=tuple(_anomaly_object(item) for item in top_anomalies(result)),
+            top_anomalies=tuple(anomaly_object(item) for item in top_anomalies(result)),
         )
 
     def export(self, step: ModelStep) -> ExportOutcome:
@@ -277,16 +281,3 @@ class BatchDetectionActivities:
         except ModelNotFoundError:
             logger.info("Model %s was deleted; detection %s dropped", job.model_id, job.result_id)
         return BatchOutcome(job.result_id, FAILED)
-
-
-def _anomaly_object(anomaly: TopAnomaly) -> JSONObject:
-    """A top anomaly as the JSON object a detection summary carries."""
-    return {
-        "timestamp": anomaly["timestamp"],
-        "severity": anomaly["severity"],
-        "score": anomaly["score"],
-        "topContributors": [
-            {"variable": c["variable"], "contributionScore": c["contributionScore"]}
-            for c in anomaly["topContributors"]
-        ],
-    }

@@ -22,6 +22,7 @@ from shared.engine.multivariate import (
     MultivariatePoint,
 )
 from shared.errors import DatasetError, json_type
+from shared.jsontypes import JSONObject
 from shared.multivariate.datasets import AlignPolicy, Dataset, align
 from shared.multivariate.documents import (
     DetectionResult,
@@ -287,6 +288,19 @@ def top_anomalies(result: DetectionResult, count: int = 5) -> list[TopAnomaly]:
         }
         for item in flagged[:count]
     ]
+
+
+def anomaly_object(anomaly: TopAnomaly) -> JSONObject:
+    """A top anomaly as the JSON object a detection summary carries."""
+    return {
+        "timestamp": anomaly["timestamp"],
+        "severity": anomaly["severity"],
+        "score": anomaly["score"],
+        "topContributors": [
+            {"variable": c["variable"], "contributionScore": c["contributionScore"]}
+            for c in anomaly["topContributors"]
+        ],
+    }
 
 
 def _point_v11(point: MultivariatePoint) -> PointResult:

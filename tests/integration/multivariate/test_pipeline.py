@@ -496,7 +496,7 @@ def test_the_multivariate_demo(app_env: dict[str, str], tmp_path: Path) -> None:
 
     settings = Settings.from_env(app_env)
     progress = io.StringIO()
-    summary = run_multivariate_demo(
+    outcome = run_multivariate_demo(
         settings,
         BlobStore.from_settings(settings),
         tmp_path,
@@ -504,6 +504,7 @@ def test_the_multivariate_demo(app_env: dict[str, str], tmp_path: Path) -> None:
         days=2,
         progress_stream=progress,
     )
+    summary = as_obj(outcome)  # a free-form JSON object, read deeply below
     assert summary["status"] == "READY"
     assert summary["duplicateTriggerSkipped"] is True and summary["trainings"] == 1
     assert summary["timestamps"] == 1440 and 0 < summary["anomalies"] < 1440
