@@ -26,6 +26,7 @@ from shared.multivariate.detection import (
     setup_info,
     top_anomalies,
 )
+from shared.multivariate.documents import TrainingLease
 from shared.multivariate.export import export_model
 from shared.multivariate.payloads import (
     BatchOutcome,
@@ -40,7 +41,7 @@ from shared.multivariate.payloads import (
     SummaryRequest,
     TrainingRequest,
 )
-from shared.multivariate.registry import ModelRecord, TrainingLease
+from shared.multivariate.registry import ModelRecord
 from shared.multivariate.service import MultivariateService, outcome_of
 from shared.multivariate.spec import Windows, parse_training_spec
 from shared.multivariate.statuses import CREATED, FAILED, READY, RUNNING

@@ -1,22 +1,26 @@
-"""The v1.1 documents of the multivariate API whose shape is fixed, as TypedDicts.
+"""The multivariate documents whose shape is fixed, as TypedDicts.
 
-The model object (with its ``modelInfo``), the model list, the batch detection result (its
-``summary`` and per-timestamp ``results`` with ``value`` and ``interpretation``) and the
-detect-last response. Readers index them with known keys and get precise types; the parts
-that are free-form (``alignPolicy``) are
-:data:`~shared.jsontypes.JSONObject`. The registry writes these documents and reads them back
-from blobs it wrote; nothing here validates a document from outside.
+The v1.1 model object (with its ``modelInfo`` and ``diagnosticsInfo``), the model list, the
+batch detection result (its ``summary`` and ``setupInfo``, and per-timestamp ``results`` with
+``value`` and ``interpretation``), the detect-last response and the top anomalies; and the
+model blob as stored (the object with meterwatch's bookkeeping beside it). Readers index them
+with known keys and get precise types; the free-form parts (``alignPolicy``, the training
+spec) are :data:`~shared.jsontypes.JSONObject`. The registry writes these documents and reads
+them back from blobs it wrote; nothing here validates a document from outside.
 
 Standard library only.
 """
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from shared.jsontypes import JSONObject
 
 __all__ = [
+    "BlobLocation",
+    "Bookkeeping",
+    "BookkeepingChange",
     "Contributor",
     "CorrelationChanges",
     "DetectionResult",
@@ -32,7 +36,9 @@ __all__ = [
     "PointValue",
     "ResultSummary",
     "SetupInfo",
+    "StoredModel",
     "TopAnomaly",
+    "TrainingLease",
     "VariableState",
 ]
 
@@ -177,3 +183,55 @@ class LastDetection(TypedDict):
 
     variableStates: list[VariableState]
     results: list[PointResult]
+
+
+class BlobLocation(TypedDict):
+    """A blob by container and name."""
+
+    container: str
+    name: str
+
+
+class TrainingLease(TypedDict):
+    """Who is training a RUNNING model, and until when (ISO 8601; none: expired)."""
+
+    id: str
+    expires: NotRequired[str]
+
+
+class Bookkeeping(TypedDict, total=False):
+    """What meterwatch keeps beside a v1.1 model object (not part of the contract).
+
+    Attributes:
+        dataSource: The training dataset blob.
+        sha256: Its content hash when the training was accepted.
+        instanceId: The training orchestration's instance id.
+        spec: The canonical training spec (v1.1 field names).
+        windows: The resolved training and detection windows (ISO 8601 ``Z``).
+        variables: The variables the model was trained on.
+        lease: The training lease of a RUNNING model.
+        resultIds: The batch results stored for the model.
+    """
+
+    dataSource: BlobLocation
+    sha256: str
+    instanceId: str
+    spec: JSONObject
+    windows: dict[str, str]
+    variables: list[str]
+    lease: TrainingLease
+    resultIds: list[str]
+
+
+class BookkeepingChange(TypedDict, total=False):
+    """Bookkeeping a status transition sets: a ``lease`` of ``None`` removes the lease."""
+
+    lease: TrainingLease | None
+    variables: list[str]
+
+
+class StoredModel(TypedDict):
+    """A model's blob: the v1.1 object and meterwatch's bookkeeping beside it."""
+
+    model: ModelDocument
+    meterwatch: Bookkeeping

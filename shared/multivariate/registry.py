@@ -27,16 +27,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NotRequired, TypedDict
 
 from shared.errors import ModelError, ModelNotFoundError, ModelNotReadyError, ResultNotFoundError
 from shared.jsontypes import JSONObject
 from shared.multivariate.documents import (
+    Bookkeeping,
+    BookkeepingChange,
     DetectionResult,
     DiagnosticsInfo,
     ModelDocument,
     ModelInfo,
     ModelList,
+    StoredModel,
 )
 from shared.multivariate.statuses import CREATED, FAILED, MODEL_STATUSES, READY, RUNNING
 from shared.settings import Settings
@@ -79,58 +81,6 @@ def empty_diagnostics() -> DiagnosticsInfo:
         },
         "variableStates": [],
     }
-
-
-class BlobLocation(TypedDict):
-    """A blob by container and name."""
-
-    container: str
-    name: str
-
-
-class TrainingLease(TypedDict):
-    """Who is training a RUNNING model, and until when (ISO 8601; none: expired)."""
-
-    id: str
-    expires: NotRequired[str]
-
-
-class Bookkeeping(TypedDict, total=False):
-    """What meterwatch keeps beside a v1.1 model object (not part of the contract).
-
-    Attributes:
-        dataSource: The training dataset blob.
-        sha256: Its content hash when the training was accepted.
-        instanceId: The training orchestration's instance id.
-        spec: The canonical training spec (v1.1 field names).
-        windows: The resolved training and detection windows (ISO 8601 ``Z``).
-        variables: The variables the model was trained on.
-        lease: The training lease of a RUNNING model.
-        resultIds: The batch results stored for the model.
-    """
-
-    dataSource: BlobLocation
-    sha256: str
-    instanceId: str
-    spec: JSONObject
-    windows: dict[str, str]
-    variables: list[str]
-    lease: TrainingLease
-    resultIds: list[str]
-
-
-class BookkeepingChange(TypedDict, total=False):
-    """Bookkeeping a status transition sets: a ``lease`` of ``None`` removes the lease."""
-
-    lease: TrainingLease | None
-    variables: list[str]
-
-
-class StoredModel(TypedDict):
-    """A model's blob: the v1.1 object and meterwatch's bookkeeping beside it."""
-
-    model: ModelDocument
-    meterwatch: Bookkeeping
 
 
 @dataclass

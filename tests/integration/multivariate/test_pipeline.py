@@ -23,6 +23,7 @@ from functions.multivariate import upload_request
 from shared.errors import DatasetError
 from shared.multivariate.activities import TRAINING_LEASE, TrainingActivities
 from shared.multivariate.detection import detect_batch
+from shared.multivariate.documents import TrainingLease
 from shared.multivariate.export import load_export
 from shared.multivariate.local_runner import (
     LocalContext,
@@ -32,7 +33,7 @@ from shared.multivariate.local_runner import (
     training_activities,
 )
 from shared.multivariate.payloads import TrainingRequest
-from shared.multivariate.registry import ModelRegistry, TrainingLease
+from shared.multivariate.registry import ModelRegistry
 from shared.multivariate.training import read_dataset
 from shared.multivariate.workflow import (
     FAIL_ACTIVITY,
