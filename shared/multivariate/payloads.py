@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast
+from typing import TYPE_CHECKING, ClassVar, Self, TypeVar, cast
 
 from shared.errors import PayloadError
 from shared.jsontypes import JSONObject, JSONValue
@@ -66,6 +66,15 @@ def _int(value: JSONValue) -> int:
     return int(value)
 
 
+def _object_tuple(value: JSONValue) -> tuple[JSONObject, ...]:
+    """A JSON array of objects (absent or empty: none), or ``TypeError``."""
+    if not value:
+        return ()
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise TypeError(f"expected an array of objects, not {type(value).__name__}")
+    return tuple(dict(_mapping(item)) for item in value)
+
+
 def _objects(items: Sequence[Mapping[str, JSONValue]]) -> list[JSONObject]:
     return [dict(item) for item in items]
 
@@ -80,7 +89,7 @@ _P = TypeVar("_P", bound="DataclassInstance")
 
 def _wire(
     key: str,
-    read: Callable[[Any], _T],
+    read: Callable[[JSONValue], _T],
     *,
     write: Callable[[_T], object] | None = None,
     default: object = MISSING,
@@ -325,11 +334,11 @@ class DetectionSummary(_FlatPayload):
     result_id: str = _wire("resultId", str)
     status: str = _wire("status", str)
     errors: tuple[ErrorBody, ...] = _wire("errors", _errors, write=_objects, default=())
-    anomalies: int = _wire("anomalies", lambda value: int(value or 0), default=0)
-    timestamps: int = _wire("timestamps", lambda value: int(value or 0), default=0)
+    anomalies: int = _wire("anomalies", lambda value: _int(value or 0), default=0)
+    timestamps: int = _wire("timestamps", lambda value: _int(value or 0), default=0)
     top_anomalies: tuple[JSONObject, ...] = _wire(
         "topAnomalies",
-        lambda value: tuple(dict(item) for item in value or ()),
+        _object_tuple,
         write=_objects,
         default=(),
     )
@@ -343,7 +352,7 @@ class ExportOutcome(_FlatPayload):
 
     container: str = _wire("container", str)
     name: str = _wire("name", str)
-    bytes: int = _wire("bytes", int)
+    bytes: int = _wire("bytes", _int)
 
     @property
     def location(self) -> str:
@@ -449,7 +458,7 @@ class DetectionJob(_FlatPayload):
     data_source: str = _wire("data_source", str)
     start_time: str = _wire("start_time", str)
     end_time: str = _wire("end_time", str)
-    top_contributor_count: int = _wire("top_contributor_count", int)
+    top_contributor_count: int = _wire("top_contributor_count", _int)
 
     @property
     def instance_id(self) -> str:
@@ -483,4 +492,4 @@ class BatchOutcome(_FlatPayload):
 
     result_id: str = _wire("resultId", str)
     status: str = _wire("status", str)
-    anomalies: int = _wire("anomalies", int, default=0)
+    anomalies: int = _wire("anomalies", _int, default=0)
