@@ -36,12 +36,12 @@ from functions.bindings import (
     blob_name_in_container,
 )
 from shared.errors import InputError
+from shared.jsontypes import JSONObject
 from shared.multivariate.ids import is_dataset_name, stream_hash
 from shared.multivariate.payloads import (
     DetectionFailure,
     DetectionJob,
     FailRequest,
-    JSONObject,
     ModelStep,
     SummaryRequest,
     TrainingRequest,

@@ -22,8 +22,8 @@ the API's storage thread pool, never on the one univariate detection uses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TypeVar, TypeVarTuple
 
 from anyio import to_thread
 from starlette.requests import Request
@@ -35,7 +35,9 @@ from shared.api.context import ApiContext
 from shared.api.links import location, next_link
 from shared.api.responses import JSONResponse
 from shared.api.versions import V11, V11_PREVIEW, multivariate_result
-from shared.errors import InputError, ModelNotFoundError, ResultNotFoundError
+from shared.errors import InputError, ModelNotFoundError, ResultNotFoundError, StateError
+from shared.jsontypes import JSONObject, JSONValue
+from shared.multivariate.documents import ModelDocument, ModelInfo
 from shared.multivariate.registry import MAX_PAGE
 from shared.multivariate.service import MultivariateService
 
@@ -58,6 +60,10 @@ def _is_plain_id(value: str) -> bool:
     return bool(value) and len(value) <= 128 and all(c.isalnum() or c in "-_" for c in value)
 
 
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
+
 def _model_id(request: Request) -> str:
     model_id = str(request.path_params["modelId"])
     if not _is_plain_id(model_id):
@@ -73,7 +79,7 @@ def _result_id(request: Request) -> str:
     return result_id
 
 
-async def _storage(request: Request, function: Any, *args: Any) -> Any:
+async def _storage(request: Request, function: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
     """Run a storage-bound call on the API's storage thread pool."""
     limiter = ApiContext.of(request).storage_limiter()
     return await to_thread.run_sync(function, *args, limiter=limiter)
@@ -109,7 +115,7 @@ def _paging(request: Request, preview: bool) -> tuple[int, int]:
     return values["skip"], values["top"]
 
 
-def _preview_body(body: dict[str, Any]) -> dict[str, Any]:
+def _preview_body(body: JSONObject) -> JSONObject:
     """A preview request (``source``) in v1.1 names (``dataSource``)."""
     converted = dict(body)
     if "source" in converted and "dataSource" not in converted:
@@ -117,22 +123,29 @@ def _preview_body(body: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def _preview_object(document: Any) -> Any:
+def _preview_object(document: Mapping[str, object]) -> JSONObject:
     """A v1.1 response in preview names (``dataSource`` → ``source``), recursively."""
-    if isinstance(document, dict):
-        return {
-            ("source" if key == "dataSource" else key): _preview_object(value)
-            for key, value in document.items()
-        }
-    if isinstance(document, list):
-        return [_preview_object(item) for item in document]
-    return document
+    return {
+        ("source" if key == "dataSource" else key): _preview_value(value)
+        for key, value in document.items()
+    }
 
 
-def _snapshot(model: Mapping[str, Any]) -> dict[str, Any]:
+def _preview_value(value: object) -> JSONValue:
+    if isinstance(value, dict):
+        return _preview_object(value)
+    if isinstance(value, list):
+        return [_preview_value(item) for item in value]
+    if value is None or isinstance(value, str | int | float):
+        return value
+    raise StateError(f"A stored multivariate document holds a {type(value).__name__}, not JSON.")
+
+
+def _snapshot(model: ModelDocument) -> JSONObject:
     """A preview ``ModelSnapshot`` of a v1.1 model object."""
-    info = model.get("modelInfo") or {}
-    variables = (info.get("diagnosticsInfo") or {}).get("variableStates") or []
+    info: ModelInfo = model.get("modelInfo") or {}
+    diagnostics = info.get("diagnosticsInfo")
+    variables = (diagnostics.get("variableStates") if diagnostics else None) or []
     return {
         "modelId": model["modelId"],
         "createdTime": model["createdTime"],
@@ -171,7 +184,13 @@ def routes(version: str) -> list[BaseRoute]:
             )
         document = page.to_v11(link)
         if preview:
-            document["models"] = [_snapshot(model) for model in page.models]
+            snapshots: JSONObject = {
+                "models": [_snapshot(model) for model in page.models],
+                "currentCount": document["currentCount"],
+                "maxCount": document["maxCount"],
+                "nextLink": document["nextLink"],
+            }
+            return JSONResponse(snapshots)
         return JSONResponse(document)
 
     async def get_model(request: Request) -> Response:
@@ -202,7 +221,7 @@ def routes(version: str) -> list[BaseRoute]:
     async def get_result(request: Request) -> Response:
         result = await _storage(request, _service(request).get_result, _result_id(request))
         if preview:
-            result = multivariate_result(version, _preview_object(result))
+            return JSONResponse(multivariate_result(version, _preview_object(result)))
         return JSONResponse(result)
 
     async def detect_last(request: Request) -> Response:

@@ -21,15 +21,18 @@ import logging
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO, TypedDict
 
 import numpy as np
 
 from shared.demo.household import LabelledSeries, household
 from shared.errors import MeterwatchError
-from shared.evaluation import AnomalyEvent, event_scores
+from shared.evaluation import AnomalyEvent, Scores, event_scores
+from shared.jsontypes import JSONObject
 from shared.multivariate.activities import TrainingActivities
-from shared.multivariate.detection import result_csv, top_anomalies
+from shared.multivariate.datasets import Dataset
+from shared.multivariate.detection import anomaly_object, result_csv, top_anomalies
+from shared.multivariate.documents import DetectionResult
 from shared.multivariate.ids import content_hash
 from shared.multivariate.local_runner import (
     LocalContext,
@@ -41,7 +44,12 @@ from shared.multivariate.payloads import TrainingRequest
 from shared.multivariate.registry import ModelRegistry
 from shared.multivariate.spec import parse_training_spec
 from shared.multivariate.training import read_dataset
-from shared.multivariate.workflow import ORCHESTRATOR, TRAIN_ACTIVITY, training_orchestration
+from shared.multivariate.workflow import (
+    ORCHESTRATOR,
+    TRAIN_ACTIVITY,
+    Orchestration,
+    training_orchestration,
+)
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.timefmt import format_timestamp
@@ -66,7 +74,14 @@ def household_zip(series: dict[str, LabelledSeries]) -> bytes:
     return buffer.getvalue()
 
 
-def demo_spec(series: dict[str, LabelledSeries]) -> dict[str, Any]:
+class _Scores(TypedDict):
+    events: int
+    found: int
+    rootCause: int
+    scores: JSONObject | None
+
+
+def demo_spec(series: dict[str, LabelledSeries]) -> JSONObject:
     """Train on the first half of the household, detect on the second half."""
     stamps = next(iter(series.values())).timestamps.astype("datetime64[s]")
     half = stamps.size // 2
@@ -91,7 +106,7 @@ def run_multivariate_demo(
     *,
     days: int = 4,
     progress_stream: TextIO = sys.stderr,
-) -> dict[str, Any]:
+) -> JSONObject:
     """Run the multivariate demo on the given storage; write results and the picture.
 
     Args:
@@ -137,13 +152,13 @@ def run_multivariate_demo(
             f"The multivariate orchestration did not complete: {run.error if run else 'not run'}",
             "DemoFailed",
         )
-    summary: dict[str, Any] = run.output
+    summary = run.output
     progress_stream.write(
         f"  multivariate: orchestration {request.instance_id} {run.runtime_status}, model "
         f"{summary['modelId']} {summary['status']}; duplicate trigger "
         f"{'skipped' if duplicate is None else 'STARTED AGAIN'}\n"
     )
-    outcome: dict[str, Any] = {
+    outcome: JSONObject = {
         "instanceId": request.instance_id,
         "modelId": summary["modelId"],
         "status": summary["status"],
@@ -157,7 +172,7 @@ def run_multivariate_demo(
     result = registry.get_result(str(summary["resultId"]))
     (output / "multivariate-results.json").write_text(json.dumps(result, indent=2), "utf-8")
     (output / "multivariate-results.csv").write_text(result_csv(result), "utf-8")
-    (output / "multivariate-model.zip").write_bytes(registry.get_export(summary["modelId"]))
+    (output / "multivariate-model.zip").write_bytes(registry.get_export(str(summary["modelId"])))
     window = _detection_window(data, name, spec)
     from shared.demo.plots_mv import plot_multivariate
 
@@ -172,7 +187,7 @@ def run_multivariate_demo(
         resultId=summary["resultId"],
         timestamps=len(result["results"]),
         anomalies=sum(1 for item in result["results"] if item["value"]["isAnomaly"]),
-        topAnomalies=top_anomalies(result, 5),
+        topAnomalies=[anomaly_object(item) for item in top_anomalies(result, 5)],
         labelledEvents=scores["events"],
         eventsFound=scores["found"],
         rootCauseCorrect=scores["rootCause"],
@@ -192,11 +207,11 @@ def run_multivariate_demo(
     return outcome
 
 
-def _orchestrate(context: LocalContext) -> Any:
+def _orchestrate(context: LocalContext) -> Orchestration[JSONObject]:
     return training_orchestration(context, LocalRetry())
 
 
-def _detection_window(data: bytes, name: str, spec: dict[str, Any]) -> Any:
+def _detection_window(data: bytes, name: str, spec: JSONObject) -> Dataset:
     from shared.multivariate.datasets import align
 
     parsed = parse_training_spec(spec)
@@ -208,7 +223,7 @@ def _detection_window(data: bytes, name: str, spec: dict[str, Any]) -> Any:
     )
 
 
-def _score(series: dict[str, LabelledSeries], result: dict[str, Any]) -> dict[str, Any]:
+def _score(series: dict[str, LabelledSeries], result: DetectionResult) -> _Scores:
     """Event-wise scores of the flags and the share of found events whose cause was named."""
     first = next(iter(series.values()))
     stamps = first.timestamps.astype("datetime64[s]")
@@ -248,5 +263,16 @@ def _score(series: dict[str, LabelledSeries], result: dict[str, Any]) -> dict[st
         "events": len(events),
         "found": found,
         "rootCause": right,
-        "scores": None if scores is None else scores.__dict__,
+        "scores": None if scores is None else _scores_object(scores),
+    }
+
+
+def _scores_object(scores: Scores) -> JSONObject:
+    return {
+        "precision": scores.precision,
+        "recall": scores.recall,
+        "f1": scores.f1,
+        "true_positives": scores.true_positives,
+        "false_positives": scores.false_positives,
+        "false_negatives": scores.false_negatives,
     }

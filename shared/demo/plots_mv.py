@@ -8,14 +8,14 @@ importing this module costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from shared.demo.plots import pyplot, runs, save_figure
 from shared.multivariate.datasets import Dataset
+from shared.multivariate.documents import DetectionResult, PointValue
 from shared.timefmt import plot_moments
 
 #: At most this many variable panels; the variables contributing most are drawn.
@@ -37,7 +37,7 @@ _PALETTE = (
 
 
 def plot_multivariate(
-    path: Path, window: Dataset, result: Mapping[str, Any], *, title: str = ""
+    path: Path, window: Dataset, result: DetectionResult, *, title: str = ""
 ) -> Path:
     """Draw the variables with anomalies shaded, the severity, and the contribution scores.
 
@@ -52,13 +52,11 @@ def plot_multivariate(
     """
     plt = pyplot()
     stamps = window.timestamps.astype("datetime64[s]")
-    by_time = {
-        str(item["timestamp"]): item.get("value") or {} for item in result.get("results", [])
-    }
+    by_time = {item["timestamp"]: item["value"] for item in result["results"]}
     keys = [str(np.datetime_as_string(stamp, unit="s")) + "Z" for stamp in stamps]
-    verdicts = [by_time.get(key, {}) for key in keys]
-    flagged = np.array([bool(v.get("isAnomaly")) for v in verdicts], dtype=bool)
-    severity = np.array([float(v.get("severity", 0.0)) for v in verdicts])
+    verdicts = [by_time.get(key) for key in keys]
+    flagged = np.array([v is not None and bool(v["isAnomaly"]) for v in verdicts], dtype=bool)
+    severity = np.array([0.0 if v is None else float(v["severity"]) for v in verdicts])
     shares = _contributions(verdicts, window.variables)
     panels = _variables_to_draw(window.variables, shares)
     colours = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(window.variables)}
@@ -123,15 +121,15 @@ def plot_multivariate(
     return save_figure(plt, fig, path)
 
 
-def _contributions(verdicts: Sequence[Mapping[str, Any]], variables: Sequence[str]) -> np.ndarray:
+def _contributions(verdicts: Sequence[PointValue | None], variables: Sequence[str]) -> np.ndarray:
     """Contribution score per timestamp and variable (0 where none was given)."""
     column = {name: j for j, name in enumerate(variables)}
     shares = np.zeros((len(verdicts), len(variables)))
     for i, verdict in enumerate(verdicts):
-        for contributor in verdict.get("interpretation") or []:
-            j = column.get(str(contributor.get("variable")))
+        for contributor in [] if verdict is None else verdict["interpretation"]:
+            j = column.get(contributor["variable"])
             if j is not None:
-                shares[i, j] = float(contributor.get("contributionScore", 0.0))
+                shares[i, j] = float(contributor["contributionScore"])
     return shares
 
 

@@ -19,7 +19,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from shared.errors import InputError, ModelNotFoundError, ModelNotReadyError
-from shared.multivariate.detection import failed_result, result_csv, setup_info, top_anomalies
+from shared.multivariate.detection import (
+    anomaly_object,
+    failed_result,
+    result_csv,
+    setup_info,
+    top_anomalies,
+)
+from shared.multivariate.documents import TrainingLease
 from shared.multivariate.export import export_model
 from shared.multivariate.payloads import (
     BatchOutcome,
@@ -96,7 +103,7 @@ class TrainingActivities:
             record.status == RUNNING and not self._may_take(record, holder)
         ):
             return outcome_of(record)
-        lease = {"id": holder, "expires": format_time(self.clock() + TRAINING_LEASE)}
+        lease: TrainingLease = {"id": holder, "expires": format_time(self.clock() + TRAINING_LEASE)}
         acquired, record = self.registry.transition(
             model_id,
             RUNNING,
@@ -110,7 +117,8 @@ class TrainingActivities:
             return outcome_of(record)
 
         def holds_lease(current: ModelRecord) -> bool:
-            return (current.internal.get("lease") or {}).get("id") == lease["id"]
+            held = current.internal.get("lease")
+            return held is not None and held.get("id") == lease["id"]
 
         source = record.internal["dataSource"]
         ref = BlobRef(source["container"], source["name"])
@@ -143,12 +151,12 @@ class TrainingActivities:
     def _may_take(self, record: ModelRecord, holder: str) -> bool:
         """Whether ``holder`` may take the training lease of a RUNNING model: it is its own
         (an earlier attempt of this run failed), or its worker is gone (expired)."""
-        lease = record.internal.get("lease") or {}
-        return lease.get("id") == holder or self._lease_expired(record)
+        lease = record.internal.get("lease")
+        return (lease is not None and lease.get("id") == holder) or self._lease_expired(record)
 
     def _lease_expired(self, record: ModelRecord) -> bool:
-        lease = record.internal.get("lease") or {}
-        expires = lease.get("expires")
+        lease = record.internal.get("lease")
+        expires = lease.get("expires") if lease is not None else None
         if not expires:
             return True
         return datetime.fromisoformat(str(expires)) <= self.clock()
@@ -193,7 +201,7 @@ class TrainingActivities:
             errors=tuple(summary["errors"]),
             anomalies=sum(1 for item in result["results"] if item["value"]["isAnomaly"]),
             timestamps=len(result["results"]),
-            top_anomalies=tuple(top_anomalies(result)),
+            top_anomalies=tuple(anomaly_object(item) for item in top_anomalies(result)),
         )
 
     def export(self, step: ModelStep) -> ExportOutcome:

@@ -20,13 +20,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from shared.errors import DatasetError
-from shared.multivariate.payloads import JSONObject
+from shared.jsontypes import JSONObject
 from shared.timefmt import bound_datetime64, iso_or_open
 
 logger = logging.getLogger(__name__)
@@ -138,7 +137,7 @@ class AlignPolicy:
         object.__setattr__(self, "padding_value", padding)
 
     @classmethod
-    def from_v11(cls, obj: Mapping[str, Any] | None) -> AlignPolicy:
+    def from_v11(cls, obj: object) -> AlignPolicy:
         """Build a policy from the v1.1 JSON object (missing fields take the defaults).
 
         Args:

@@ -13,7 +13,6 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,8 +22,16 @@ from shared.engine.multivariate import (
     MultivariatePoint,
 )
 from shared.errors import DatasetError, json_type
+from shared.jsontypes import JSONObject
 from shared.multivariate.datasets import AlignPolicy, Dataset, align
-from shared.multivariate.payloads import DetectionJob, JSONObject
+from shared.multivariate.documents import (
+    DetectionResult,
+    PointResult,
+    SetupInfo,
+    TopAnomaly,
+    VariableState,
+)
+from shared.multivariate.payloads import DetectionJob
 from shared.multivariate.spec import MAX_TOP_CONTRIBUTORS, whole_number
 from shared.multivariate.statuses import FAILED, READY
 from shared.numbers import lenient_number
@@ -60,7 +67,7 @@ class BatchDetection:
         """The anomalous points, in time order."""
         return [point for point in self.points if point.is_anomaly]
 
-    def to_v11(self) -> JSONObject:
+    def to_v11(self) -> DetectionResult:
         """The v1.1 batch result (``resultId``, ``summary``, ``results``)."""
         return {
             "resultId": self.result_id,
@@ -78,7 +85,7 @@ class BatchDetection:
 
 def setup_info(
     data_source: str, top_contributor_count: int, start: object, end: object
-) -> JSONObject:
+) -> SetupInfo:
     """The v1.1 ``setupInfo`` of a batch detection."""
     return {
         "dataSource": data_source,
@@ -88,7 +95,7 @@ def setup_info(
     }
 
 
-def variable_states(window: Dataset) -> list[JSONObject]:
+def variable_states(window: Dataset) -> list[VariableState]:
     """v1.1 ``variableStates`` of the data a detection judged."""
     if len(window) == 0:
         return []
@@ -104,7 +111,7 @@ def variable_states(window: Dataset) -> list[JSONObject]:
     ]
 
 
-def pending_result(job: DetectionJob) -> JSONObject:
+def pending_result(job: DetectionJob) -> DetectionResult:
     """The v1.1 batch result of an accepted detection that has not run yet (status CREATED)."""
     return {
         "resultId": job.result_id,
@@ -124,8 +131,8 @@ def pending_result(job: DetectionJob) -> JSONObject:
 
 
 def failed_result(
-    result_id: str, setup: Mapping[str, Any], errors: Sequence[Mapping[str, str]]
-) -> JSONObject:
+    result_id: str, setup: SetupInfo, errors: Sequence[Mapping[str, str]]
+) -> DetectionResult:
     """A v1.1 batch result whose detection failed (``summary.status`` FAILED, no results)."""
     return {
         "resultId": result_id,
@@ -133,7 +140,7 @@ def failed_result(
             "status": FAILED,
             "errors": [dict(error) for error in errors],
             "variableStates": [],
-            "setupInfo": dict(setup),
+            "setupInfo": setup.copy(),
         },
         "results": [],
     }
@@ -231,7 +238,7 @@ RESULT_CSV_COLUMNS = (
 )
 
 
-def result_csv(result: Mapping[str, Any]) -> str:
+def result_csv(result: DetectionResult) -> str:
     """A v1.1 batch result as CSV, one row per timestamp.
 
     ``topContributors`` reads ``kitchen:0.52;voltage:0.29`` (variable and contribution score,
@@ -263,7 +270,7 @@ def result_csv(result: Mapping[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def top_anomalies(result: Mapping[str, Any], count: int = 5) -> list[JSONObject]:
+def top_anomalies(result: DetectionResult, count: int = 5) -> list[TopAnomaly]:
     """The ``count`` most severe anomalies of a v1.1 batch result, with their top contributors."""
     flagged = [
         item for item in result.get("results", []) if (item.get("value") or {}).get("isAnomaly")
@@ -283,7 +290,20 @@ def top_anomalies(result: Mapping[str, Any], count: int = 5) -> list[JSONObject]
     ]
 
 
-def _point_v11(point: MultivariatePoint) -> JSONObject:
+def anomaly_object(anomaly: TopAnomaly) -> JSONObject:
+    """A top anomaly as the JSON object a detection summary carries."""
+    return {
+        "timestamp": anomaly["timestamp"],
+        "severity": anomaly["severity"],
+        "score": anomaly["score"],
+        "topContributors": [
+            {"variable": c["variable"], "contributionScore": c["contributionScore"]}
+            for c in anomaly["topContributors"]
+        ],
+    }
+
+
+def _point_v11(point: MultivariatePoint) -> PointResult:
     return {
         "timestamp": iso(point.timestamp),
         "value": {

@@ -11,17 +11,17 @@ import json
 import logging
 import uuid
 import zipfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from shared.engine.multivariate import (
     MultivariateModel,
 )
 from shared.errors import DatasetError, ModelError
+from shared.jsontypes import JSONObject
 from shared.multivariate.datasets import MIB, AlignPolicy
-from shared.multivariate.payloads import JSONObject
+from shared.multivariate.documents import ModelDocument
 from shared.multivariate.statuses import READY
 from shared.multivariate.training import TrainedModel, diagnostics_info, model_info
 from shared.timefmt import format_time, utc_now
@@ -36,6 +36,14 @@ _MAX_EXPORT_INFO_BYTES = 16 * MIB
 _MAX_EXPORT_MODEL_BYTES = 512 * MIB
 
 
+class ExportManifest(TypedDict):
+    """``model.json`` of an export zip: the format, its version and the v1.1 model object."""
+
+    format: str
+    formatVersion: int
+    model: ModelDocument
+
+
 @dataclass(frozen=True)
 class ExportedModel:
     """A model loaded from an export zip.
@@ -47,20 +55,20 @@ class ExportedModel:
     """
 
     model: MultivariateModel
-    model_object: dict[str, Any]
+    model_object: JSONObject
     align_policy: AlignPolicy
 
 
-def export_model(engine_bytes: bytes, model_object: Mapping[str, Any]) -> bytes:
+def export_model(engine_bytes: bytes, model_object: ModelDocument) -> bytes:
     """The portable model zip: ``model.json`` (the v1.1 model object) and ``model.mvm``.
 
     ``meterwatch detect-mv --model`` loads it with no storage account. The bytes are the same
     for the same model (fixed member order and dates).
     """
-    info = {
+    info: ExportManifest = {
         "format": EXPORT_FORMAT,
         "formatVersion": EXPORT_VERSION,
-        "model": dict(model_object),
+        "model": model_object.copy(),
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -127,15 +135,13 @@ def load_export(data: bytes) -> ExportedModel:
 
 def local_model_object(
     trained: TrainedModel, data_source: str, name: str, sha256: str, now: datetime | None = None
-) -> JSONObject:
+) -> ModelDocument:
     """The v1.1 model object of a model trained outside the registry (the CLI)."""
     moment = format_time(now or utc_now())
     info = model_info(data_source, name, trained.spec, trained.windows)
-    info.update(
-        status=READY,
-        errors=[],
-        diagnosticsInfo=diagnostics_info(trained.model, trained.seconds),
-    )
+    info["status"] = READY
+    info["errors"] = []
+    info["diagnosticsInfo"] = diagnostics_info(trained.model, trained.seconds)
     key = f"{sha256}\n{json.dumps(trained.spec.to_dict(), sort_keys=True)}"
     return {
         "modelId": str(uuid.uuid5(uuid.NAMESPACE_URL, "meterwatch:mv-model:" + key)),

@@ -24,13 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from shared.jsontypes import JSONValue
+from shared.jsontypes import JSONObject, JSONValue
 from shared.multivariate.activities import BatchDetectionActivities, TrainingActivities
 from shared.multivariate.payloads import (
     DetectionFailure,
     DetectionJob,
     FailRequest,
-    JSONObject,
     ModelStep,
     SummaryRequest,
     TrainingRequest,

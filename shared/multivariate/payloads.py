@@ -15,21 +15,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast
+from typing import TYPE_CHECKING, ClassVar, Self, TypeVar, cast
 
 from shared.errors import PayloadError
+from shared.jsontypes import JSONObject, JSONValue
 from shared.multivariate.ids import detection_instance_id, model_id_for, training_instance_id
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-#: A JSON object as the runtime carries it (values: str, numbers, bools, None, lists, objects).
-JSONObject = dict[str, Any]
 #: A v1.1 error body ``{"code", "message"}``.
 ErrorBody = dict[str, str]
 
 
-def as_object(value: object, what: str) -> Mapping[str, Any]:
+def as_object(value: object, what: str) -> Mapping[str, JSONValue]:
     """A payload as a mapping (the runtime may hand it over as JSON text).
 
     Raises:
@@ -53,7 +52,30 @@ def _errors(value: object) -> tuple[ErrorBody, ...]:
     )
 
 
-def _objects(items: Sequence[Mapping[str, Any]]) -> list[JSONObject]:
+def _mapping(value: JSONValue) -> Mapping[str, JSONValue]:
+    """A nested JSON object, or ``TypeError`` (the reader turns it into a PayloadError)."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _int(value: JSONValue) -> int:
+    """``int(value)`` for a JSON number or string; ``TypeError`` for anything else."""
+    if not isinstance(value, str | int | float):
+        raise TypeError(f"expected a number, not {type(value).__name__}")
+    return int(value)
+
+
+def _object_tuple(value: JSONValue) -> tuple[JSONObject, ...]:
+    """A JSON array of objects (absent or empty: none), or ``TypeError``."""
+    if not value:
+        return ()
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise TypeError(f"expected an array of objects, not {type(value).__name__}")
+    return tuple(dict(_mapping(item)) for item in value)
+
+
+def _objects(items: Sequence[Mapping[str, JSONValue]]) -> list[JSONObject]:
     return [dict(item) for item in items]
 
 
@@ -67,7 +89,7 @@ _P = TypeVar("_P", bound="DataclassInstance")
 
 def _wire(
     key: str,
-    read: Callable[[Any], _T],
+    read: Callable[[JSONValue], _T],
     *,
     write: Callable[[_T], object] | None = None,
     default: object = MISSING,
@@ -186,7 +208,7 @@ class TrainingRequest:
         name: str,
         sha256: str,
         *,
-        spec: Mapping[str, Any] | None = None,
+        spec: Mapping[str, JSONValue] | None = None,
         poll_interval_seconds: int = 10,
         deadline_minutes: int = 60,
     ) -> TrainingRequest:
@@ -229,7 +251,7 @@ class TrainingRequest:
         """
         payload = as_object(document, "training request")
         try:
-            source = payload["dataSource"]
+            source = _mapping(payload["dataSource"])
             spec = payload.get("spec")
             return cls(
                 container=str(source["container"]),
@@ -237,9 +259,9 @@ class TrainingRequest:
                 sha256=str(payload["sha256"]),
                 instance_id=str(payload["instanceId"]),
                 model_id=str(payload["modelId"]),
-                spec=None if spec is None else dict(spec),
-                poll_interval_seconds=int(payload.get("pollIntervalSeconds", 10)),
-                deadline_minutes=int(payload.get("deadlineMinutes", 60)),
+                spec=None if spec is None else dict(_mapping(spec)),
+                poll_interval_seconds=_int(payload.get("pollIntervalSeconds", 10)),
+                deadline_minutes=_int(payload.get("deadlineMinutes", 60)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PayloadError(f"Not a training request: {exc!r}") from exc
@@ -312,11 +334,11 @@ class DetectionSummary(_FlatPayload):
     result_id: str = _wire("resultId", str)
     status: str = _wire("status", str)
     errors: tuple[ErrorBody, ...] = _wire("errors", _errors, write=_objects, default=())
-    anomalies: int = _wire("anomalies", lambda value: int(value or 0), default=0)
-    timestamps: int = _wire("timestamps", lambda value: int(value or 0), default=0)
+    anomalies: int = _wire("anomalies", lambda value: _int(value or 0), default=0)
+    timestamps: int = _wire("timestamps", lambda value: _int(value or 0), default=0)
     top_anomalies: tuple[JSONObject, ...] = _wire(
         "topAnomalies",
-        lambda value: tuple(dict(item) for item in value or ()),
+        _object_tuple,
         write=_objects,
         default=(),
     )
@@ -330,7 +352,7 @@ class ExportOutcome(_FlatPayload):
 
     container: str = _wire("container", str)
     name: str = _wire("name", str)
-    bytes: int = _wire("bytes", int)
+    bytes: int = _wire("bytes", _int)
 
     @property
     def location(self) -> str:
@@ -436,7 +458,7 @@ class DetectionJob(_FlatPayload):
     data_source: str = _wire("data_source", str)
     start_time: str = _wire("start_time", str)
     end_time: str = _wire("end_time", str)
-    top_contributor_count: int = _wire("top_contributor_count", int)
+    top_contributor_count: int = _wire("top_contributor_count", _int)
 
     @property
     def instance_id(self) -> str:
@@ -470,4 +492,4 @@ class BatchOutcome(_FlatPayload):
 
     result_id: str = _wire("resultId", str)
     status: str = _wire("status", str)
-    anomalies: int = _wire("anomalies", int, default=0)
+    anomalies: int = _wire("anomalies", _int, default=0)

@@ -24,13 +24,22 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from shared.errors import ModelError, ModelNotFoundError, ModelNotReadyError, ResultNotFoundError
-from shared.multivariate.payloads import JSONObject
+from shared.jsontypes import JSONObject
+from shared.multivariate.documents import (
+    Bookkeeping,
+    BookkeepingChange,
+    DetectionResult,
+    DiagnosticsInfo,
+    ModelDocument,
+    ModelInfo,
+    ModelList,
+    StoredModel,
+)
 from shared.multivariate.statuses import CREATED, FAILED, MODEL_STATUSES, READY, RUNNING
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
@@ -61,7 +70,7 @@ MAX_PAGE = 100
 _UPDATE_ATTEMPTS = 10
 
 
-def empty_diagnostics() -> JSONObject:
+def empty_diagnostics() -> DiagnosticsInfo:
     """The v1.1 ``diagnosticsInfo`` of a model that has not been trained."""
     return {
         "modelState": {
@@ -85,8 +94,8 @@ class ModelRecord:
         etag: ETag of the stored blob (``None`` before it is stored).
     """
 
-    model: dict[str, Any]
-    internal: dict[str, Any] = field(default_factory=dict)
+    model: ModelDocument
+    internal: Bookkeeping = field(default_factory=lambda: Bookkeeping())
     etag: str | None = None
 
     @property
@@ -95,17 +104,16 @@ class ModelRecord:
         return str(self.model["modelId"])
 
     @property
-    def info(self) -> JSONObject:
+    def info(self) -> ModelInfo:
         """The v1.1 ``modelInfo``."""
-        info: dict[str, Any] = self.model["modelInfo"]
-        return info
+        return self.model["modelInfo"]
 
     @property
     def status(self) -> str:
         """CREATED, RUNNING, READY or FAILED."""
         return str(self.info["status"])
 
-    def to_document(self) -> JSONObject:
+    def to_document(self) -> StoredModel:
         """The stored JSON document."""
         return {"model": self.model, "meterwatch": self.internal}
 
@@ -121,12 +129,12 @@ class ModelPage:
         next_skip: ``skip`` of the next page, or ``None`` on the last page.
     """
 
-    models: list[dict[str, Any]]
+    models: list[ModelDocument]
     current_count: int
     max_count: int
     next_skip: int | None
 
-    def to_v11(self, next_link: str | None = None) -> JSONObject:
+    def to_v11(self, next_link: str | None = None) -> ModelList:
         """The v1.1 list response (``nextLink`` is built by the caller, who knows the URL)."""
         return {
             "models": self.models,
@@ -195,8 +203,8 @@ class ModelRegistry:
     def create(
         self,
         model_id: str,
-        model_info: Mapping[str, Any],
-        internal: Mapping[str, Any] | None = None,
+        model_info: ModelInfo,
+        internal: Bookkeeping | None = None,
     ) -> ModelRecord:
         """Store a new model in status CREATED, or return the one already stored under that id.
 
@@ -214,12 +222,10 @@ class ModelRegistry:
             The stored record (the existing one when the id was taken).
         """
         now = format_time(self.clock())
-        info = {
-            key: value
-            for key, value in model_info.items()
-            if key not in ("status", "errors", "diagnosticsInfo")
-        }
-        info.update(status=CREATED, errors=[], diagnosticsInfo=empty_diagnostics())
+        info = model_info.copy()
+        info["status"] = CREATED
+        info["errors"] = []
+        info["diagnosticsInfo"] = empty_diagnostics()
         record = ModelRecord(
             model={
                 "modelId": model_id,
@@ -227,7 +233,7 @@ class ModelRegistry:
                 "lastUpdatedTime": now,
                 "modelInfo": info,
             },
-            internal=dict(internal or {}),
+            internal=internal.copy() if internal else Bookkeeping(),
         )
         ref = self.model_ref(model_id)
         if self.store.put_json_if_unchanged(ref, record.to_document(), None):
@@ -247,11 +253,12 @@ class ModelRegistry:
             raise ModelNotFoundError(
                 f"No multivariate model has the id {model_id!r}; list the models to see the ids.",
             )
-        return ModelRecord(
-            model=document["model"], internal=dict(document.get("meterwatch") or {}), etag=etag
-        )
+        internal: Bookkeeping = {}
+        if document.get("meterwatch"):
+            internal = document["meterwatch"]
+        return ModelRecord(model=document["model"], internal=internal, etag=etag)
 
-    def get(self, model_id: str) -> JSONObject:
+    def get(self, model_id: str) -> ModelDocument:
         """Return the v1.1 model object.
 
         Raises:
@@ -303,9 +310,9 @@ class ModelRegistry:
         status: str,
         *,
         errors: list[dict[str, str]] | None = None,
-        diagnostics: dict[str, Any] | None = None,
-        info: Mapping[str, Any] | None = None,
-        internal: Mapping[str, Any] | None = None,
+        diagnostics: DiagnosticsInfo | None = None,
+        info: ModelInfo | None = None,
+        internal: BookkeepingChange | None = None,
         when: Callable[[ModelRecord], bool] | None = None,
     ) -> tuple[bool, ModelRecord]:
         """Move a model to ``status`` if the transition is allowed (and ``when`` agrees).
@@ -343,13 +350,10 @@ class ModelRegistry:
                 record.info["errors"] = [dict(error) for error in errors]
             if diagnostics is not None:
                 record.info["diagnosticsInfo"] = diagnostics
-            for key, value in (info or {}).items():
-                record.info[key] = value
-            for key, value in (internal or {}).items():
-                if value is None:
-                    record.internal.pop(key, None)
-                else:
-                    record.internal[key] = value
+            if info is not None:
+                record.info.update(info)
+            if internal is not None:
+                _change(record.internal, internal)
             return True
 
         changed, record = self.update(model_id, mutate)
@@ -373,7 +377,7 @@ class ModelRegistry:
                 f"top={top}).",
                 "InvalidParameter",
             )
-        models: list[dict[str, Any]] = []
+        models: list[ModelDocument] = []
         for name in self.store.list_names(self.models_container):
             if not name.endswith("/" + MODEL_OBJECT):
                 continue
@@ -470,7 +474,7 @@ class ModelRegistry:
             )
         return self.store.get_bytes(self.export_ref(model_id))
 
-    def put_summary(self, model_id: str, summary: Mapping[str, Any]) -> BlobRef:
+    def put_summary(self, model_id: str, summary: JSONObject) -> BlobRef:
         """Store the summary of a model's training run."""
         ref = self.summary_ref(model_id)
         self.store.put_json(ref, dict(summary))
@@ -479,7 +483,7 @@ class ModelRegistry:
     # ------------------------------------------------------------------ results
 
     def put_result(
-        self, model_id: str, result: Mapping[str, Any], csv_text: str | None = None
+        self, model_id: str, result: DetectionResult, csv_text: str | None = None
     ) -> BlobRef:
         """Store a v1.1 batch result (its CSV first) and note its id on the model.
 
@@ -506,7 +510,7 @@ class ModelRegistry:
         self.update(model_id, note)
         return ref
 
-    def get_result(self, result_id: str) -> JSONObject:
+    def get_result(self, result_id: str) -> DetectionResult:
         """Return a v1.1 batch result.
 
         Raises:
@@ -515,7 +519,7 @@ class ModelRegistry:
         document = self.store.get_json_or_none(self.result_ref(result_id))
         if document is None:
             raise ResultNotFoundError(f"No detection result has the id {result_id!r}.")
-        result: dict[str, Any] = document
+        result: DetectionResult = document
         return result
 
     def get_result_csv(self, result_id: str) -> str:
@@ -528,6 +532,17 @@ class ModelRegistry:
         if not self.store.exists(ref):
             raise ResultNotFoundError(f"No detection result has the id {result_id!r}.")
         return self.store.get_bytes(ref).decode()
+
+
+def _change(bookkeeping: Bookkeeping, change: BookkeepingChange) -> None:
+    if "lease" in change:
+        lease = change["lease"]
+        if lease is None:
+            bookkeeping.pop("lease", None)
+        else:
+            bookkeeping["lease"] = lease
+    if "variables" in change:
+        bookkeeping["variables"] = change["variables"]
 
 
 def _checked_id(

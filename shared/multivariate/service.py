@@ -27,7 +27,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from datetime import datetime
 
 from azure.core.exceptions import ResourceNotFoundError
 
@@ -40,6 +40,7 @@ from shared.errors import (
     ModelNotReadyError,
     ResultNotFoundError,
 )
+from shared.jsontypes import JSONValue
 from shared.multivariate.datasets import AlignPolicy, align
 from shared.multivariate.datasource import (
     DataSourcePolicy,
@@ -59,13 +60,14 @@ from shared.multivariate.detection import (
     top_contributors,
     variable_states,
 )
+from shared.multivariate.documents import DetectionResult, LastDetection, ModelDocument
 from shared.multivariate.export import export_model
 from shared.multivariate.ids import (
     call_training_instance_id,
     model_id_for,
 )
 from shared.multivariate.materialize import DatasetMaterializer, DatasetReader, Materialized
-from shared.multivariate.payloads import DetectionJob, JSONObject, ModelOutcome, TrainingRequest
+from shared.multivariate.payloads import DetectionJob, ModelOutcome, TrainingRequest
 from shared.multivariate.registry import ModelRecord, ModelRegistry
 from shared.multivariate.spec import (
     DEFAULT_TOP_CONTRIBUTORS,
@@ -116,7 +118,7 @@ class MultivariateService:
         settings: Settings,
         store: BlobStore,
         starter: OrchestrationStarter | None = None,
-        clock: Callable[[], Any] = utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -203,9 +205,9 @@ class MultivariateService:
             if current.status != CREATED:
                 return False
             current.info.update(info)
-            current.internal.update(
-                spec=spec.to_dict(), windows=windows.to_dict(), variables=list(training.variables)
-            )
+            current.internal["spec"] = spec.to_dict()
+            current.internal["windows"] = windows.to_dict()
+            current.internal["variables"] = list(training.variables)
             return True
 
         _, record = self.registry.update(request.model_id, prepared)
@@ -221,7 +223,7 @@ class MultivariateService:
     def _spec_for(self, request: TrainingRequest, ref: BlobRef) -> TrainingSpec:
         if request.spec is not None:
             return parse_training_spec(request.spec)
-        sidecar: Any = None
+        sidecar: JSONValue = None
         for name in sidecar_names(ref.name):
             if name == ref.name:
                 continue
@@ -254,7 +256,9 @@ class MultivariateService:
         )
         return outcome_of(record)
 
-    async def train(self, body: Mapping[str, Any], request_id: str | None = None) -> JSONObject:
+    async def train(
+        self, body: Mapping[str, object], request_id: str | None = None
+    ) -> ModelDocument:
         """Register and start a training (v1.1 ``POST multivariate/models``); the model object.
 
         Every call creates a new model, as the service did; a retried call with the same
@@ -276,7 +280,7 @@ class MultivariateService:
         )
         return await asyncio.to_thread(self.registry.get, request.model_id)
 
-    def _register(self, body: Mapping[str, Any], call: str) -> tuple[TrainingRequest, bool]:
+    def _register(self, body: Mapping[str, object], call: str) -> tuple[TrainingRequest, bool]:
         fields = {key: value for key, value in body.items() if key not in _NOT_SPEC}
         # A bad field is a 400 now, not a FAILED model later; the canonical spec (defaults
         # filled in) makes the same request give the same ids as the function app's starter.
@@ -301,7 +305,7 @@ class MultivariateService:
         self.prepare(request)
         return request, fresh
 
-    def get_model(self, model_id: str) -> JSONObject:
+    def get_model(self, model_id: str) -> ModelDocument:
         """The v1.1 model object."""
         return self.registry.get(model_id)
 
@@ -309,7 +313,7 @@ class MultivariateService:
         """Delete a model and everything stored with it."""
         self.registry.delete(model_id)
 
-    def get_result(self, result_id: str) -> JSONObject:
+    def get_result(self, result_id: str) -> DetectionResult:
         """A stored v1.1 batch result."""
         return self.registry.get_result(result_id)
 
@@ -334,7 +338,7 @@ class MultivariateService:
         sha256: str = "",
         data_source: str | None = None,
         result_id: str | None = None,
-    ) -> JSONObject:
+    ) -> DetectionResult:
         """Batch-detect with a READY stored model on a dataset blob and store the v1.1 result.
 
         A dataset the model cannot judge (other variables, no data in the window, a blob that
@@ -384,7 +388,7 @@ class MultivariateService:
                     result["summary"]["status"])  # fmt: skip
         return result
 
-    async def detect_batch(self, model_id: str, body: Mapping[str, Any]) -> JSONObject:
+    async def detect_batch(self, model_id: str, body: Mapping[str, object]) -> DetectionResult:
         """Accept a batch detection (v1.1 ``detect-batch`` body): store a CREATED result and
         start its orchestration.
 
@@ -412,8 +416,8 @@ class MultivariateService:
         return existing or pending_result(job)
 
     def _register_detection(
-        self, model_id: str, body: Mapping[str, Any]
-    ) -> tuple[DetectionJob, JSONObject | None]:
+        self, model_id: str, body: Mapping[str, object]
+    ) -> tuple[DetectionJob, DetectionResult | None]:
         self.registry.ready_record(model_id, "poll it until READY before detecting.")
         top = top_contributors(body.get("topContributorCount", DEFAULT_TOP_CONTRIBUTORS))
         start = required_time(body.get("startTime"), "startTime", "InvalidStartTime")
@@ -442,7 +446,7 @@ class MultivariateService:
             self.registry.put_result(model_id, pending_result(job))
             return job, None
 
-    def detect_last(self, model_id: str, body: Mapping[str, Any]) -> JSONObject:
+    def detect_last(self, model_id: str, body: Mapping[str, object]) -> LastDetection:
         """Judge the last timestamps of the request's variables (v1.1 ``detect-last`` body).
 
         Raises:

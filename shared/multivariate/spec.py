@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any
 
 import numpy as np
 
@@ -27,8 +26,8 @@ from shared.engine.multivariate import (
     SLIDING_WINDOW_RANGE,
 )
 from shared.errors import DatasetError
+from shared.jsontypes import JSONObject
 from shared.multivariate.datasets import AlignPolicy
-from shared.multivariate.payloads import JSONObject
 from shared.timefmt import check_date_format, iso, optional_time, to_datetime64
 
 logger = logging.getLogger(__name__)
@@ -86,7 +85,7 @@ class TrainingSpec:
 
     def to_dict(self) -> JSONObject:
         """The spec with v1.1 field names (times as ISO 8601 ``Z``; unset times left out)."""
-        document: dict[str, Any] = {
+        document: JSONObject = {
             "slidingWindow": self.sliding_window,
             "alignPolicy": self.align_policy.to_v11(),
             "topContributorCount": self.top_contributor_count,
@@ -107,7 +106,7 @@ class TrainingSpec:
         return document
 
 
-def parse_training_spec(document: Mapping[str, Any] | None) -> TrainingSpec:
+def parse_training_spec(document: object) -> TrainingSpec:
     """Read a training spec (v1.1 names, case-insensitive); missing fields take the defaults.
 
     Args:
@@ -132,7 +131,7 @@ def parse_training_spec(document: Mapping[str, Any] | None) -> TrainingSpec:
             f"The training spec must be a JSON object, not {type(document).__name__}.",
             "InvalidSpec",
         )
-    fields: dict[str, Any] = {}
+    fields: dict[str, object] = {}
     unknown: list[str] = []
     for key, value in document.items():
         lowered = str(key).lower()
@@ -223,8 +222,8 @@ def spec_from_metadata(metadata: Mapping[str, str]) -> JSONObject:
         DatasetError: ``InvalidSlidingWindow``, ``InvalidTopContributorCount`` or
             ``InvalidAlignPolicy`` for a number that does not parse.
     """
-    spec: dict[str, Any] = {}
-    policy: dict[str, Any] = {}
+    spec: JSONObject = {}
+    policy: JSONObject = {}
     for key, raw in metadata.items():
         lowered = key.lower()
         value = raw.strip()
@@ -250,13 +249,11 @@ def spec_from_metadata(metadata: Mapping[str, str]) -> JSONObject:
     return spec
 
 
-def merge_specs(
-    metadata: Mapping[str, Any] | None, sidecar: Mapping[str, Any] | None
-) -> dict[str, Any] | None:
+def merge_specs(metadata: Mapping[str, object] | None, sidecar: object) -> dict[str, object] | None:
     """Combine the metadata spec and the sidecar spec; the sidecar's fields win."""
     if metadata is None and sidecar is None:
         return None
-    merged: dict[str, Any] = {}
+    merged: dict[str, object] = {}
     for source in (metadata or {}, sidecar or {}):
         if not isinstance(source, Mapping):
             raise DatasetError(

@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 import pandas as pd
 
@@ -20,7 +19,7 @@ from shared.engine.multivariate import (
 )
 from shared.errors import DatasetError
 from shared.multivariate.datasets import MIB, Dataset, DatasetLimits, align
-from shared.multivariate.payloads import JSONObject
+from shared.multivariate.documents import DiagnosticsInfo, ModelInfo
 from shared.multivariate.spec import TrainingSpec, Windows, data_schema_of, resolve_windows
 from shared.multivariate.uploads import load_dataset
 from shared.settings import Settings
@@ -146,7 +145,7 @@ def train_model(
     return TrainedModel(model, spec, windows, training, seconds)
 
 
-def diagnostics_info(model: MultivariateModel, seconds: float) -> JSONObject:
+def diagnostics_info(model: MultivariateModel, seconds: float) -> DiagnosticsInfo:
     """The v1.1 ``diagnosticsInfo`` of a trained model.
 
     The engine fits in closed form, so its "epochs" are the cross-validation folds: per fold,
@@ -179,9 +178,9 @@ def diagnostics_info(model: MultivariateModel, seconds: float) -> JSONObject:
 
 def model_info(
     data_source: str, name: str, spec: TrainingSpec, windows: Windows | None = None
-) -> JSONObject:
+) -> ModelInfo:
     """The v1.1 ``modelInfo`` request fields of a training (status and diagnostics excluded)."""
-    info: dict[str, Any] = {
+    info: ModelInfo = {
         "dataSource": data_source,
         "dataSchema": spec.data_schema or data_schema_of(name),
         "displayName": spec.display_name,

@@ -45,14 +45,13 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Protocol, TypeAlias, TypeVar
 
-from shared.jsontypes import JSONValue
+from shared.jsontypes import JSONObject, JSONValue
 from shared.multivariate.payloads import (
     DetectionFailure,
     DetectionJob,
     DetectionSummary,
     ExportOutcome,
     FailRequest,
-    JSONObject,
     ModelOutcome,
     ModelStep,
     SummaryRequest,

@@ -23,6 +23,7 @@ from functions.multivariate import upload_request
 from shared.errors import DatasetError
 from shared.multivariate.activities import TRAINING_LEASE, TrainingActivities
 from shared.multivariate.detection import detect_batch
+from shared.multivariate.documents import TrainingLease
 from shared.multivariate.export import load_export
 from shared.multivariate.local_runner import (
     LocalContext,
@@ -108,6 +109,12 @@ def chain(app_env: dict[str, str]) -> Chain:
 # ------------------------------------------------------------------ small datasets
 
 
+def as_obj(value: object) -> dict[str, Any]:
+    """A free-form JSON object (a run's output), for deep reads: asserts it is one."""
+    assert isinstance(value, dict), value
+    return value
+
+
 def minute_stamps(count: int, start: str = "2026-11-02T00:00:00") -> list[str]:
     first = np.datetime64(start, "s")
     return [
@@ -161,7 +168,7 @@ def test_energy_tutorial_case_through_the_orchestration(chain: Chain, energy_zip
     request = chain.upload("energy-data.zip", energy_zip.read_bytes(), ENERGY_SPEC)
     run = chain.trigger(request)
     assert run is not None and run.runtime_status == "Completed", run and run.error
-    summary = run.output
+    summary = as_obj(run.output)
     assert summary["status"] == "READY", summary["errors"]
     assert summary["variables"] == ["kitchen", "laundryRoom", "power", "voltage"]
 
@@ -199,7 +206,7 @@ def test_the_export_detects_anywhere_without_storage(chain: Chain, energy_zip: P
     request = chain.upload("energy-data.zip", data, ENERGY_SPEC)
     run = chain.trigger(request)
     assert run is not None and run.output["status"] == "READY"
-    stored = chain.registry.get_result(run.output["resultId"])
+    stored = chain.registry.get_result(as_obj(run.output)["resultId"])
     exported = load_export(chain.registry.get_export(request.model_id))
     assert exported.model_object["modelId"] == request.model_id
     assert exported.align_policy.align_mode == "Outer"
@@ -267,7 +274,7 @@ def test_a_one_table_csv_with_a_spec_in_blob_metadata(chain: Chain) -> None:
     assert info["dataSchema"] == "OneTable" and info["slidingWindow"] == 60
     assert info["alignPolicy"]["fillNAMethod"] == "Previous"
     assert info["endTime"] == "2026-11-02T04:59:00Z"  # trained on what precedes detection
-    result = chain.registry.get_result(run.output["resultId"])
+    result = chain.registry.get_result(as_obj(run.output)["resultId"])
     assert result["results"][0]["timestamp"] == "2026-11-02T05:00:00Z"
     assert len(result["results"]) == 400 - 300
     assert result["summary"]["setupInfo"]["topContributorCount"] == 2
@@ -372,7 +379,7 @@ def test_a_bad_dataset_is_a_coded_error_on_a_failed_model(
     run = chain.trigger(request)
     assert run is not None and run.runtime_status == "Completed", run and run.error
     assert run.output["status"] == "FAILED"
-    assert [error["code"] for error in run.output["errors"]] == [code]
+    assert [error["code"] for error in as_obj(run.output)["errors"]] == [code]
     assert run.executions(TRAIN_ACTIVITY) == 0  # failed fast, before training
     info = chain.registry.get(request.model_id)["modelInfo"]
     assert info["status"] == "FAILED" and info["errors"][0]["code"] == code
@@ -384,15 +391,15 @@ def test_a_bad_dataset_is_a_coded_error_on_a_failed_model(
 def test_a_sidecar_that_is_not_json_fails_the_model(chain: Chain) -> None:
     chain.store.put_bytes(BlobRef(chain.container, "m.json"), b"{slidingWindow: 60")
     run = chain.trigger(chain.upload("m.zip", multitable()))
-    assert run is not None and run.output["errors"][0]["code"] == "InvalidSpec"
-    assert "m.json" in run.output["errors"][0]["message"]
+    assert run is not None and as_obj(run.output)["errors"][0]["code"] == "InvalidSpec"
+    assert "m.json" in as_obj(run.output)["errors"][0]["message"]
 
 
 def test_a_dataset_replaced_after_upload_is_not_trained_on(chain: Chain) -> None:
     request = chain.upload("m.zip", multitable(), {"slidingWindow": 60})
     chain.store.put_bytes(BlobRef(chain.container, "m.zip"), multitable(seed=5))
     run = chain.trigger(request)
-    assert run is not None and run.output["errors"][0]["code"] == "DataSourceChanged"
+    assert run is not None and as_obj(run.output)["errors"][0]["code"] == "DataSourceChanged"
 
 
 def test_an_upload_over_the_size_limit_is_refused(app_env: dict[str, str]) -> None:
@@ -400,8 +407,8 @@ def test_an_upload_over_the_size_limit_is_refused(app_env: dict[str, str]) -> No
     padding = ("x" * 1000 + "\n") * 1200  # 1.2 MB of comments the reader never gets to
     request = chain.upload("big.csv", onetable() + padding.encode())
     run = chain.trigger(request)
-    assert run is not None and run.output["errors"][0]["code"] == "TooLarge"
-    assert "MV_MAX_UPLOAD_MB" in run.output["errors"][0]["message"]
+    assert run is not None and as_obj(run.output)["errors"][0]["code"] == "TooLarge"
+    assert "MV_MAX_UPLOAD_MB" in as_obj(run.output)["errors"][0]["message"]
 
 
 def test_variables_that_differ_at_detection_are_a_clear_error(chain: Chain) -> None:
@@ -448,7 +455,10 @@ def test_a_live_lease_waits_and_an_expired_one_is_taken_over(app_env: dict[str, 
     request = chain.upload("m.zip", multitable(), {"slidingWindow": 60})
     assert chain.steps[PREPARE_ACTIVITY](request.to_dict())["status"] == "CREATED"
     model = {"modelId": request.model_id}
-    lease = {"id": "another-worker", "expires": (clock.now + TRAINING_LEASE).isoformat()}
+    lease: TrainingLease = {
+        "id": "another-worker",
+        "expires": (clock.now + TRAINING_LEASE).isoformat(),
+    }
     chain.registry.transition(request.model_id, "RUNNING", internal={"lease": lease})
 
     assert chain.steps[TRAIN_ACTIVITY](model)["status"] == "RUNNING"  # someone else is training
@@ -487,7 +497,7 @@ def test_the_multivariate_demo(app_env: dict[str, str], tmp_path: Path) -> None:
 
     settings = Settings.from_env(app_env)
     progress = io.StringIO()
-    summary = run_multivariate_demo(
+    outcome = run_multivariate_demo(
         settings,
         BlobStore.from_settings(settings),
         tmp_path,
@@ -495,6 +505,7 @@ def test_the_multivariate_demo(app_env: dict[str, str], tmp_path: Path) -> None:
         days=2,
         progress_stream=progress,
     )
+    summary = as_obj(outcome)  # a free-form JSON object, read deeply below
     assert summary["status"] == "READY"
     assert summary["duplicateTriggerSkipped"] is True and summary["trainings"] == 1
     assert summary["timestamps"] == 1440 and 0 < summary["anomalies"] < 1440

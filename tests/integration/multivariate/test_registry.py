@@ -13,11 +13,18 @@ from shared.errors import (
     ModelNotReadyError,
     ResultNotFoundError,
 )
+from shared.multivariate.documents import DetectionResult, ModelInfo, ResultSummary
 from shared.multivariate.registry import ModelRecord, ModelRegistry
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 
-INFO = {
+SUMMARY: ResultSummary = {
+    "status": "READY",
+    "errors": [],
+    "variableStates": [],
+    "setupInfo": {"dataSource": "", "topContributorCount": 10, "startTime": "", "endTime": ""},
+}
+INFO: ModelInfo = {
     "dataSource": "http://127.0.0.1/devstoreaccount1/mv-training/energy.zip",
     "dataSchema": "MultiTable",
     "displayName": "energy",
@@ -114,7 +121,15 @@ def test_status_follows_created_running_ready_and_ready_is_final(
     changed, record = registry.transition(
         "m1",
         "READY",
-        diagnostics={"modelState": {}, "variableStates": []},
+        diagnostics={
+            "modelState": {
+                "epochIds": [1],
+                "trainLosses": [0.5],
+                "validationLosses": [0.5],
+                "latenciesInSeconds": [0.1],
+            },
+            "variableStates": [],
+        },
         internal={"lease": None},
     )
     assert changed and record.status == "READY" and "lease" not in record.internal
@@ -155,19 +170,19 @@ def test_concurrent_updates_are_not_lost(app_env: dict[str, str], store: BlobSto
     calls = {"n": 0}
 
     def theirs(record: ModelRecord) -> bool:
-        record.internal["theirs"] = True
+        record.internal["instanceId"] = "theirs"
         return True
 
     def interleaved(record: ModelRecord) -> bool:
         calls["n"] += 1
         if calls["n"] == 1:  # another worker writes between our read and our write
             other.update("m1", theirs)
-        record.internal["mine"] = True
+        record.internal["sha256"] = "mine"
         return True
 
     changed, record = one.update("m1", interleaved)
     assert changed and calls["n"] == 2  # the first write lost the ETag race and was redone
-    assert record.internal == {"theirs": True, "mine": True}
+    assert record.internal == {"instanceId": "theirs", "sha256": "mine"}
 
 
 def test_list_pages_oldest_first(registry: ModelRegistry, clock: Clock) -> None:
@@ -205,7 +220,7 @@ def test_artifacts_are_served_for_ready_models_only(registry: ModelRegistry) -> 
 
 def test_results_are_stored_as_json_and_csv(registry: ModelRegistry) -> None:
     registry.create("m1", INFO)
-    result = {"resultId": "r1", "summary": {"status": "READY"}, "results": []}
+    result: DetectionResult = {"resultId": "r1", "summary": SUMMARY, "results": []}
     registry.put_result("m1", result, "timestamp\n")
     registry.put_result("m1", result, "timestamp\n")  # stored again: noted once
     assert registry.get_result("r1") == result
@@ -221,7 +236,7 @@ def test_delete_removes_the_model_and_everything_it_owns(
     registry.put_artifact("m1", b"engine")
     registry.put_export("m1", b"zip")
     registry.put_summary("m1", {"status": "READY"})
-    registry.put_result("m1", {"resultId": "r1", "results": []}, "csv")
+    registry.put_result("m1", {"resultId": "r1", "summary": SUMMARY, "results": []}, "csv")
     registry.delete("m1")
     with pytest.raises(ModelNotFoundError):
         registry.get("m1")

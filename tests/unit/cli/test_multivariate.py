@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,12 @@ from shared.multivariate.export import load_export
 
 TRAIN = ["--start", "2006-12-16T17:24:00Z", "--end", "2006-12-18T02:43:00Z"]
 DETECT = ["--start", "2006-12-19T00:00:00Z", "--end", "2006-12-19T20:26:00Z"]
+
+
+def as_obj(value: object) -> dict[str, Any]:
+    """A JSON object of a free-form document (the export's model object), for deep reads."""
+    assert isinstance(value, dict), value
+    return value
 
 
 @pytest.fixture
@@ -37,7 +44,7 @@ def test_train_writes_a_model_zip_with_its_v11_object(
     assert "2000 timestamps x 4 variables" in err
     exported = load_export(out.read_bytes())
     assert exported.model.variables == ("kitchen", "laundryRoom", "power", "voltage")
-    info = exported.model_object["modelInfo"]
+    info = as_obj(exported.model_object["modelInfo"])
     assert info["status"] == "READY" and info["displayName"] == "t"
     assert (info["startTime"], info["endTime"]) == ("2006-12-16T17:24:00Z", "2006-12-18T02:43:00Z")
     assert info["slidingWindow"] == 300
@@ -102,7 +109,7 @@ def test_train_on_a_one_table_csv_with_an_align_policy(tmp_path: Path) -> None:
     assert exported.align_policy.align_mode == "Inner"
     assert exported.align_policy.fill_na_method == "Fixed"
     assert exported.align_policy.padding_value == 1.5
-    assert exported.model_object["modelInfo"]["dataSchema"] == "OneTable"
+    assert as_obj(exported.model_object["modelInfo"])["dataSchema"] == "OneTable"
     assert exported.model.config.sliding_window == 60
 
 

@@ -23,6 +23,7 @@ from shared.multivariate.payloads import (
 )
 from shared.multivariate.workflow import start_unless_exists
 
+REQUEST = TrainingRequest.create("mv-training", "a.zip", "ab" * 32, spec={"slidingWindow": 60})
 JOB = DetectionJob(
     model_id="m-1",
     result_id="r-1",
@@ -92,6 +93,12 @@ def test_the_job_keeps_the_field_names_running_instances_carry() -> None:
         (ExportOutcome.from_dict, {"container": "c"}),
         (DetectionJob.from_dict, ["a", "list"]),
         (DetectionJob.from_dict, {**JOB.to_dict(), "top_contributor_count": "many"}),
+        (DetectionJob.from_dict, {**JOB.to_dict(), "top_contributor_count": [3]}),
+        (TrainingRequest.from_dict, {**REQUEST.to_dict(), "dataSource": "mv-training/a.zip"}),
+        (TrainingRequest.from_dict, {**REQUEST.to_dict(), "spec": ["slidingWindow", 60]}),
+        (TrainingRequest.from_dict, {**REQUEST.to_dict(), "pollIntervalSeconds": None}),
+        (DetectionSummary.from_dict, {"resultId": "r", "status": "READY", "topAnomalies": "x"}),
+        (DetectionSummary.from_dict, {"resultId": "r", "status": "READY", "topAnomalies": [1]}),
     ],
 )
 def test_a_payload_of_the_wrong_shape_is_a_coded_payload_error(reader, document) -> None:

@@ -13,6 +13,7 @@ from shared.errors import DatasetError, PayloadError
 from shared.multivariate.datasets import AlignPolicy
 from shared.multivariate.datasource import DataSourcePolicy
 from shared.multivariate.detection import result_csv, top_anomalies
+from shared.multivariate.documents import DetectionResult, SetupInfo
 from shared.multivariate.ids import (
     content_hash,
     is_dataset_name,
@@ -305,9 +306,15 @@ def test_a_deleted_model_is_trained_again_once_its_run_is_over(
 # ------------------------------------------------------------------ result formats
 
 
-RESULT = {
+SETUP: SetupInfo = {
+    "dataSource": "energy.zip",
+    "topContributorCount": 10,
+    "startTime": "2026-11-02T00:00:00Z",
+    "endTime": "2026-11-02T00:02:00Z",
+}
+RESULT: DetectionResult = {
     "resultId": "r",
-    "summary": {"status": "READY", "errors": [], "variableStates": [], "setupInfo": {}},
+    "summary": {"status": "READY", "errors": [], "variableStates": [], "setupInfo": SETUP},
     "results": [
         {
             "timestamp": "2026-11-02T00:00:00Z",
