@@ -103,7 +103,10 @@ def parse_request(body: object, *, max_points: int = MAX_POINTS) -> ParsedReques
             f"{sorted(GRANULARITY_SECONDS) + ['none']}.",
             "InvalidGranularity",
         )
-    custom_interval = _integer(body, "customInterval", 1, low=1, code="InvalidCustomInterval")
+    # An int32 in the service's specification (a larger one spans no calendar we can grid).
+    custom_interval = _integer(
+        body, "customInterval", 1, low=1, high=2**31 - 1, code="InvalidCustomInterval"
+    )
     values = np.empty(len(series), dtype=np.float64)
     stamps = None if granularity == "none" else np.empty(len(series), dtype=np.float64)
     for i, point in enumerate(series):

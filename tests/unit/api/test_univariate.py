@@ -171,6 +171,8 @@ def test_malformed_bodies_are_400s(client: TestClient, content: bytes, code: str
         ("maxAnomalyRatio", "0.1", "InvalidMaxAnomalyRatio"),
         ("period", {"value": 3}, "InvalidPeriod"),
         ("customInterval", -3, "InvalidCustomInterval"),
+        ("customInterval", 3e306, "InvalidCustomInterval"),
+        ("customInterval", 2**31, "InvalidCustomInterval"),
         ("imputeMode", 7, "InvalidImputeMode"),
         ("threshold", [0.5], "InvalidThreshold"),
         ("stableTrendWindow", "x", "InvalidStableTrendWindow"),
