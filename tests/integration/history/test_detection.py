@@ -22,7 +22,7 @@ from shared.timefmt import format_timestamp
 from shared.univariate.detect import DetectionOptions
 from tests.history_doubles import put_raw_batch
 from tests.history_fleet import STEP, compacted_archive
-from tests.jsonview import obj, seq
+from tests.jsonview import json_blob, obj, seq
 
 END = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 LAST = END.timestamp() // STEP * STEP
@@ -75,10 +75,10 @@ def test_scheduled_run_alerts_each_missed_anomaly_once(
     prefix = "scheduled/m0/power/2026-11-03T12/"
     names = sorted(store.list_names(settings.results_container, "scheduled/m0/"))
     assert names == [prefix + "changepoint.json", prefix + "entire.json", prefix + "request.json"]
-    request = store.get_json(BlobRef(settings.results_container, prefix + "request.json"))
+    request = json_blob(store, BlobRef(settings.results_container, prefix + "request.json"))
     assert request["granularity"] == "minutely" and request["customInterval"] == 5
     assert len(request["series"]) == 24 * 12 + 1  # lookback 24 h, both ends included
-    entire = store.get_json(BlobRef(settings.results_container, prefix + "entire.json"))
+    entire = json_blob(store, BlobRef(settings.results_container, prefix + "entire.json"))
     assert len(entire["isAnomaly"]) == len(request["series"])
     # Logged once; the next run has nothing new and alerts nothing.
     logged = read_anomalies(store, SPIKE, SPIKE + 1, settings=settings)
