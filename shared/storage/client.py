@@ -117,7 +117,7 @@ def service_client(
     """
     # requests reads the proxy variables of the environment on every request (about 0.6 ms of
     # CPU each, measured in bench_live); without any proxy configured, it is told not to.
-    options: dict[str, Any] = {
+    options: dict[str, Any] = {  # Any: see _connect
         "raw_request_hook": REQUESTS,
         "use_env_settings": bool(urllib.request.getproxies()),
     }
@@ -164,7 +164,7 @@ def request_service_client(
     without data, and is retried at most :data:`REQUEST_RETRIES` time after a short linear
     backoff. Triggers keep the default client: the Functions runtime retries them anyway.
     """
-    options: dict[str, Any] = {
+    options: dict[str, Any] = {  # Any: see _connect
         "connection_timeout": REQUEST_CONNECT_TIMEOUT_SECONDS,
         "read_timeout": REQUEST_READ_TIMEOUT_SECONDS,
         "retry_policy": LinearRetry(
