@@ -35,6 +35,7 @@ def to_raw_events(events: Sequence[func.EventHubEvent]) -> list[RawEvent]:
     """Decode the binding's events, with partition, properties and IoT Hub device id."""
     if not events:
         return []
+    # Any: the binding's own type (azure.functions declares EventHubEvent.metadata so).
     metadata: Mapping[str, Any] = events[0].metadata or {}
     context = metadata.get("PartitionContext") or {}
     partition = str(context.get("PartitionId", "")) if isinstance(context, Mapping) else ""

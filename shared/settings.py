@@ -32,6 +32,7 @@ from shared.univariate.parameters import (
 BLOB_TRIGGER_SOURCES = ("LogsAndContainerScan", "EventGrid")
 
 
+# Any (private): dataclasses.field stands for the field's own type, whatever it is.
 def _setting(env: str, default: Any = None, *, required: bool = False, doc: str = "") -> Any:
     return field(default=default, metadata={"env": env, "required": required, "doc": doc})
 
@@ -193,7 +194,7 @@ class Settings:
             ConfigurationError: A required setting is missing or a value is malformed; the
                 message names the setting and what it expects.
         """
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {}  # Any (private): one value per field type, for cls(**values)
         for spec in fields(cls):
             name = spec.metadata["env"]
             raw = env.get(name)

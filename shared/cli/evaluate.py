@@ -14,9 +14,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shared.cli.options import add_date_format_argument
+
+if TYPE_CHECKING:
+    from shared.evaluation.files import EvaluationReport
 
 PROFILE_LABELS = {"standard": "standard", "low_fp": "low FP", "low_fn": "low FN"}
 
@@ -124,7 +127,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(document: dict[str, Any], per_file: bool) -> str:
+def _summary(document: EvaluationReport, per_file: bool) -> str:
     nab = document["nab"]
     point = document["pointwise"]
     files = document["files"]

@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING
 from shared.univariate.parameters import IMPUTE_MODES
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from shared.jsontypes import JSONObject, JSONValue
     from shared.settings import Settings
 
 MODES = ("entire", "changepoint", "stream", "request")
@@ -126,14 +129,15 @@ def _history(args: argparse.Namespace) -> int:
     _write(args.output, json.dumps(document, allow_nan=False) + "\n")
     if args.mode == "request":
         print(
-            f"request: {len(document['series'])} points, {document['granularity']} x"
+            f"request: {len(_column(document, 'series'))} points, {document['granularity']} x"
             f"{document.get('customInterval', 1)}",
             file=sys.stderr,
         )
     else:
         flag = "isChangePoint" if args.mode == "changepoint" else "isAnomaly"
         print(
-            f"{args.mode}: {sum(document[flag])} of {len(document['timestamps'])} points flagged "
+            f"{args.mode}: {sum(bool(hit) for hit in _column(document, flag))} of "
+            f"{len(_column(document, 'timestamps'))} points flagged "
             f"({document['granularity']} x{document['customInterval']})",
             file=sys.stderr,
         )
@@ -182,3 +186,9 @@ def _compact(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _column(document: JSONObject, key: str) -> Sequence[JSONValue]:
+    """The list ``document[key]`` (empty when it is not one), for the summary line."""
+    value = document.get(key)
+    return value if isinstance(value, list) else ()

@@ -183,18 +183,27 @@ def _live_points(
     """Per metric of the demo meter: ``{epoch: (value, stream anomaly)}`` from live results."""
     points: dict[str, dict[float, tuple[float, bool]]] = {}
     for blob in raw_blobs:
-        document = store.get_json_or_none(
+        document = store.get_json_object_or_none(
             BlobRef(settings.results_container, live_result_name(blob))
         )
-        for item in (document or {}).get("series", []):
-            if item["deviceId"] != DEVICE_ID:
+        for item in _list((document or {}).get("series")):
+            if not isinstance(item, dict) or item.get("deviceId") != DEVICE_ID:
                 continue
-            target = points.setdefault(item["metric"], {})
+            target = points.setdefault(str(item["metric"]), {})
             for stamp, value, flag in zip(
-                item["timestamps"], item["values"], item["isAnomaly"], strict=True
+                _list(item["timestamps"]),
+                _list(item["values"]),
+                _list(item["isAnomaly"]),
+                strict=True,
             ):
-                target[iso_epoch(stamp)] = (value, flag)
+                number = float(value) if isinstance(value, int | float) else float("nan")
+                target[iso_epoch(str(stamp))] = (number, bool(flag))
     return points
+
+
+def _list(value: JSONValue | None) -> list[JSONValue]:
+    """``value`` when it is a JSON array, else no items."""
+    return value if isinstance(value, list) else []
 
 
 def _collect(

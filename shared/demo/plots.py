@@ -7,12 +7,16 @@ importing this module, or the function app, costs nothing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def pyplot() -> Any:
+
+def pyplot() -> ModuleType:
     """``matplotlib.pyplot`` on the Agg backend (imported on first use)."""
     import matplotlib
 
@@ -68,7 +72,7 @@ def plot_univariate(
     return save_figure(plt, fig, path)
 
 
-def save_figure(plt: Any, fig: Any, path: Path) -> Path:
+def save_figure(plt: ModuleType, fig: Figure, path: Path) -> Path:
     """Lay out dated axes, write the figure to ``path`` (folders made) and close it."""
     fig.autofmt_xdate()
     fig.tight_layout()

@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -38,7 +38,17 @@ from shared.evaluation.inputs import (
     read_labels,
 )
 
-__all__ = ["Evaluation", "FileEvaluation", "OutputColumns", "evaluate_outputs", "output_files"]
+__all__ = [
+    "CountsReport",
+    "Evaluation",
+    "EvaluationReport",
+    "FileEvaluation",
+    "FileReport",
+    "NabReport",
+    "OutputColumns",
+    "evaluate_outputs",
+    "output_files",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +58,49 @@ PROFILE_NAMES = {
     "reward_low_FP_rate": "low_fp",
     "reward_low_FN_rate": "low_fn",
 }
+
+
+class CountsReport(TypedDict):
+    """Point-wise figures (SKAB's), JSON-ready: rates in percent."""
+
+    precision: float
+    recall: float
+    f1: float
+    false_alarm_rate: float
+    missed_alarm_rate: float
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+
+class FileReport(CountsReport):
+    """One file's figures (:meth:`FileEvaluation.to_dict`)."""
+
+    file: str
+    rows: int
+    windows: int
+    windows_with_a_flag: int
+
+
+class NabReport(TypedDict):
+    """One NAB profile's figures (``None``: not finite)."""
+
+    score: float | None
+    threshold: float | None
+    raw: float
+    windows: int
+    detected_windows: int
+    false_positives: int
+
+
+class EvaluationReport(TypedDict):
+    """The report (:meth:`Evaluation.to_dict`), as ``meterwatch evaluate --json`` writes it."""
+
+    nab: dict[str, NabReport]
+    pointwise: CountsReport
+    files: list[FileReport]
+    unmatched_labels: list[str]
 
 
 @dataclass(frozen=True)
@@ -60,7 +113,7 @@ class FileEvaluation:
     counts: AlarmRates
     first_scored_row: int
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> FileReport:
         """Per-file figures, JSON-ready."""
         hit = sum(bool(self.output.flags[a : b + 1].any()) for a, b in self.windows)
         return {
@@ -81,9 +134,9 @@ class Evaluation:
     counts: AlarmRates
     unmatched_labels: tuple[str, ...] = field(default=())
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> EvaluationReport:
         """The report, JSON-ready (NaN and infinity become ``null``)."""
-        nab = {
+        nab: dict[str, NabReport] = {
             PROFILE_NAMES.get(name, name): {
                 "score": _finite(s.score),
                 "threshold": _finite(s.threshold),
@@ -106,7 +159,7 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _counts_dict(counts: AlarmRates) -> dict[str, Any]:
+def _counts_dict(counts: AlarmRates) -> CountsReport:
     return {
         "precision": counts.precision,
         "recall": counts.recall,

@@ -26,23 +26,28 @@ any device, metric and range of the archive, for the CLI (``meterwatch history``
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 
 from shared.alerts import Alert, append_anomalies, read_anomalies
-from shared.errors import DetectionRequestError, InputError
+from shared.errors import DetectionRequestError, InputError, MeterwatchError
 from shared.history.compaction import ActiveSeries, read_cursor, save_cursor
 from shared.history.journal import JournalEntry, read_journal
 from shared.history.reader import Moment, SeriesHistory, epoch_of, read_history
+from shared.jsontypes import JSONObject
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.storage.names import ACTIVE_JOURNAL_PREFIX, scheduled_result_prefix
 from shared.timefmt import format_timestamp, hour_label, iso_epoch
-from shared.univariate.contract import UnivariateBackend, backend_for
+from shared.univariate.contract import (
+    ChangePointResponse,
+    EntireResponse,
+    UnivariateBackend,
+    backend_for,
+)
 from shared.univariate.detect import DetectionOptions, detect_series
 from shared.univariate.series import MAX_POINTS, MIN_POINTS, FormattedSeries, request_body
 
@@ -75,9 +80,9 @@ class HistoryJudgement:
 
     device_id: str
     metric: str
-    request: dict[str, Any]
-    entire: dict[str, Any]
-    changepoint: dict[str, Any]
+    request: JSONObject
+    entire: EntireResponse
+    changepoint: ChangePointResponse
     observed: np.ndarray  # per request point: a reading fell there (not imputed)
 
 
@@ -157,15 +162,14 @@ def missed_alerts(
         source: The ``source`` of the alerts (the stored response).
         stable_trend_window: Points each side of a change point that set its levels.
     """
-    points = judgement.request["series"]
+    points = _request_points(judgement.request)
     entire, changepoint = judgement.entire, judgement.changepoint
-    values = np.array([p["value"] for p in points], dtype=np.float64)
+    values = np.array([value for _, value in points], dtype=np.float64)
     found: list[Alert] = []
-    for i, point in enumerate(points):
-        moment = iso_epoch(point["timestamp"])
+    for i, (stamp, value) in enumerate(points):
+        moment = iso_epoch(stamp)
         if not first <= moment <= last or not judgement.observed[i]:
             continue
-        stamp = point["timestamp"]
         if (judgement.device_id, judgement.metric, stamp) in logged:
             continue  # the live judge (or another detector) has it already
         if entire["isAnomaly"][i]:
@@ -174,7 +178,7 @@ def missed_alerts(
                     device_id=judgement.device_id,
                     metric=judgement.metric,
                     timestamp=stamp,
-                    value=float(point["value"]),
+                    value=value,
                     expected_value=float(entire["expectedValues"][i]),
                     lower_margin=max(0.0, float(entire["lowerMargins"][i])),
                     upper_margin=max(0.0, float(entire["upperMargins"][i])),
@@ -193,7 +197,7 @@ def missed_alerts(
                     device_id=judgement.device_id,
                     metric=judgement.metric,
                     timestamp=stamp,
-                    value=float(point["value"]),
+                    value=value,
                     expected_value=level,
                     lower_margin=0.0,
                     upper_margin=0.0,
@@ -314,6 +318,23 @@ def _active(entries: Sequence[JournalEntry]) -> list[ActiveSeries]:
 # --------------------------------------------------------------------------- on demand
 
 
+def _request_points(request: JSONObject) -> list[tuple[str, float]]:
+    """``(timestamp, value)`` of each point of a request that :func:`request_body` built."""
+    points = request["series"]
+    out: list[tuple[str, float]] = []
+    for point in points if isinstance(points, Sequence) else [None]:
+        stamp = point.get("timestamp") if isinstance(point, Mapping) else None
+        value = point.get("value") if isinstance(point, Mapping) else None
+        if not isinstance(stamp, str) or not isinstance(value, int | float):
+            # request_body always writes them so: reached only by a hand-built judgement
+            raise MeterwatchError(
+                "A history request's series is not a list of {timestamp, value}.",
+                "InvalidSeries",
+            )
+        out.append((stamp, float(value)))
+    return out
+
+
 def history_request(
     store: BlobStore,
     settings: Settings,
@@ -324,7 +345,7 @@ def history_request(
     options: DetectionOptions,
     *,
     tail: bool = True,
-) -> dict[str, Any]:
+) -> JSONObject:
     """The v1.1 request (granularity, customInterval, ordered gap-free series) of a range.
 
     At most the last 8,640 grid points of the range (the v1.1 limit).
@@ -349,7 +370,7 @@ def detect_history(
     options: DetectionOptions,
     *,
     tail: bool = True,
-) -> dict[str, Any]:
+) -> JSONObject:
     """Run ``mode`` (``entire``, ``changepoint``, ``stream`` or ``request``) over a range.
 
     Returns:
@@ -373,7 +394,7 @@ def detect_history(
         _formatted(history, options, device_id, metric)  # raises the coded error
     result = detect_series(history.epochs, history.values, mode, options)
     present = ~np.isnan(result.series.values)
-    document: dict[str, Any] = {
+    document: JSONObject = {
         "deviceId": device_id,
         "metric": metric,
         "mode": mode,

@@ -27,8 +27,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
-from shared.errors import ModelError, ModelNotFoundError, ModelNotReadyError, ResultNotFoundError
+from shared.errors import (
+    ModelError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    ResultNotFoundError,
+    StateError,
+)
 from shared.jsontypes import JSONObject
 from shared.multivariate.documents import (
     Bookkeeping,
@@ -248,15 +255,14 @@ class ModelRegistry:
         Raises:
             ModelNotFoundError: No model has that id.
         """
-        document, etag = self.store.get_json_with_etag(self.model_ref(model_id))
+        ref = self.model_ref(model_id)
+        document, etag = self.store.get_json_object_with_etag(ref)
         if document is None:
             raise ModelNotFoundError(
                 f"No multivariate model has the id {model_id!r}; list the models to see the ids.",
             )
-        internal: Bookkeeping = {}
-        if document.get("meterwatch"):
-            internal = document["meterwatch"]
-        return ModelRecord(model=document["model"], internal=internal, etag=etag)
+        model, internal = _model_parts(ref, document)
+        return ModelRecord(model=model, internal=internal, etag=etag)
 
     def get(self, model_id: str) -> ModelDocument:
         """Return the v1.1 model object.
@@ -381,9 +387,10 @@ class ModelRegistry:
         for name in self.store.list_names(self.models_container):
             if not name.endswith("/" + MODEL_OBJECT):
                 continue
-            document = self.store.get_json_or_none(BlobRef(self.models_container, name))
+            ref = BlobRef(self.models_container, name)
+            document = self.store.get_json_object_or_none(ref)
             if document is not None:  # deleted between listing and reading
-                models.append(document["model"])
+                models.append(_model_parts(ref, document)[0])
         models.sort(key=lambda model: (str(model["createdTime"]), str(model["modelId"])))
         page = models[skip : skip + top]
         following = skip + top
@@ -516,11 +523,11 @@ class ModelRegistry:
         Raises:
             ResultNotFoundError: No result has that id.
         """
-        document = self.store.get_json_or_none(self.result_ref(result_id))
+        document = self.store.get_json_object_or_none(self.result_ref(result_id))
         if document is None:
             raise ResultNotFoundError(f"No detection result has the id {result_id!r}.")
-        result: DetectionResult = document
-        return result
+        # This registry is the only writer of result blobs (save_result): the fields are its own.
+        return cast("DetectionResult", document)
 
     def get_result_csv(self, result_id: str) -> str:
         """Return the CSV of a batch result.
@@ -553,3 +560,12 @@ def _checked_id(
     if not text or "/" in text or "\\" in text or ".." in text or len(text) > 128:
         raise error(f"{text!r} is not a valid id.")
     return text
+
+
+def _model_parts(ref: BlobRef, document: JSONObject) -> tuple[ModelDocument, Bookkeeping]:
+    """The v1.1 model and the bookkeeping (``{}`` when none) of a model blob (a StoredModel)."""
+    model, internal = document.get("model"), document.get("meterwatch") or {}
+    if not isinstance(model, dict) or not isinstance(internal, dict):
+        raise StateError(f"The model blob {ref.name} holds no model object: it is damaged.")
+    # This registry is the only writer of model blobs (StoredModel): the fields are its own.
+    return cast("ModelDocument", model), cast("Bookkeeping", internal)

@@ -22,7 +22,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings, LinearRetry
 
-from shared.errors import ConfigurationError
+from shared.errors import ConfigurationError, StateError
+from shared.jsontypes import JSONObject, JSONValue
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def service_client(
     """
     # requests reads the proxy variables of the environment on every request (about 0.6 ms of
     # CPU each, measured in bench_live); without any proxy configured, it is told not to.
-    options: dict[str, Any] = {
+    options: dict[str, Any] = {  # Any: see _connect
         "raw_request_hook": REQUESTS,
         "use_env_settings": bool(urllib.request.getproxies()),
     }
@@ -127,6 +128,7 @@ def _connect(
     connection: str | None, service_uri: str | None, client_id: str | None, options: dict[str, Any]
 ) -> BlobServiceClient:
     """A client from a connection string, or by managed identity from the service URI."""
+    # Any (private): the SDK's keyword options each have their own type (hook, bool, policy).
     if connection:
         return BlobServiceClient.from_connection_string(
             expand_development_storage(connection), **options
@@ -162,7 +164,7 @@ def request_service_client(
     without data, and is retried at most :data:`REQUEST_RETRIES` time after a short linear
     backoff. Triggers keep the default client: the Functions runtime retries them anyway.
     """
-    options: dict[str, Any] = {
+    options: dict[str, Any] = {  # Any: see _connect
         "connection_timeout": REQUEST_CONNECT_TIMEOUT_SECONDS,
         "read_timeout": REQUEST_READ_TIMEOUT_SECONDS,
         "retry_policy": LinearRetry(
@@ -321,16 +323,31 @@ class BlobStore:
         """
         return bytes(self.container(ref.container).download_blob(ref.name).readall())
 
-    def get_json(self, ref: BlobRef) -> Any:
-        """Read a JSON blob."""
-        return json.loads(self.get_bytes(ref))
+    def get_json(self, ref: BlobRef) -> JSONValue:
+        """Read a JSON blob (narrow the value, or read it through a typed reader, to use it)."""
+        value: JSONValue = json.loads(self.get_bytes(ref))
+        return value
 
-    def get_json_or_none(self, ref: BlobRef) -> Any | None:
+    def get_json_or_none(self, ref: BlobRef) -> JSONValue | None:
         """Read a JSON blob, or return ``None`` when it does not exist."""
         try:
             return self.get_json(ref)
         except ResourceNotFoundError:
             return None
+
+    def get_json_object(self, ref: BlobRef) -> JSONObject:
+        """Read a JSON blob that holds an object (every document the app writes is one).
+
+        Raises:
+            azure.core.exceptions.ResourceNotFoundError: No such blob.
+            StateError: The blob holds another JSON value.
+        """
+        return _json_object(ref, self.get_json(ref))
+
+    def get_json_object_or_none(self, ref: BlobRef) -> JSONObject | None:
+        """:meth:`get_json_object`, or ``None`` when the blob does not exist."""
+        value = self.get_json_or_none(ref)
+        return None if value is None else _json_object(ref, value)
 
     def get_bytes_with_etag(self, ref: BlobRef) -> tuple[bytes | None, str | None]:
         """Read a blob and its ETag (one request); ``(None, None)`` when it does not exist.
@@ -377,10 +394,15 @@ class BlobStore:
             return None
         return str(result["etag"])
 
-    def get_json_with_etag(self, ref: BlobRef) -> tuple[Any | None, str | None]:
+    def get_json_with_etag(self, ref: BlobRef) -> tuple[JSONValue | None, str | None]:
         """Read a JSON blob and its ETag; ``(None, None)`` when it does not exist."""
         data, etag = self.get_bytes_with_etag(ref)
         return (None, None) if data is None else (json.loads(data), etag)
+
+    def get_json_object_with_etag(self, ref: BlobRef) -> tuple[JSONObject | None, str | None]:
+        """:meth:`get_json_with_etag` of a blob that holds an object (``StateError`` if not)."""
+        value, etag = self.get_json_with_etag(ref)
+        return (None, None) if value is None else (_json_object(ref, value), etag)
 
     def put_json_if_unchanged(self, ref: BlobRef, document: object, etag: str | None) -> bool:
         """Write a JSON blob only if it still has ``etag`` (or still does not exist).
@@ -449,3 +471,13 @@ class BlobStore:
         except ResourceNotFoundError:
             return False
         return True
+
+
+def _json_object(ref: BlobRef, value: JSONValue) -> JSONObject:
+    """``value`` (read from ``ref``) as the JSON object it must be."""
+    if not isinstance(value, dict):
+        raise StateError(
+            f"The blob {ref.container}/{ref.name} holds a JSON {type(value).__name__}, not an "
+            "object: it was not written by meterwatch (or is damaged)."
+        )
+    return value

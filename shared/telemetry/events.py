@@ -103,7 +103,7 @@ def parse_event(event: RawEvent) -> list[Reading]:
 
 
 _JSON = json.JSONDecoder()
-_ORJSON_LOADS: Callable[[bytes], Any] = orjson.loads
+_ORJSON_LOADS: Callable[[bytes], JSONValue] = orjson.loads
 _ORJSON_ERROR = orjson.JSONDecodeError
 #: The decoder's C scanner (undocumented in typeshed, present in every CPython since 2.6).
 _SCAN: Callable[[str, int], tuple[JSONValue, int]] = _JSON.scan_once  # type: ignore[attr-defined]
@@ -131,7 +131,7 @@ def parse_event_rows(event: RawEvent, stamp_cache: dict[object, str]) -> list[Re
         TelemetryError: As :func:`parse_event`; never another exception for bad input (deep
             nesting, huge integers and wrong types are coded errors too).
     """
-    payload: Any
+    payload: JSONValue
     if type(event.body) is bytes:
         try:
             # The hot path: orjson parses the bytes (UTF-8 checked, RFC 8259). What it refuses
@@ -157,7 +157,7 @@ def parse_event_rows(event: RawEvent, stamp_cache: dict[object, str]) -> list[Re
     return rows
 
 
-def _standard_json(event: RawEvent) -> Any:
+def _standard_json(event: RawEvent) -> JSONValue:
     """The body parsed by the standard library, or the coded error (what orjson refused)."""
     try:
         # JSON between systems is UTF-8 (RFC 8259): decode it ourselves rather than let

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 import numpy as np
 
@@ -285,7 +285,42 @@ def _config(request: ParsedRequest) -> UnivariateConfig:
     )
 
 
-def detect_entire_v11(body: object) -> dict[str, Any]:
+class EntireResponse(TypedDict):
+    """The v1.1 ``timeseries/entire/detect`` response: one entry per request point."""
+
+    period: int
+    expectedValues: list[float]
+    upperMargins: list[float]
+    lowerMargins: list[float]
+    isAnomaly: list[bool]
+    isNegativeAnomaly: list[bool]
+    isPositiveAnomaly: list[bool]
+    severity: list[float]
+
+
+class LastResponse(TypedDict):
+    """The v1.1 ``timeseries/last/detect`` response: the judgement of the last point."""
+
+    period: int
+    suggestedWindow: int
+    expectedValue: float
+    upperMargin: float
+    lowerMargin: float
+    isAnomaly: bool
+    isNegativeAnomaly: bool
+    isPositiveAnomaly: bool
+    severity: float
+
+
+class ChangePointResponse(TypedDict):
+    """The v1.1 ``timeseries/changepoint/detect`` response: one entry per request point."""
+
+    period: int
+    isChangePoint: list[bool]
+    confidenceScores: list[float]
+
+
+def detect_entire_v11(body: object) -> EntireResponse:
     """Run ``timeseries/entire/detect`` on a v1.1 request body; return the v1.1 response."""
     request = parse_request(body)
     prepared = _prepare(request)
@@ -293,7 +328,7 @@ def detect_entire_v11(body: object) -> dict[str, Any]:
     return entire_response(result, prepared.positions)
 
 
-def entire_response(result: EntireResult, positions: np.ndarray | None = None) -> dict[str, Any]:
+def entire_response(result: EntireResult, positions: np.ndarray | None = None) -> EntireResponse:
     """Shape an engine result as the v1.1 entire response, keeping only ``positions``."""
     pick = slice(None) if positions is None else positions
     return {
@@ -308,7 +343,7 @@ def entire_response(result: EntireResult, positions: np.ndarray | None = None) -
     }
 
 
-def detect_last_v11(body: object) -> dict[str, Any]:
+def detect_last_v11(body: object) -> LastResponse:
     """Run ``timeseries/last/detect`` on a v1.1 request body; return the v1.1 response."""
     request = parse_request(body)
     prepared = _prepare(request)
@@ -326,7 +361,7 @@ def detect_last_v11(body: object) -> dict[str, Any]:
     }
 
 
-def detect_changepoint_v11(body: object) -> dict[str, Any]:
+def detect_changepoint_v11(body: object) -> ChangePointResponse:
     """Run ``timeseries/changepoint/detect`` on a v1.1 request; return the v1.1 response."""
     request = parse_request(body)
     prepared = _prepare(request)
@@ -389,15 +424,15 @@ _ARRAY_FIELDS = (
 class UnivariateBackend(Protocol):
     """Who answers v1.1 univariate requests: the embedded engine, or a remote endpoint."""
 
-    def entire(self, body: dict[str, Any]) -> dict[str, Any]:
+    def entire(self, body: Mapping[str, object]) -> EntireResponse:
         """``timeseries/entire/detect``."""
         ...
 
-    def last(self, body: dict[str, Any]) -> dict[str, Any]:
+    def last(self, body: Mapping[str, object]) -> LastResponse:
         """``timeseries/last/detect``."""
         ...
 
-    def changepoint(self, body: dict[str, Any]) -> dict[str, Any]:
+    def changepoint(self, body: Mapping[str, object]) -> ChangePointResponse:
         """``timeseries/changepoint/detect``."""
         ...
 
@@ -405,15 +440,15 @@ class UnivariateBackend(Protocol):
 class EmbeddedBackend:
     """The default backend: meterwatch's own engine, in-process."""
 
-    def entire(self, body: dict[str, Any]) -> dict[str, Any]:
+    def entire(self, body: Mapping[str, object]) -> EntireResponse:
         """``timeseries/entire/detect`` on the embedded engine."""
         return detect_entire_v11(body)
 
-    def last(self, body: dict[str, Any]) -> dict[str, Any]:
+    def last(self, body: Mapping[str, object]) -> LastResponse:
         """``timeseries/last/detect`` on the embedded engine."""
         return detect_last_v11(body)
 
-    def changepoint(self, body: dict[str, Any]) -> dict[str, Any]:
+    def changepoint(self, body: Mapping[str, object]) -> ChangePointResponse:
         """``timeseries/changepoint/detect`` on the embedded engine."""
         return detect_changepoint_v11(body)
 

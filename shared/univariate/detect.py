@@ -9,9 +9,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -19,8 +18,10 @@ from shared.engine.changepoint import ChangePointConfig, detect_change_points
 from shared.engine.streaming import StreamConfig, StreamDetector
 from shared.engine.univariate import UnivariateConfig
 from shared.errors import DetectionRequestError, InputError
+from shared.jsontypes import JSONObject
 from shared.settings import Settings
 from shared.univariate.contract import (
+    EntireResponse,
     detect_changepoint_v11,
     detect_entire_v11,
     detect_entire_windows,
@@ -82,9 +83,9 @@ class DetectionOptions:
             max_points=max_points,
         )
 
-    def request_parameters(self) -> dict[str, Any]:
+    def request_parameters(self) -> JSONObject:
         """The v1.1 request fields these options set."""
-        params: dict[str, Any] = {
+        params: JSONObject = {
             "sensitivity": self.sensitivity,
             "maxAnomalyRatio": self.max_anomaly_ratio,
             "period": self.period,
@@ -104,7 +105,7 @@ class SeriesDetection:
     series: FormattedSeries
     period: int
     fields: dict[str, np.ndarray]
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)  # "last" or "state": JSON
 
     def per_input(self, name: str) -> np.ndarray:
         """Field ``name`` for each input reading (NaN/False where a reading was dropped)."""
@@ -121,7 +122,7 @@ def detect_series(
     values: np.ndarray,
     mode: str,
     options: DetectionOptions,
-    stream_state: dict[str, Any] | None = None,
+    stream_state: Mapping[str, object] | None = None,
 ) -> SeriesDetection:
     """Run one detection mode on readings of any length.
 
@@ -156,8 +157,9 @@ def detect_series(
         tail = _tail(series, MAX_POINTS)
         last = detect_last_v11(request_body(tail, **options.request_parameters()))
         fields = _empty_fields(n)
+        judged: Mapping[str, object] = last  # read by name below
         for name, key in _LAST_FIELDS.items():
-            fields[name][-1] = last[key]
+            fields[name][-1] = judged[key]
         return SeriesDetection("last", series, int(last["period"]), fields, {"last": last})
     if mode == "changepoint":
         if n <= MAX_POINTS:
@@ -167,13 +169,13 @@ def detect_series(
                 stableTrendWindow=options.stable_trend_window,
                 threshold=options.threshold,
             )
-            response = detect_changepoint_v11(body)
+            changes = detect_changepoint_v11(body)
             present = ~np.isnan(series.values)
             fields = {
-                "isChangePoint": _scatter(present, response["isChangePoint"], False),
-                "confidenceScore": _scatter(present, response["confidenceScores"], 0.0),
+                "isChangePoint": _scatter(present, changes["isChangePoint"], False),
+                "confidenceScore": _scatter(present, changes["confidenceScores"], 0.0),
             }
-            return SeriesDetection("changepoint", series, int(response["period"]), fields)
+            return SeriesDetection("changepoint", series, int(changes["period"]), fields)
         cp = detect_change_points(
             series.values,
             ChangePointConfig(options.period, options.stable_trend_window, options.threshold),
@@ -245,7 +247,7 @@ def _tail(series: FormattedSeries, points: int) -> FormattedSeries:
     )
 
 
-def _from_entire_response(series: FormattedSeries, response: dict[str, Any]) -> SeriesDetection:
+def _from_entire_response(series: FormattedSeries, response: EntireResponse) -> SeriesDetection:
     present = ~np.isnan(series.values)
     fields = {
         "expectedValue": _scatter(present, response["expectedValues"], np.nan),

@@ -237,7 +237,7 @@ def _judge_once(
         stored = create_result(store, result_ref, document)
         replayed = stored is not document
     else:
-        stored = store.get_json_or_none(result_ref)
+        stored = store.get_json_object_or_none(result_ref)
         replayed = stored is not None
     anomalies = stored["anomalies"] if stored else ()
     if not isinstance(anomalies, Sequence):

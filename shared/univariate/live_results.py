@@ -143,8 +143,7 @@ def create_result(store: BlobStore, ref: BlobRef, document: JSONObject) -> JSONO
     try:
         blob.upload_blob(data, overwrite=False, content_settings=JSON_CONTENT)
     except ResourceExistsError:
-        stored: JSONObject = store.get_json(ref)
-        return stored
+        return store.get_json_object(ref)
     return document
 
 

@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import cast, get_type_hints
 
 from azure.ai.anomalydetector import AnomalyDetectorClient
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
 from shared.errors import ConfigurationError, DetectionRequestError, MeterwatchError
-from shared.jsontypes import JSONValue
+from shared.jsontypes import JSONObject, JSONValue
+from shared.univariate.contract import (
+    ChangePointResponse,
+    EntireResponse,
+    LastResponse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,25 +58,28 @@ class RemoteBackend:
             self.endpoint, AzureKeyCredential(key), **client_options
         )
 
-    def entire(self, body: dict[str, Any]) -> dict[str, Any]:
+    def entire(self, body: Mapping[str, object]) -> EntireResponse:
         """``timeseries/entire/detect`` on the remote endpoint."""
-        return self._call("entire", self._client.detect_univariate_entire_series, body)
+        plain = self._call("entire", self._client.detect_univariate_entire_series, body)
+        return cast(EntireResponse, _with_fields(plain, _ENTIRE_FIELDS))
 
-    def last(self, body: dict[str, Any]) -> dict[str, Any]:
+    def last(self, body: Mapping[str, object]) -> LastResponse:
         """``timeseries/last/detect`` on the remote endpoint."""
-        return self._call("last", self._client.detect_univariate_last_point, body)
+        plain = self._call("last", self._client.detect_univariate_last_point, body)
+        return cast(LastResponse, _with_fields(plain, _LAST_FIELDS))
 
-    def changepoint(self, body: dict[str, Any]) -> dict[str, Any]:
+    def changepoint(self, body: Mapping[str, object]) -> ChangePointResponse:
         """``timeseries/changepoint/detect`` on the remote endpoint."""
-        return self._call("changepoint", self._client.detect_univariate_change_point, body)
+        plain = self._call("changepoint", self._client.detect_univariate_change_point, body)
+        return cast(ChangePointResponse, _with_fields(plain, _CHANGEPOINT_FIELDS))
 
     def close(self) -> None:
         """Close the client's connections."""
         self._client.close()
 
     def _call(
-        self, mode: str, operation: Callable[..., Mapping[str, Any]], body: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, mode: str, operation: Callable[..., object], body: Mapping[str, object]
+    ) -> JSONObject:
         # Leave out nulls: the service treated a missing field and null alike, and the SDK
         # would otherwise send "period": null to a stricter endpoint.
         request = {key: value for key, value in body.items() if value is not None}
@@ -101,6 +109,22 @@ class RemoteBackend:
                 "The endpoint's answer is not a JSON object.", "InvalidRemoteResponse"
             )
         return plain
+
+
+#: The fields of each v1.1 response (the SDK gives the endpoint's JSON as it came).
+_ENTIRE_FIELDS = frozenset(get_type_hints(EntireResponse))
+_LAST_FIELDS = frozenset(get_type_hints(LastResponse))
+_CHANGEPOINT_FIELDS = frozenset(get_type_hints(ChangePointResponse))
+
+
+def _with_fields(plain: JSONObject, fields: frozenset[str]) -> JSONObject:
+    """``plain`` once it has every field of its v1.1 response (the typed views' only check)."""
+    missing = sorted(fields - plain.keys())
+    if missing:
+        raise MeterwatchError(
+            f"The endpoint's answer lacks {', '.join(missing)}.", "InvalidRemoteResponse"
+        )
+    return plain
 
 
 def _error_of(exc: HttpResponseError) -> tuple[str, str]:

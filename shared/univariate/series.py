@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from shared.errors import DetectionRequestError
+from shared.jsontypes import JSONObject, JSONValue
 from shared.timefmt import format_timestamp
 
 #: v1.1 granularities and their length in seconds (month and year are calendar-based and
@@ -255,7 +255,7 @@ def format_series(
     )
 
 
-def request_body(series: FormattedSeries, **parameters: Any) -> dict[str, Any]:
+def request_body(series: FormattedSeries, **parameters: JSONValue) -> JSONObject:
     """Shape a formatted series as a v1.1 request body (NaN points are left out).
 
     Args:
@@ -263,7 +263,7 @@ def request_body(series: FormattedSeries, **parameters: Any) -> dict[str, Any]:
         **parameters: Further v1.1 fields (``sensitivity``, ``period``, ...); ``None`` skipped.
     """
     present = ~np.isnan(series.values)
-    body: dict[str, Any] = {
+    body: JSONObject = {
         "series": [
             {"timestamp": format_timestamp(float(t)), "value": float(v)}
             for t, v in zip(series.timestamps[present], series.values[present], strict=True)

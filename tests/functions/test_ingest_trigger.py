@@ -10,6 +10,7 @@ from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from shared.telemetry.rawbatch import read_raw_batch
 from tests.functions.test_triggers import delivered
+from tests.jsonview import json_blob
 
 HOSTILE = [
     b"[" * 100_000 + b"]" * 100_000,
@@ -52,7 +53,7 @@ def test_hostile_events_are_dead_lettered_and_the_batch_persists(
     assert batch.readings == 96
     assert (batch.first_sequence, batch.last_sequence) == (7000, 7102)
     codes = sorted(
-        store.get_json(BlobRef(settings.deadletter_container, n))["code"]
+        json_blob(store, BlobRef(settings.deadletter_container, n))["code"]
         for n in store.list_names(settings.deadletter_container)
     )
     assert codes == sorted(

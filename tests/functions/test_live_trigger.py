@@ -13,6 +13,7 @@ from shared.storage.client import BlobRef, BlobStore
 from shared.storage.names import live_dead_letter_name, live_result_name
 from shared.univariate.live import PROCESS_STATE
 from tests.functions.test_triggers import delivered
+from tests.jsonview import json_blob
 from tests.live_fleet import START, Fleet, minute_batches, trigger
 from tests.unit.telemetry.routing_blobs import routed_json_blob, routed_json_line
 
@@ -66,7 +67,7 @@ def test_unreadable_raw_blob_is_dead_lettered_and_the_trigger_returns(
     store = BlobStore.from_settings(settings)
     name = "batches/2026/12/01/00/p0-00000000000000000001-00000000000000000002.jsonl.gz"
     assert trigger(detect, settings.raw_container, name, b"\x1f\x8b\x08\x00truncated") == []
-    letter = store.get_json(BlobRef(settings.deadletter_container, live_dead_letter_name(name)))
+    letter = json_blob(store, BlobRef(settings.deadletter_container, live_dead_letter_name(name)))
     assert letter["whole"] is True
     assert letter["code"] == "InvalidGzip"
 
@@ -91,7 +92,7 @@ def test_iot_hub_routing_blob_is_judged(
         "power",
         "2026-11-01T11:30:00Z",
     )
-    result = store.get_json(BlobRef(settings.results_container, live_result_name(name)))
+    result = json_blob(store, BlobRef(settings.results_container, live_result_name(name)))
     assert result["source"] == "iothub" and result["points"] == 100
 
 

@@ -14,6 +14,7 @@ from azure.functions.meta import Datum
 
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
+from tests.jsonview import json_blob
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -65,7 +66,7 @@ def test_event_hub_trigger_persists_iot_hub_telemetry(
         "batches/2026/11/02/00/p2-00000000000000000500-00000000000000000530.jsonl.gz"
     ]
     (letter,) = list(store.list_names(settings.deadletter_container))
-    document = store.get_json(BlobRef(settings.deadletter_container, letter))
+    document = json_blob(store, BlobRef(settings.deadletter_container, letter))
     assert document["payload"] == "garbage"
     assert document["metadata"]["partitionId"] == "2"
     assert document["metadata"]["sequenceNumber"] == 530

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,7 @@ def drive(release: str, server: dict[str, str], power_csv: Path, *steps: str) ->
     return report
 
 
-def embedded(power_csv: Path, mode: str) -> dict[str, Any]:
+def embedded(power_csv: Path, mode: str) -> Mapping[str, object]:
     """The embedded engine's v1.1 answer to the request the driver sends for ``mode``."""
     series = read_series_csv(power_csv)
     values = series.values[:POINTS].copy()
@@ -191,7 +191,7 @@ def test_the_learn_units_string_values_on_every_version(
     )
     assert response.status_code == 200, response.text
     numbers = {**body, "series": [{**p, "value": float(p["value"])} for p in body["series"]]}
-    expected = detect_entire_v11(numbers)
+    expected: dict[str, object] = dict(detect_entire_v11(numbers))
     if version in ("v1.0", "v1.1-preview"):
         expected.pop("severity")
     assert response.json() == pytest.approx(expected)

@@ -22,6 +22,7 @@ from shared.timefmt import format_timestamp
 from shared.univariate.detect import DetectionOptions
 from tests.history_doubles import put_raw_batch
 from tests.history_fleet import STEP, compacted_archive
+from tests.jsonview import json_blob, obj, seq
 
 END = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 LAST = END.timestamp() // STEP * STEP
@@ -74,10 +75,10 @@ def test_scheduled_run_alerts_each_missed_anomaly_once(
     prefix = "scheduled/m0/power/2026-11-03T12/"
     names = sorted(store.list_names(settings.results_container, "scheduled/m0/"))
     assert names == [prefix + "changepoint.json", prefix + "entire.json", prefix + "request.json"]
-    request = store.get_json(BlobRef(settings.results_container, prefix + "request.json"))
+    request = json_blob(store, BlobRef(settings.results_container, prefix + "request.json"))
     assert request["granularity"] == "minutely" and request["customInterval"] == 5
     assert len(request["series"]) == 24 * 12 + 1  # lookback 24 h, both ends included
-    entire = store.get_json(BlobRef(settings.results_container, prefix + "entire.json"))
+    entire = json_blob(store, BlobRef(settings.results_container, prefix + "entire.json"))
     assert len(entire["isAnomaly"]) == len(request["series"])
     # Logged once; the next run has nothing new and alerts nothing.
     logged = read_anomalies(store, SPIKE, SPIKE + 1, settings=settings)
@@ -140,18 +141,19 @@ def test_on_demand_request_and_detections(store: BlobStore, settings: Settings) 
     start, end = SPIKE - 3600, SPIKE + 3600
     request = history_request(store, settings, "m0", "power", start, end, options)
     assert request["granularity"] == "minutely" and request["customInterval"] == 5
-    stamps = [p["timestamp"] for p in request["series"]]
+    stamps = [obj(p)["timestamp"] for p in seq(request["series"])]
     assert stamps[0] == format_timestamp(start) and stamps[-1] == format_timestamp(end)
     assert len(stamps) == 25 == len(set(stamps))
     assert request["sensitivity"] == settings.detect_sensitivity
     entire = detect_history(store, settings, "m0", "power", LAST - 86_400, LAST, "entire", options)
-    flagged = [t for t, hit in zip(entire["timestamps"], entire["isAnomaly"], strict=True) if hit]
+    stamps_of = seq(entire["timestamps"])
+    flagged = [t for t, hit in zip(stamps_of, seq(entire["isAnomaly"]), strict=True) if hit]
     assert format_timestamp(SPIKE) in flagged
-    assert len(entire["expectedValues"]) == len(entire["timestamps"]) == 24 * 12 + 1
+    assert len(seq(entire["expectedValues"])) == len(stamps_of) == 24 * 12 + 1
     stream = detect_history(store, settings, "m0", "power", start, end, "stream", options)
-    assert len(stream["severity"]) == 25
+    assert len(seq(stream["severity"])) == 25
     changepoint = detect_history(store, settings, "m0", "power", start, end, "changepoint", options)
-    assert len(changepoint["confidenceScores"]) == 25
+    assert len(seq(changepoint["confidenceScores"])) == 25
     with pytest.raises(InputError, match="Unknown mode"):
         detect_history(store, settings, "m0", "power", start, end, "last", options)
     with pytest.raises(DetectionRequestError, match="needs at least 12"):

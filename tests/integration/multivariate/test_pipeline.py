@@ -45,6 +45,7 @@ from shared.multivariate.workflow import (
 )
 from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
+from tests.jsonview import json_blob
 
 ENERGY_SPEC = {
     "startTime": "2006-12-16T17:24:00Z",
@@ -384,7 +385,7 @@ def test_a_bad_dataset_is_a_coded_error_on_a_failed_model(
     info = chain.registry.get(request.model_id)["modelInfo"]
     assert info["status"] == "FAILED" and info["errors"][0]["code"] == code
     assert info["errors"][0]["message"]  # says what to fix
-    stored = chain.store.get_json(chain.registry.summary_ref(request.model_id))
+    stored = json_blob(chain.store, chain.registry.summary_ref(request.model_id))
     assert stored["status"] == "FAILED"
 
 

@@ -43,6 +43,7 @@ from shared.settings import Settings
 from shared.storage.client import BlobRef, BlobStore
 from tests.integration.multivariate.test_pipeline import Clock, multitable, orchestrate
 from tests.integration.telemetry.test_ingest_storage import RestartableAzurite
+from tests.jsonview import json_blob
 
 #: The method of a point that stops Azurite as the n-th status poll starts.
 POLL = "POLL"
@@ -203,13 +204,13 @@ def half_written(store: BlobStore, settings: Settings) -> list[str]:
     found = []
     for name in store.list_names(settings.models_container):
         if name.endswith("/model.json"):
-            document = store.get_json(BlobRef(settings.models_container, name))
+            document = json_blob(store, BlobRef(settings.models_container, name))
             artifact = BlobRef(settings.models_container, name.replace("model.json", "model.mvm"))
             if document["model"]["modelInfo"]["status"] == "READY" and not store.exists(artifact):
                 found.append(f"{name} READY without its artifact")
     for name in store.list_names(settings.results_container, "multivariate/"):
         if name.endswith(".json"):
-            result = store.get_json(BlobRef(settings.results_container, name))
+            result = json_blob(store, BlobRef(settings.results_container, name))
             csv = BlobRef(settings.results_container, name[: -len(".json")] + ".csv")
             if result["summary"]["status"] == "READY" and not store.exists(csv):
                 found.append(f"{name} READY without its CSV")

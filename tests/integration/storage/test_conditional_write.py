@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from azure.storage.blob import ContentSettings
 
-from shared.errors import ConflictError
+from shared.errors import ConflictError, StateError
 from shared.history.compaction import MAX_ATTEMPTS, fold_day
 from shared.history.daily import RankedPoints
 from shared.settings import Settings
@@ -53,6 +53,23 @@ def test_json_documents_go_through_the_same_write(store: BlobStore, settings: Se
     assert store.put_json_if_unchanged(ref, {"n": 2}, etag)
     assert not store.put_json_if_unchanged(ref, {"n": 3}, etag)
     assert store.get_json(ref) == {"n": 2}
+
+
+def test_object_readers_refuse_a_blob_holding_another_json_value(
+    store: BlobStore, settings: Settings
+) -> None:
+    ref = BlobRef(settings.results_container, "cas/object.json")
+    assert store.get_json_object_or_none(ref) is None
+    assert store.get_json_object_with_etag(ref) == (None, None)
+    store.put_json(ref, {"n": [1, 2]})
+    assert store.get_json_object(ref) == {"n": [1, 2]}
+    assert store.get_json_object_with_etag(ref)[0] == {"n": [1, 2]}
+    store.put_json(ref, [1, 2])
+    assert store.get_json(ref) == [1, 2]
+    with pytest.raises(StateError, match="cas/object.json holds a JSON list"):
+        store.get_json_object(ref)
+    with pytest.raises(StateError):
+        store.get_json_object_or_none(ref)
 
 
 class AlwaysLosing(BlobStore):

@@ -24,6 +24,7 @@ from shared.storage.client import BlobRef, BlobStore, connection_string
 from shared.telemetry.events import RawEvent
 from shared.telemetry.ingest import ingest_batch, prepare_batch
 from shared.telemetry.rawbatch import read_raw_batch
+from tests.jsonview import json_blob
 
 ENQUEUED = datetime(2026, 11, 1, 10, 0, 5, tzinfo=UTC)
 
@@ -81,7 +82,7 @@ def test_batch_is_one_raw_blob_and_bad_events_dead_lettered(app_env: dict[str, s
     )
     assert properties.content_settings.content_type == "application/gzip"
     letters = {
-        name: store.get_json(BlobRef(settings.deadletter_container, name))
+        name: json_blob(store, BlobRef(settings.deadletter_container, name))
         for name in store.list_names(settings.deadletter_container)
     }
     assert {letter["code"] for letter in letters.values()} == {

@@ -27,6 +27,7 @@ from shared.univariate.live import (
     judge_raw_batch,
     judge_raw_blob,
 )
+from tests.jsonview import json_blob
 from tests.live_fleet import START, Fleet, minute_batches, raw_blob
 
 SPIKES = {(2, "power", 130), (5, "voltage", 150), (7, "power", 165)}
@@ -208,8 +209,8 @@ def test_bad_raw_blobs_are_dead_lettered_whole_and_the_next_batches_go_on(
             read_raw_batch(bad_name, bad_data)
         report = judge_raw_blob(bad_name, bad_data, store, settings, state)
         assert report.points == 0 and report.rejected[0].code
-        letter = store.get_json(
-            BlobRef(settings.deadletter_container, live_dead_letter_name(bad_name))
+        letter = json_blob(
+            store, BlobRef(settings.deadletter_container, live_dead_letter_name(bad_name))
         )
         assert letter["whole"] is True and letter["code"] == report.rejected[0].code
         assert letter["reason"]
@@ -258,14 +259,14 @@ def test_readings_that_break_the_detector_are_refused_and_the_state_survives(
     assert [(r.device_id, r.metric, r.code) for r in report.rejected] == [
         (Fleet.device(0), "power", "ValueOutOfRange")
     ]
-    letter = store.get_json(
-        BlobRef(settings.deadletter_container, live_dead_letter_name(healthy.name))
+    letter = json_blob(
+        store, BlobRef(settings.deadletter_container, live_dead_letter_name(healthy.name))
     )
     assert len(letter["rejected"][0]["timestamps"]) == 50
     # The next batches of the device are judged, and its spike at minute 110 is still found.
     found = run(blobs[81:], store, settings, state)
     assert [(d, m, t) for d, m, t, _ in found] == sorted(expected_alerts({(0, "power", 110)}))
-    result = store.get_json(BlobRef(settings.results_container, live_result_name(blobs[81][0])))
+    result = json_blob(store, BlobRef(settings.results_container, live_result_name(blobs[81][0])))
     assert {s["deviceId"] for s in result["series"]} == {Fleet.device(0), Fleet.device(1)}
 
 

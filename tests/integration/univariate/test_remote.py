@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from azure.core.exceptions import ServiceRequestError
 
 from shared.cli.csvio import read_series_csv
 from shared.cli.serve import free_port, serve_in_subprocess
-from shared.errors import ConfigurationError, DetectionRequestError
+from shared.errors import ConfigurationError, DetectionRequestError, MeterwatchError
 from shared.settings import Settings
 from shared.univariate.contract import EmbeddedBackend, backend_for
 from shared.univariate.detect import DetectionOptions
@@ -91,3 +93,35 @@ def test_an_unreachable_endpoint_raises_the_sdk_error_for_a_retry() -> None:
     }
     with pytest.raises(ServiceRequestError):
         backend.entire(body)
+
+
+class _IncompleteAnswers(http.server.BaseHTTPRequestHandler):
+    """An endpoint that answers every detection with a JSON object lacking the v1.1 fields."""
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server hook's name)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b'{"period": 0}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Quiet."""
+
+
+def test_an_answer_without_the_v11_fields_is_refused_by_name(power_csv: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _IncompleteAnswers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        backend = RemoteBackend(f"http://127.0.0.1:{server.server_port}", KEY, retry_total=0)
+        with pytest.raises(MeterwatchError, match="lacks expectedValues") as caught:
+            backend.entire(power_request(power_csv))
+        assert caught.value.code == "InvalidRemoteResponse"
+        with pytest.raises(MeterwatchError, match="lacks confidenceScores, isChangePoint"):
+            backend.changepoint(power_request(power_csv))
+    finally:
+        server.shutdown()
+        server.server_close()
