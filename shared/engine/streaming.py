@@ -377,7 +377,6 @@ class StreamDetector:
         # narrows again within a few dozen points. Excursions of the same episode (an appliance
         # cycling, the edges of a new regime) are not flagged one by one; a larger one is.
         hold = 1.0 + (self._hold - 1.0) * _HOLD_DECAY
-        band = upper if r > 0 else lower
         if outside and band > 0:
             hold = max(hold, min(self._hold * _HOLD_OVER * abs(r) / band, _HOLD_MAX))
         self._hold = hold
